@@ -1,0 +1,53 @@
+// CodeState: what fatjit keeps for one code object, in its co_extra slot.
+//
+// A Specialization belongs to one function (held weakly: a specialization must not keep its
+// function alive) and runs only for frames of that function, so a function built later on the
+// same code object with other globals never runs it. Specializations are newest first.
+// A specialization either swaps the frame's code object (same locals layout, fits the frame the
+// caller pushed) or calls a stand-in callable with the frame's bound arguments.
+#ifndef FATJIT_EXT_CODE_STATE_H_
+#define FATJIT_EXT_CODE_STATE_H_
+
+#include <memory>
+#include <vector>
+
+#include "base/python.h"
+#include "base/ref.h"
+#include "guards/guard_set.h"
+
+namespace fatjit {
+
+struct Specialization {
+  Ref<> owner;                 // weakref to the function it was made for
+  Ref<> given;                 // what the user passed as `code` (code object or callable)
+  Ref<PyCodeObject> code;      // set when the frame's code is swapped for this one
+  Ref<> callable;              // set otherwise: called with the frame's bound arguments
+  std::vector<Ref<>> guard_objects;  // the fatjit.Guard objects; keep `guards` alive
+  GuardSet guards;
+  uint64_t runs = 0;
+
+  // The owning function, or null once it died.
+  PyObject* owner_function() const;
+};
+
+struct CodeState {
+  std::vector<std::shared_ptr<Specialization>> specializations;  // newest first
+  ~CodeState();
+};
+
+// Registers the co_extra slot; call once at module init. False (with an exception) on failure.
+bool InitCodeStateSlot();
+// The state of `code`, or null if it has none. Never raises.
+CodeState* CodeStateOf(PyCodeObject* code);
+// The state of `code`, created if missing. Null with an exception set on failure.
+CodeState* GetOrCreateCodeState(PyCodeObject* code);
+
+// Live specializations across all code objects: the dispatcher hook is installed while > 0.
+int64_t LiveSpecializations();
+void AddSpecialization(CodeState* state, std::shared_ptr<Specialization> spec);
+// Removes state->specializations[index]. The caller keeps its own shared_ptr if still in use.
+void DropSpecialization(CodeState* state, size_t index);
+
+}  // namespace fatjit
+
+#endif  // FATJIT_EXT_CODE_STATE_H_

@@ -1,0 +1,144 @@
+// The PEP 523 dispatcher: see dispatch.h for what it assumes and guarantees.
+#include "ext/dispatch.h"
+
+#include <vector>
+
+#include "base/cpython_compat.h"
+#include "ext/code_state.h"
+#include "ext/stats.h"
+
+namespace fatjit {
+namespace {
+
+bool g_hook_installed = false;
+
+int ParameterCount(PyCodeObject* code) {
+  return code->co_argcount + code->co_kwonlyargcount + ((code->co_flags & CO_VARARGS) ? 1 : 0) +
+         ((code->co_flags & CO_VARKEYWORDS) ? 1 : 0);
+}
+
+// Runs `spec` in place of the frame's own code by swapping the frame's code object.
+PyObject* RunSwapped(PyThreadState* tstate, _PyInterpreterFrame* frame, Specialization& spec) {
+  Py_INCREF(spec.code.get());
+  // The frame owned a reference to its original code; we hold it until the frame has run.
+  Ref<PyCodeObject> original = Ref<PyCodeObject>::Steal(compat::SwapFrameCode(frame, spec.code.get()));
+  return compat::EvalFrameDefault(tstate, frame, 0);
+}
+
+// Calls `spec.callable` with the arguments bound in the frame: positional parameters by
+// position, then *args, keyword-only parameters and **kwargs by keyword. Defaults are already
+// applied in the frame, so the callable sees exactly the values the original code would.
+PyObject* RunCallable(_PyInterpreterFrame* frame, Specialization& spec) {
+  PyCodeObject* code = compat::FrameCode(frame);
+  PyObject** locals = compat::FrameLocals(frame);
+  const int nargs = code->co_argcount;
+  const int nkwonly = code->co_kwonlyargcount;
+  int slot = nargs + nkwonly;
+  PyObject* varargs = (code->co_flags & CO_VARARGS) ? locals[slot++] : nullptr;
+  PyObject* varkw = (code->co_flags & CO_VARKEYWORDS) ? locals[slot++] : nullptr;
+
+  std::vector<PyObject*> stack(locals, locals + nargs);
+  if (varargs != nullptr) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(varargs); ++i) {
+      stack.push_back(PyTuple_GET_ITEM(varargs, i));
+    }
+  }
+  const size_t npositional = stack.size();
+  Py_ssize_t nkw = nkwonly + (varkw ? PyDict_GET_SIZE(varkw) : 0);
+  Ref<> kwnames;
+  if (nkw > 0) {
+    kwnames = Ref<>::Steal(PyTuple_New(nkw));
+    if (!kwnames) return nullptr;
+    Py_ssize_t k = 0;
+    for (int i = 0; i < nkwonly; ++i, ++k) {
+      PyObject* name = PyTuple_GET_ITEM(code->co_localsplusnames, nargs + i);
+      Py_INCREF(name);
+      PyTuple_SET_ITEM(kwnames.obj(), k, name);
+      stack.push_back(locals[nargs + i]);
+    }
+    if (varkw != nullptr) {
+      Py_ssize_t pos = 0;
+      PyObject *key, *value;
+      while (PyDict_Next(varkw, &pos, &key, &value)) {
+        Py_INCREF(key);
+        PyTuple_SET_ITEM(kwnames.obj(), k++, key);
+        stack.push_back(value);
+      }
+    }
+  }
+  return PyObject_Vectorcall(spec.callable.obj(), stack.data(), npositional, kwnames.obj());
+}
+
+PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
+  PyCodeObject* code = compat::FrameCode(frame);
+  CodeState* state = CodeStateOf(code);
+  if (state == nullptr || state->specializations.empty()) {
+    return compat::EvalFrameDefault(tstate, frame, throwflag);
+  }
+  if (throwflag) {
+    CountFallback(FallbackReason::kThrow);
+    return compat::EvalFrameDefault(tstate, frame, throwflag);
+  }
+  if (!compat::FrameOwnedByThread(frame) || !compat::FrameAtStart(frame)) {
+    CountFallback(FallbackReason::kResumed);
+    return compat::EvalFrameDefault(tstate, frame, throwflag);
+  }
+  if (compat::TracingActive(tstate)) {
+    CountFallback(FallbackReason::kTracing);
+    return compat::EvalFrameDefault(tstate, frame, throwflag);
+  }
+
+  PyObject* func = reinterpret_cast<PyObject*>(compat::FrameFunction(frame));
+  const CallArgs args{compat::FrameLocals(frame), ParameterCount(code)};
+  Stats& stats = GlobalStats();
+  bool owned_any = false;
+  for (size_t i = 0; i < state->specializations.size();) {
+    // Held for the check: nothing in a guard check runs Python code, but a pathological dict
+    // key comparison could, and it must not free the specialization under our feet.
+    std::shared_ptr<Specialization> spec = state->specializations[i];
+    PyObject* owner = spec->owner_function();
+    if (owner == nullptr) {
+      CountFallback(FallbackReason::kOwnerDead);
+      DropSpecialization(state, i);
+      continue;
+    }
+    if (owner != func) {
+      ++i;
+      continue;
+    }
+    owned_any = true;
+    ++stats.guard_checks;
+    GuardSet::Outcome outcome = spec->guards.Check(args);
+    if (outcome.result == GuardResult::kPass) {
+      ++stats.specialized_runs;
+      ++spec->runs;
+      return spec->code ? RunSwapped(tstate, frame, *spec) : RunCallable(frame, *spec);
+    }
+    int kind = static_cast<int>(outcome.failed->kind());
+    if (outcome.result == GuardResult::kFailForever) {
+      ++stats.guard_failures_forever[kind];
+      if (i < state->specializations.size() && state->specializations[i] == spec) {
+        DropSpecialization(state, i);
+        continue;
+      }
+    } else {
+      ++stats.guard_failures[kind];
+    }
+    ++i;
+  }
+  CountFallback(owned_any ? FallbackReason::kNoGuardPassed : FallbackReason::kNotOwner);
+  return compat::EvalFrameDefault(tstate, frame, throwflag);
+}
+
+}  // namespace
+
+void InstallOrRemoveHook() {
+  bool wanted = LiveSpecializations() > 0;
+  if (wanted == g_hook_installed) return;
+  compat::SetEvalFrameHook(wanted ? Dispatch : nullptr);
+  g_hook_installed = wanted;
+}
+
+bool HookInstalled() { return g_hook_installed && compat::EvalFrameHookIs(Dispatch); }
+
+}  // namespace fatjit

@@ -1,0 +1,47 @@
+// fatjit._fatjit: the extension module. Wires the API functions and guard types together.
+#include "base/python.h"
+#include "dictversion/dict_version.h"
+#include "ext/code_state.h"
+#include "ext/guard_objects.h"
+#include "ext/specialize_api.h"
+#include "ext/stats.h"
+
+namespace fatjit {
+namespace {
+
+PyMethodDef kMethods[] = {
+    {"specialize", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Specialize)),
+     METH_VARARGS | METH_KEYWORDS,
+     "specialize(func, code, guards) -> func\n\nAttach a specialized version of func: code (a "
+     "code object, or a callable standing in for func) runs instead of func's own code while "
+     "every guard passes at call time."},
+    {"get_specialized", GetSpecialized, METH_O,
+     "get_specialized(func) -> [(code, [guards...]), ...], newest first."},
+    {"unspecialize", Unspecialize, METH_O, "unspecialize(func): drop func's specializations."},
+    {"explain", Explain, METH_O,
+     "explain(func) -> str: func's specializations, their guards and whether they pass now."},
+    {"stats", StatsAsDict, METH_NOARGS, "stats() -> dict of fatjit's counters."},
+    {"reset_stats", ResetStats, METH_NOARGS, "reset_stats(): zero the counters."},
+    {"guard_type_dict", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardTypeDict)),
+     METH_FASTCALL,
+     "guard_type_dict(tp, attrs) -> [GuardDict]: guard attributes of tp's own dict (fat's "
+     "helper)."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "fatjit._fatjit",
+                       "fatjit's native core; use the fatjit package.", -1, kMethods};
+
+}  // namespace
+}  // namespace fatjit
+
+PyMODINIT_FUNC PyInit__fatjit() {
+  PyObject* module = PyModule_Create(&fatjit::kModule);
+  if (module == nullptr) return nullptr;
+  if (!fatjit::InitCodeStateSlot() || !fatjit::AddGuardTypes(module) ||
+      PyModule_AddStringConstant(module, "dict_version_backend",
+                                 fatjit::DictVersion::BackendName()) < 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
+}

@@ -1,0 +1,274 @@
+// The PEP 510 API: attach caller-supplied specialized code with its guards to a function.
+//
+// Validation follows FAT Python's fat.specialize(): `func` is a plain Python function; `code` is
+// a code object with the same calling convention (argument counts and kinds, cell and free
+// variables, the flags that change how a frame runs) or a callable standing in for the function
+// (a Python function must have equal defaults and cannot be func itself); `guards` is a
+// non-empty sequence of fatjit guards, each bound to func here.
+#include "ext/specialize_api.h"
+
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "base/cpython_compat.h"
+#include "ext/code_state.h"
+#include "ext/guard_objects.h"
+#include "ext/status_to_python.h"
+
+namespace fatjit {
+namespace {
+
+constexpr int kFlagsThatMustMatch = CO_VARARGS | CO_VARKEYWORDS | CO_GENERATOR | CO_COROUTINE |
+                                    CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE | CO_NESTED;
+
+PyFunctionObject* AsFunction(PyObject* func, const char* api) {
+  if (PyFunction_Check(func)) return reinterpret_cast<PyFunctionObject*>(func);
+  const char* hint = "";
+  if (PyMethod_Check(func)) hint = " (a bound method: pass its __func__)";
+  else if (PyType_Check(func)) hint = " (a class: pass one of its functions)";
+  else if (PyCFunction_Check(func)) hint = " (builtins cannot be specialized)";
+  PyErr_Format(PyExc_TypeError, "%s: expected a Python function, got %s%s", api,
+               Py_TYPE(func)->tp_name, hint);
+  return nullptr;
+}
+
+// ValueError naming the first difference that prevents `code` from standing in for `func`.
+bool CheckCompatibleCode(PyFunctionObject* func, PyCodeObject* code) {
+  auto* orig = reinterpret_cast<PyCodeObject*>(func->func_code);
+  const char* what = nullptr;
+  if (code == orig) {
+    what = "it is the function's own code object";
+  } else if (code->co_argcount != orig->co_argcount) {
+    what = "different number of positional parameters (co_argcount)";
+  } else if (code->co_posonlyargcount != orig->co_posonlyargcount) {
+    what = "different number of positional-only parameters (co_posonlyargcount)";
+  } else if (code->co_kwonlyargcount != orig->co_kwonlyargcount) {
+    what = "different number of keyword-only parameters (co_kwonlyargcount)";
+  } else if ((code->co_flags & kFlagsThatMustMatch) != (orig->co_flags & kFlagsThatMustMatch)) {
+    what = "different flags (*args, **kwargs, generator, coroutine or nested differ)";
+  } else if (code->co_nfreevars != orig->co_nfreevars ||
+             code->co_ncellvars != orig->co_ncellvars) {
+    what = "different cell or free variables";
+  } else {
+    // Free variable names must match: the closure's cells are bound by position.
+    for (int i = 0; i < code->co_nfreevars; ++i) {
+      PyObject* a = PyTuple_GET_ITEM(code->co_localsplusnames, code->co_nlocalsplus - 1 - i);
+      PyObject* b = PyTuple_GET_ITEM(orig->co_localsplusnames, orig->co_nlocalsplus - 1 - i);
+      if (PyUnicode_Compare(a, b) != 0) {
+        what = "different free variable names";
+        break;
+      }
+    }
+    // Parameter names must match: keyword arguments are bound by name.
+    int nparams = code->co_argcount + code->co_kwonlyargcount;
+    for (int i = 0; what == nullptr && i < nparams; ++i) {
+      if (PyUnicode_Compare(PyTuple_GET_ITEM(code->co_localsplusnames, i),
+                            PyTuple_GET_ITEM(orig->co_localsplusnames, i)) != 0) {
+        what = "different parameter names";
+      }
+    }
+  }
+  if (what == nullptr) return true;
+  PyErr_Format(PyExc_ValueError, "fatjit.specialize: code %R is not compatible with %U(): %s",
+               code, func->func_qualname, what);
+  return false;
+}
+
+// The frame of `func` can run `code` in place of its own: same locals layout, and the frame
+// the caller allocated for the original is big enough.
+bool FitsFrame(PyFunctionObject* func, PyCodeObject* code) {
+  auto* orig = reinterpret_cast<PyCodeObject*>(func->func_code);
+  if (code->co_nlocalsplus != orig->co_nlocalsplus) return false;
+  if (compat::FrameSizeOf(code) > compat::FrameSizeOf(orig)) return false;
+  int same = PyObject_RichCompareBool(code->co_localspluskinds, orig->co_localspluskinds, Py_EQ);
+  if (same < 0) PyErr_Clear();
+  return same == 1;
+}
+
+bool SameOrBothMissing(PyObject* a, PyObject* b) {
+  if (a == nullptr || b == nullptr) return a == b;
+  int eq = PyObject_RichCompareBool(a, b, Py_EQ);
+  if (eq < 0) PyErr_Clear();
+  return eq == 1;
+}
+
+// A function that runs `code` with func's globals, builtins and closure. Defaults are not
+// needed: the dispatcher passes every parameter explicitly.
+Ref<> WrapCode(PyFunctionObject* func, PyCodeObject* code) {
+  Ref<> wrapper = Ref<>::Steal(PyFunction_NewWithQualName(
+      reinterpret_cast<PyObject*>(code), func->func_globals, func->func_qualname));
+  if (!wrapper) return nullptr;
+  if (func->func_closure != nullptr &&
+      PyFunction_SetClosure(wrapper.obj(), func->func_closure) < 0) {
+    return nullptr;
+  }
+  return wrapper;
+}
+
+}  // namespace
+
+PyObject* Specialize(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"func", "code", "guards", nullptr};
+  PyObject* func_obj;
+  PyObject* given = nullptr;
+  PyObject* guards_obj = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:specialize", const_cast<char**>(kwlist),
+                                   &func_obj, &given, &guards_obj)) {
+    return nullptr;
+  }
+  PyFunctionObject* func = AsFunction(func_obj, "fatjit.specialize");
+  if (func == nullptr) return nullptr;
+  if (given == nullptr && guards_obj == nullptr) {
+    PyErr_SetString(PyExc_NotImplementedError,
+                    "fatjit.specialize(func) without code and guards needs the automatic "
+                    "bytecode specializer, which this build does not have yet; pass "
+                    "fatjit.specialize(func, code, guards)");
+    return nullptr;
+  }
+  if (given == nullptr || guards_obj == nullptr) {
+    PyErr_SetString(PyExc_TypeError,
+                    "fatjit.specialize(func, code, guards): code and guards go together");
+    return nullptr;
+  }
+
+  auto spec = std::make_shared<Specialization>();
+  spec->given = Ref<>::Create(given);
+  PyCodeObject* code = nullptr;
+  if (PyCode_Check(given)) {
+    code = reinterpret_cast<PyCodeObject*>(given);
+  } else if (PyFunction_Check(given)) {
+    auto* other = reinterpret_cast<PyFunctionObject*>(given);
+    if (other == func) {
+      PyErr_SetString(PyExc_ValueError,
+                      "fatjit.specialize: a function cannot be its own specialization");
+      return nullptr;
+    }
+    if (!SameOrBothMissing(other->func_defaults, func->func_defaults) ||
+        !SameOrBothMissing(other->func_kwdefaults, func->func_kwdefaults)) {
+      PyErr_Format(PyExc_ValueError,
+                   "fatjit.specialize: %U() has other default values than %U()",
+                   other->func_qualname, func->func_qualname);
+      return nullptr;
+    }
+    code = reinterpret_cast<PyCodeObject*>(other->func_code);
+  } else if (!PyCallable_Check(given)) {
+    PyErr_Format(PyExc_TypeError,
+                 "fatjit.specialize: code must be a code object or a callable, not %s",
+                 Py_TYPE(given)->tp_name);
+    return nullptr;
+  }
+  if (code != nullptr) {
+    if (!CheckCompatibleCode(func, code)) return nullptr;
+    if (FitsFrame(func, code)) {
+      spec->code = Ref<PyCodeObject>::Create(code);
+    } else {
+      spec->callable = WrapCode(func, code);
+      if (!spec->callable) return nullptr;
+    }
+  } else {
+    spec->callable = Ref<>::Create(given);
+  }
+
+  if (!PyList_Check(guards_obj) && !PyTuple_Check(guards_obj)) {
+    PyErr_Format(PyExc_TypeError,
+                 "fatjit.specialize: guards must be a list or tuple of fatjit guards, not %s",
+                 Py_TYPE(guards_obj)->tp_name);
+    return nullptr;
+  }
+  Ref<> guards = Ref<>::Steal(PySequence_Tuple(guards_obj));
+  if (!guards) return nullptr;
+  if (PyTuple_GET_SIZE(guards.obj()) == 0) {
+    PyErr_SetString(PyExc_ValueError,
+                    "fatjit.specialize: guards is empty; a specialization needs at least one "
+                    "guard");
+    return nullptr;
+  }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(guards.obj()); ++i) {
+    PyObject* item = PyTuple_GET_ITEM(guards.obj(), i);
+    Guard* guard = GuardOf(item);
+    if (guard == nullptr) {
+      PyErr_Format(PyExc_TypeError,
+                   "fatjit.specialize: guards[%zd] is %s, not a fatjit guard (GuardDict, "
+                   "GuardGlobals, GuardBuiltins, GuardFunc, GuardArgType, GuardType)",
+                   i, Py_TYPE(item)->tp_name);
+      return nullptr;
+    }
+    absl::Status bound = guard->Bind(func);
+    if (!bound.ok()) return RaiseStatus(bound);
+    spec->guard_objects.push_back(Ref<>::Create(item));
+  }
+  for (const Ref<>& item : spec->guard_objects) spec->guards.Add(GuardOf(item.obj()));
+
+  spec->owner = Ref<>::Steal(PyWeakref_NewRef(func_obj, nullptr));
+  if (!spec->owner) return nullptr;
+  CodeState* state = GetOrCreateCodeState(reinterpret_cast<PyCodeObject*>(func->func_code));
+  if (state == nullptr) return nullptr;
+  AddSpecialization(state, std::move(spec));
+  return Py_NewRef(func_obj);
+}
+
+PyObject* GetSpecialized(PyObject*, PyObject* func_obj) {
+  PyFunctionObject* func = AsFunction(func_obj, "fatjit.get_specialized");
+  if (func == nullptr) return nullptr;
+  Ref<> result = Ref<>::Steal(PyList_New(0));
+  if (!result) return nullptr;
+  CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(func->func_code));
+  if (state == nullptr) return result.Release();
+  for (const auto& spec : state->specializations) {
+    if (spec->owner_function() != func_obj) continue;
+    Ref<> guards = Ref<>::Steal(PyList_New(0));
+    if (!guards) return nullptr;
+    for (const Ref<>& g : spec->guard_objects) {
+      if (PyList_Append(guards.obj(), g.obj()) < 0) return nullptr;
+    }
+    Ref<> entry = Ref<>::Steal(PyTuple_Pack(2, spec->given.obj(), guards.obj()));
+    if (!entry || PyList_Append(result.obj(), entry.obj()) < 0) return nullptr;
+  }
+  return result.Release();
+}
+
+PyObject* Unspecialize(PyObject*, PyObject* func_obj) {
+  PyFunctionObject* func = AsFunction(func_obj, "fatjit.unspecialize");
+  if (func == nullptr) return nullptr;
+  CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(func->func_code));
+  for (size_t i = 0; state != nullptr && i < state->specializations.size();) {
+    if (state->specializations[i]->owner_function() == func_obj) {
+      DropSpecialization(state, i);
+    } else {
+      ++i;
+    }
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* Explain(PyObject*, PyObject* func_obj) {
+  PyFunctionObject* func = AsFunction(func_obj, "fatjit.explain");
+  if (func == nullptr) return nullptr;
+  CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(func->func_code));
+  std::string text = absl::StrFormat("%s():", PyUnicode_AsUTF8(func->func_qualname));
+  int n = 0;
+  for (size_t i = 0; state != nullptr && i < state->specializations.size(); ++i) {
+    const auto& spec = state->specializations[i];
+    if (spec->owner_function() != func_obj) continue;
+    Ref<> given = Ref<>::Steal(PyObject_Repr(spec->given.obj()));
+    if (!given) return nullptr;
+    absl::StrAppendFormat(&text, "\n  specialization %d: %s\n    runs as: %s\n    calls run: %u",
+                          n++, PyUnicode_AsUTF8(given.obj()),
+                          spec->code ? "the frame's code swapped in place"
+                                     : "a call with the bound arguments",
+                          spec->runs);
+    for (const Ref<>& g : spec->guard_objects) {
+      Guard* guard = GuardOf(g.obj());
+      GuardResult now = guard->Check(CallArgs{});
+      const char* status = guard->kind() == GuardKind::kArgType ? "checked per call"
+                           : now == GuardResult::kPass          ? "passes now"
+                           : now == GuardResult::kFail          ? "FAILS now"
+                                                                : "FAILS for good";
+      absl::StrAppendFormat(&text, "\n    guard %s: %s", guard->Describe(), status);
+    }
+  }
+  if (n == 0) text += " no specializations; runs as plain CPython";
+  return PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size()));
+}
+
+}  // namespace fatjit

@@ -1,0 +1,62 @@
+// fatjit.stats(): the counters as a dict of plain ints and dicts, names from the X-macro lists.
+#include "ext/stats.h"
+
+#include "ext/code_state.h"
+#include "ext/dispatch.h"
+
+namespace fatjit {
+namespace {
+
+bool SetInt(PyObject* dict, const char* key, long long value) {
+  Ref<> v = Ref<>::Steal(PyLong_FromLongLong(value));
+  return v && PyDict_SetItemString(dict, key, v.obj()) == 0;
+}
+
+bool SetKindCounts(PyObject* dict, const char* key, const uint64_t* counts) {
+  Ref<> by_kind = Ref<>::Steal(PyDict_New());
+  if (!by_kind) return false;
+  for (int k = 0; k < kNumGuardKinds; ++k) {
+    if (!SetInt(by_kind.obj(), GuardKindName(static_cast<GuardKind>(k)), counts[k])) return false;
+  }
+  return PyDict_SetItemString(dict, key, by_kind.obj()) == 0;
+}
+
+}  // namespace
+
+Stats& GlobalStats() {
+  static Stats stats;
+  return stats;
+}
+
+PyObject* StatsAsDict(PyObject*, PyObject*) {
+  const Stats& s = GlobalStats();
+  Ref<> dict = Ref<>::Steal(PyDict_New());
+  if (!dict) return nullptr;
+  Ref<> fallbacks = Ref<>::Steal(PyDict_New());
+  if (!fallbacks) return nullptr;
+  int i = 0;
+#define FATJIT_FALLBACK_SET(e, name, doc) \
+  if (!SetInt(fallbacks.obj(), name, s.fallbacks[i++])) return nullptr;
+  FATJIT_FALLBACK_REASONS(FATJIT_FALLBACK_SET)
+#undef FATJIT_FALLBACK_SET
+  if (!SetInt(dict.obj(), "specializations", LiveSpecializations()) ||
+      !SetInt(dict.obj(), "specializations_added", s.specializations_added) ||
+      !SetInt(dict.obj(), "specializations_dropped", s.specializations_dropped) ||
+      !SetInt(dict.obj(), "specialized_runs", s.specialized_runs) ||
+      !SetInt(dict.obj(), "guard_checks", s.guard_checks) ||
+      !SetKindCounts(dict.obj(), "guard_failures", s.guard_failures) ||
+      !SetKindCounts(dict.obj(), "guard_failures_forever", s.guard_failures_forever) ||
+      PyDict_SetItemString(dict.obj(), "fallbacks", fallbacks.obj()) < 0 ||
+      PyDict_SetItemString(dict.obj(), "hook_installed",
+                           HookInstalled() ? Py_True : Py_False) < 0) {
+    return nullptr;
+  }
+  return dict.Release();
+}
+
+PyObject* ResetStats(PyObject*, PyObject*) {
+  GlobalStats() = Stats();
+  Py_RETURN_NONE;
+}
+
+}  // namespace fatjit
