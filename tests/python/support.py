@@ -1,0 +1,69 @@
+"""Helpers shared by the fatjit tests: fresh modules, code objects, stats deltas."""
+
+import itertools
+import textwrap
+import types
+import warnings
+
+import fatjit
+
+_module_ids = itertools.count()
+
+
+def new_module(source, **names):
+    """A fresh module with `names` preset and `source` (dedented) executed in it."""
+    name = f"fatjit_test_mod_{next(_module_ids)}"
+    module = types.ModuleType(name)
+    module.__dict__.update(names)
+    code = compile_source(source, f"<{name}>")
+    exec(code, module.__dict__)
+    return module
+
+
+def compile_source(source, filename="<fatjit-test>"):
+    """Compiles dedented source; SyntaxWarnings (e.g. calling a str constant) are silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return compile(textwrap.dedent(source), filename, "exec")
+
+
+def function_code(source, name):
+    """The code object of function `name` defined at top level in `source`."""
+    return new_module(source).__dict__[name].__code__
+
+
+def stats_delta(before, after):
+    """after - before, for the integer counters and the per-kind / per-reason dicts."""
+    delta = {}
+    for key, value in after.items():
+        if isinstance(value, dict):
+            delta[key] = {k: value[k] - before[key][k] for k in value}
+        elif isinstance(value, int) and not isinstance(value, bool):
+            delta[key] = value - before[key]
+    return delta
+
+
+class StatsWatch:
+    """Takes a stats() snapshot now; .delta() is what moved since."""
+
+    def __init__(self):
+        self.before = fatjit.stats()
+
+    def delta(self):
+        return stats_delta(self.before, fatjit.stats())
+
+
+SWAP = "runs as: the frame's code swapped in place"
+CALL = "runs as: a call with the bound arguments"
+
+
+def run_paths(func):
+    """How each specialization of func runs, newest first: 'swap' or 'call' (from explain)."""
+    paths = []
+    for line in fatjit.explain(func).splitlines():
+        line = line.strip()
+        if line == SWAP:
+            paths.append("swap")
+        elif line == CALL:
+            paths.append("call")
+    return paths
