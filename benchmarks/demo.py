@@ -20,7 +20,7 @@ computes the right value. Exit status 1 if any result is wrong.
 
 Run (from the repository root, after `ninja -C build`):
 
-    PYTHONPATH=build/python python3 benchmarks/demo.py            # ~3 s
+    PYTHONPATH=build/python python3 benchmarks/demo.py            # 1-3 s
     PYTHONPATH=build/python python3 benchmarks/demo.py --quick    # correctness only, < 1 s
 """
 

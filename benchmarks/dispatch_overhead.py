@@ -23,9 +23,8 @@ Discipline: the hook state is per process, so the modes are interleaved in one p
 repetition and each benchmark, every mode in turn (the order rotates between repetitions) is
 switched on, warmed up with one untimed run (so CPython's inline caches settle after the
 switch), then timed with time.perf_counter over 4 calls. The table shows the median time per
-call in each mode, the ratio
-of medians to plain, and the range of the per-repetition ratios (each one against the plain
-sample of the same repetition). pyperf is not used: its Runner times each benchmark in separate
+call in each mode, the ratio of medians to plain, the range of the per-repetition ratios (each
+against the plain sample of the same repetition), and the extra time per Python call. pyperf is not used: its Runner times each benchmark in separate
 worker processes one after another, which cannot interleave in-process modes.
 
 Every result is checked against plain mode's, and the fatjit counters are checked to prove each
@@ -34,7 +33,7 @@ mismatch.
 
 Run (from the repository root, after `ninja -C build`):
 
-    PYTHONPATH=build/python python3 benchmarks/dispatch_overhead.py            # ~15 s
+    PYTHONPATH=build/python python3 benchmarks/dispatch_overhead.py            # ~10 s
     PYTHONPATH=build/python python3 benchmarks/dispatch_overhead.py --quick    # correctness, < 1 s
 """
 
@@ -92,8 +91,9 @@ def _dummy():
 
 
 class Benchmark:
-    def __init__(self, name, run, arg, calls, target, guards, spec_runs):
+    def __init__(self, name, run, arg, calls, py_calls, target, guards, spec_runs):
         self.name = name
+        self.py_calls = py_calls  # Python function calls (frames) per run(), run() itself included
         self.calls = calls      # run() calls per timed sample
         self.run = run          # run(arg) -> result
         self.arg = arg
@@ -106,11 +106,12 @@ def benchmarks(quick):
     fib_n, method_n, loop_n = (10, 200, 2000) if quick else (25, 200_000, 300_000)
     calls = 1 if quick else 4
     return [
-        Benchmark(f"fib({fib_n})", fib, fib_n, calls, fib,
+        Benchmark(f"fib({fib_n})", fib, fib_n, calls, fib_calls(fib_n), fib,
                   lambda: [fatjit.GuardGlobals("fib")], fib_calls(fib_n)),
-        Benchmark(f"method_calls({method_n})", method_calls, method_n, calls, Counter.incr,
+        Benchmark(f"method_calls({method_n})", method_calls, method_n, calls,
+                  2 * method_n + 3, Counter.incr,
                   lambda: [fatjit.GuardType(Counter)], 2 * method_n),
-        Benchmark(f"loop({loop_n})", loop, loop_n, calls, loop,
+        Benchmark(f"loop({loop_n})", loop, loop_n, calls, 1, loop,
                   lambda: [fatjit.GuardBuiltins("range")], 1),
     ]
 
@@ -188,9 +189,11 @@ def main():
 
     print(f"Dispatch overhead: {repetitions} interleaved repetitions after warm-up, median time "
           f"per call;")
-    print("ratio = median / plain median, [range of the per-repetition ratios]")
+    print("ratio = median / plain median, [range of the per-repetition ratios],")
+    print("ns/call = (median - plain median) / Python calls per run: the cost of one dispatch")
     print()
-    print(f"  {'benchmark':<22} {'mode':<15} {'median':>10} {'ratio':>7}   per-rep ratios")
+    print(f"  {'benchmark':<22} {'mode':<15} {'median':>10} {'ratio':>7}   {'per-rep ratios':<16}"
+          f" {'ns/call':>7}")
     for bench in all_benchmarks:
         plain = samples[bench.name, "plain"]
         plain_median = statistics.median(plain)
@@ -198,9 +201,12 @@ def main():
             times = samples[bench.name, mode]
             median = statistics.median(times)
             paired = [t / p for t, p in zip(times, plain)]
+            per_call = "-"
+            if mode != "plain" and bench.py_calls > 1:
+                per_call = f"{(median - plain_median) / bench.py_calls * 1e9:.1f}"
             print(f"  {bench.name if mode == 'plain' else '':<22} {mode:<15} "
                   f"{median * 1e3:>7.2f} ms {median / plain_median:>7.3f}   "
-                  f"[{min(paired):.3f} .. {max(paired):.3f}]")
+                  f"[{min(paired):.3f} .. {max(paired):.3f}] {per_call:>7}")
     print()
     print("  results: equal to plain CPython's in every mode and repetition")
     if args.quick:
