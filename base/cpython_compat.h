@@ -22,6 +22,12 @@ inline uint64_t DictVersionTag(const PyObject* dict) {
   return reinterpret_cast<const PyDictObject*>(dict)->ma_version_tag;
 }
 
+// True if every key of `dict` is an exact str, so a lookup with an exact str key compares str
+// objects only and never calls a key's __eq__ (3.11's unicode-keys dict kinds).
+inline bool DictHasOnlyStrKeys(const PyObject* dict) {
+  return DK_IS_UNICODE(reinterpret_cast<const PyDictObject*>(dict)->ma_keys);
+}
+
 // --- types: tp_version_tag --------------------------------------------------------------------
 inline bool TypeHasValidVersion(PyTypeObject* tp) {
   return (tp->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) != 0;

@@ -15,6 +15,7 @@
 // has the same layout (DESIGN.md, "Build and linking").
 #undef HAVE_STD_ATOMIC
 #include <frameobject.h>
+#include <internal/pycore_dict.h>
 #include <internal/pycore_frame.h>
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000

@@ -23,7 +23,7 @@ PyObject* Specialization::owner_function() const {
 CodeState::~CodeState() {
   if (specializations.empty()) return;
   // Releasing references can run arbitrary code (__del__): take them out of the state first.
-  std::vector<std::shared_ptr<Specialization>> doomed;
+  std::vector<std::unique_ptr<Specialization>> doomed;
   doomed.swap(specializations);
   g_live -= static_cast<int64_t>(doomed.size());
   GlobalStats().specializations_dropped += doomed.size();
@@ -57,7 +57,7 @@ CodeState* GetOrCreateCodeState(PyCodeObject* code) {
 
 int64_t LiveSpecializations() { return g_live; }
 
-void AddSpecialization(CodeState* state, std::shared_ptr<Specialization> spec) {
+void AddSpecialization(CodeState* state, std::unique_ptr<Specialization> spec) {
   state->specializations.insert(state->specializations.begin(), std::move(spec));
   ++g_live;
   ++GlobalStats().specializations_added;
@@ -66,7 +66,7 @@ void AddSpecialization(CodeState* state, std::shared_ptr<Specialization> spec) {
 
 void DropSpecialization(CodeState* state, size_t index) {
   // Released last: its destructor can run arbitrary code (__del__) that may touch `state`.
-  std::shared_ptr<Specialization> doomed = std::move(state->specializations[index]);
+  std::unique_ptr<Specialization> doomed = std::move(state->specializations[index]);
   state->specializations.erase(state->specializations.begin() + index);
   --g_live;
   ++GlobalStats().specializations_dropped;

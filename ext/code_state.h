@@ -31,7 +31,7 @@ struct Specialization {
 };
 
 struct CodeState {
-  std::vector<std::shared_ptr<Specialization>> specializations;  // newest first
+  std::vector<std::unique_ptr<Specialization>> specializations;  // newest first
   ~CodeState();
 };
 
@@ -44,8 +44,8 @@ CodeState* GetOrCreateCodeState(PyCodeObject* code);
 
 // Live specializations across all code objects: the dispatcher hook is installed while > 0.
 int64_t LiveSpecializations();
-void AddSpecialization(CodeState* state, std::shared_ptr<Specialization> spec);
-// Removes state->specializations[index]. The caller keeps its own shared_ptr if still in use.
+void AddSpecialization(CodeState* state, std::unique_ptr<Specialization> spec);
+// Removes state->specializations[index] and destroys it (which may run arbitrary code).
 void DropSpecialization(CodeState* state, size_t index);
 
 }  // namespace fatjit

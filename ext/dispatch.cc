@@ -17,18 +17,20 @@ int ParameterCount(PyCodeObject* code) {
          ((code->co_flags & CO_VARKEYWORDS) ? 1 : 0);
 }
 
-// Runs `spec` in place of the frame's own code by swapping the frame's code object.
-PyObject* RunSwapped(PyThreadState* tstate, _PyInterpreterFrame* frame, Specialization& spec) {
-  Py_INCREF(spec.code.get());
+// Runs `code` in place of the frame's own code by swapping the frame's code object. The frame
+// takes a reference to `code` (released when the caller clears the frame); the specialization
+// may be dropped while the frame runs.
+PyObject* RunSwapped(PyThreadState* tstate, _PyInterpreterFrame* frame, PyCodeObject* code) {
+  Py_INCREF(code);
   // The frame owned a reference to its original code; we hold it until the frame has run.
-  Ref<PyCodeObject> original = Ref<PyCodeObject>::Steal(compat::SwapFrameCode(frame, spec.code.get()));
+  Ref<PyCodeObject> original = Ref<PyCodeObject>::Steal(compat::SwapFrameCode(frame, code));
   return compat::EvalFrameDefault(tstate, frame, 0);
 }
 
 // Calls `spec.callable` with the arguments bound in the frame: positional parameters by
 // position, then *args, keyword-only parameters and **kwargs by keyword. Defaults are already
 // applied in the frame, so the callable sees exactly the values the original code would.
-PyObject* RunCallable(_PyInterpreterFrame* frame, Specialization& spec) {
+PyObject* RunCallable(_PyInterpreterFrame* frame, Ref<> callable) {
   PyCodeObject* code = compat::FrameCode(frame);
   PyObject** locals = compat::FrameLocals(frame);
   const int nargs = code->co_argcount;
@@ -66,7 +68,7 @@ PyObject* RunCallable(_PyInterpreterFrame* frame, Specialization& spec) {
       }
     }
   }
-  return PyObject_Vectorcall(spec.callable.obj(), stack.data(), npositional, kwnames.obj());
+  return PyObject_Vectorcall(callable.obj(), stack.data(), npositional, kwnames.obj());
 }
 
 PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
@@ -93,9 +95,9 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
   Stats& stats = GlobalStats();
   bool owned_any = false;
   for (size_t i = 0; i < state->specializations.size();) {
-    // Held for the check: nothing in a guard check runs Python code, but a pathological dict
-    // key comparison could, and it must not free the specialization under our feet.
-    std::shared_ptr<Specialization> spec = state->specializations[i];
+    // Guard checks run no Python code (guard.h), so `spec` stays valid through the check.
+    // Dropping a specialization can (a __del__), so the loop re-reads the vector after one.
+    Specialization* spec = state->specializations[i].get();
     PyObject* owner = spec->owner_function();
     if (owner == nullptr) {
       CountFallback(FallbackReason::kOwnerDead);
@@ -112,18 +114,16 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
     if (outcome.result == GuardResult::kPass) {
       ++stats.specialized_runs;
       ++spec->runs;
-      return spec->code ? RunSwapped(tstate, frame, *spec) : RunCallable(frame, *spec);
+      if (spec->code) return RunSwapped(tstate, frame, spec->code.get());
+      return RunCallable(frame, spec->callable);  // a reference of its own, held for the call
     }
     int kind = static_cast<int>(outcome.failed->kind());
     if (outcome.result == GuardResult::kFailForever) {
       ++stats.guard_failures_forever[kind];
-      if (i < state->specializations.size() && state->specializations[i] == spec) {
-        DropSpecialization(state, i);
-        continue;
-      }
-    } else {
-      ++stats.guard_failures[kind];
+      DropSpecialization(state, i);
+      continue;
     }
+    ++stats.guard_failures[kind];
     ++i;
   }
   CountFallback(owned_any ? FallbackReason::kNoGuardPassed : FallbackReason::kNotOwner);

@@ -131,7 +131,7 @@ PyObject* Specialize(PyObject*, PyObject* args, PyObject* kwargs) {
     return nullptr;
   }
 
-  auto spec = std::make_shared<Specialization>();
+  auto spec = std::make_unique<Specialization>();
   spec->given = Ref<>::Create(given);
   PyCodeObject* code = nullptr;
   if (PyCode_Check(given)) {

@@ -2,17 +2,40 @@
 #include "guards/watched_keys.h"
 
 #include "absl/strings/str_format.h"
+#include "base/cpython_compat.h"
 
 namespace fatjit {
 namespace {
 
-// Borrowed value of `key` in `dict`, or null if absent. Never raises: keys are exact str, so
-// the lookup compares str objects only (a non-str key of equal hash makes
-// _PyDict_GetItem_KnownHash call its __eq__; such a comparison error counts as "absent").
-PyObject* LookUp(PyObject* dict, PyObject* key, Py_hash_t hash) {
-  PyObject* value = _PyDict_GetItem_KnownHash(dict, key, hash);
-  if (value == nullptr && PyErr_Occurred()) PyErr_Clear();
-  return value;
+// The result of looking a key up without running any Python code.
+struct Lookup {
+  PyObject* value;  // borrowed; null if absent
+  bool known;       // false: a non-str key of equal hash might compare equal; cannot tell
+};
+
+// Looks `key` (an exact str of hash `hash`) up in `dict` without running Python code. With only
+// str keys in the dict, the dict's own lookup compares str objects only. Otherwise scan: an
+// exact-str key is compared as str; any other key of equal hash could be equal through its
+// __eq__, which we must not call, so the answer is "unknown" and the caller fails the guard.
+Lookup LookUp(PyObject* dict, PyObject* key, Py_hash_t hash) {
+  if (compat::DictHasOnlyStrKeys(dict)) {
+    PyObject* value = _PyDict_GetItem_KnownHash(dict, key, hash);
+    if (value == nullptr && PyErr_Occurred()) {  // cannot happen for str keys; be safe
+      PyErr_Clear();
+      return {nullptr, false};
+    }
+    return {value, true};
+  }
+  Py_ssize_t pos = 0;
+  PyObject *k, *v;
+  Py_hash_t h;
+  while (_PyDict_Next(dict, &pos, &k, &v, &h)) {
+    if (h != hash) continue;
+    if (k == key) return {v, true};
+    if (!PyUnicode_CheckExact(k)) return {nullptr, false};
+    if (PyUnicode_Compare(k, key) == 0) return {v, true};
+  }
+  return {nullptr, true};
 }
 
 }  // namespace
@@ -37,7 +60,13 @@ absl::StatusOr<WatchedKeys> WatchedKeys::Snapshot(PyObject* dict,
     }
     watched.keys_.push_back(Ref<>::Create(key));
     watched.hashes_.push_back(hash);
-    watched.values_.push_back(Ref<>::Create(LookUp(dict, key, hash)));
+    Lookup found = LookUp(dict, key, hash);
+    if (!found.known) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "cannot watch key '%s': the dict has a non-str key that may compare equal to it",
+          PyUnicode_AsUTF8(key)));
+    }
+    watched.values_.push_back(Ref<>::Create(found.value));
   }
   watched.watch_ = {dict, DictVersion::Of(dict)};
   return watched;
@@ -56,7 +85,8 @@ bool WatchedKeys::Revalidate() {
   if (!dict_) return false;
   DictVersion::Tag now = DictVersion::Of(dict_.obj());
   for (size_t i = 0; i < keys_.size(); ++i) {
-    if (LookUp(dict_.obj(), keys_[i].obj(), hashes_[i]) != values_[i].obj()) return false;
+    Lookup found = LookUp(dict_.obj(), keys_[i].obj(), hashes_[i]);
+    if (!found.known || found.value != values_[i].obj()) return false;
   }
   // Nothing above ran Python code, so `now` still describes the dict we just verified.
   watch_.expected = now;

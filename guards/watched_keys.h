@@ -1,7 +1,9 @@
 // WatchedKeys: the objects some str keys of one dict were bound to, and a version cell.
 //
-// Assumes: keys are exact str objects (so a lookup hashes and compares without running Python
-// code; DictVersion's note explains why a tag mismatch alone proves nothing).
+// Assumes: keys are exact str objects. Lookups never run Python code: a dict with only str keys
+// compares str objects; in a dict with other keys, a key that might compare equal through its
+// own __eq__ makes the answer "unknown", which fails the check (DictVersion's note explains why
+// a tag mismatch alone proves nothing, hence the re-lookups).
 // Produces: StillSame(), true iff every key is bound to the very object it was bound to at
 // Snapshot() time, or is still absent if it was absent. Sound because the snapshot holds strong
 // references to the values, so an identity match cannot be an address reused by a new object.
