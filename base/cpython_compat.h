@@ -81,6 +81,25 @@ inline PyCodeObject* SwapFrameCode(_PyInterpreterFrame* frame, PyCodeObject* cod
   return old;
 }
 
+// 3.11's RETURN_GENERATOR takes gi_code (cr_code, ag_code) from the function, not from the
+// frame: after a swap, point a generator made by `frame_code`'s frame at the code it runs.
+// `result` is what the swapped frame returned; `original` the code the function has.
+inline void RetargetGeneratorCode(PyObject* result, PyCodeObject* original,
+                                  PyCodeObject* frame_code) {
+  if (result == nullptr || !(frame_code->co_flags & (CO_GENERATOR | CO_COROUTINE |
+                                                     CO_ASYNC_GENERATOR))) {
+    return;
+  }
+  if (!PyGen_CheckExact(result) && !PyCoro_CheckExact(result) &&
+      !PyAsyncGen_CheckExact(result)) {
+    return;
+  }
+  auto* gen = reinterpret_cast<PyGenObject*>(result);  // the three share _PyGenObject_HEAD
+  if (gen->gi_code != original) return;
+  Py_INCREF(frame_code);
+  Py_SETREF(gen->gi_code, frame_code);
+}
+
 using EvalFrameFunction = _PyFrameEvalFunction;
 inline PyObject* EvalFrameDefault(PyThreadState* tstate, _PyInterpreterFrame* frame,
                                   int throwflag) {

@@ -24,7 +24,9 @@ PyObject* RunSwapped(PyThreadState* tstate, _PyInterpreterFrame* frame, PyCodeOb
   Py_INCREF(code);
   // The frame owned a reference to its original code; we hold it until the frame has run.
   Ref<PyCodeObject> original = Ref<PyCodeObject>::Steal(compat::SwapFrameCode(frame, code));
-  return compat::EvalFrameDefault(tstate, frame, 0);
+  PyObject* result = compat::EvalFrameDefault(tstate, frame, 0);
+  compat::RetargetGeneratorCode(result, original.get(), code);
+  return result;
 }
 
 // Calls `spec.callable` with the arguments bound in the frame: positional parameters by

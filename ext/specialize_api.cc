@@ -18,8 +18,11 @@
 namespace fatjit {
 namespace {
 
-constexpr int kFlagsThatMustMatch = CO_VARARGS | CO_VARKEYWORDS | CO_GENERATOR | CO_COROUTINE |
-                                    CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE | CO_NESTED;
+// CO_OPTIMIZED | CO_NEWLOCALS: module, class-body and eval code keep names in f_locals
+// (LOAD_NAME/STORE_NAME), which a function's frame does not have.
+constexpr int kFlagsThatMustMatch = CO_OPTIMIZED | CO_NEWLOCALS | CO_VARARGS | CO_VARKEYWORDS |
+                                    CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR |
+                                    CO_ITERABLE_COROUTINE | CO_NESTED;
 
 PyFunctionObject* AsFunction(PyObject* func, const char* api) {
   if (PyFunction_Check(func)) return reinterpret_cast<PyFunctionObject*>(func);
@@ -151,6 +154,7 @@ PyObject* Specialize(PyObject*, PyObject* args, PyObject* kwargs) {
       return nullptr;
     }
     code = reinterpret_cast<PyCodeObject*>(other->func_code);
+    spec->given = Ref<>::Create(other->func_code);  // PEP 510 lists the code object
   } else if (!PyCallable_Check(given)) {
     PyErr_Format(PyExc_TypeError,
                  "fatjit.specialize: code must be a code object or a callable, not %s",
@@ -183,17 +187,20 @@ PyObject* Specialize(PyObject*, PyObject* args, PyObject* kwargs) {
                     "guard");
     return nullptr;
   }
+  // Every item must be a guard before any is bound: a refused call binds nothing new.
   for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(guards.obj()); ++i) {
     PyObject* item = PyTuple_GET_ITEM(guards.obj(), i);
-    Guard* guard = GuardOf(item);
-    if (guard == nullptr) {
+    if (GuardOf(item) == nullptr) {
       PyErr_Format(PyExc_TypeError,
                    "fatjit.specialize: guards[%zd] is %s, not a fatjit guard (GuardDict, "
                    "GuardGlobals, GuardBuiltins, GuardFunc, GuardArgType, GuardType)",
                    i, Py_TYPE(item)->tp_name);
       return nullptr;
     }
-    absl::Status bound = guard->Bind(func);
+  }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(guards.obj()); ++i) {
+    PyObject* item = PyTuple_GET_ITEM(guards.obj(), i);
+    absl::Status bound = GuardOf(item)->Bind(func);
     if (!bound.ok()) return RaiseStatus(bound);
     spec->guard_objects.push_back(Ref<>::Create(item));
   }

@@ -31,6 +31,15 @@ absl::Status GuardBuiltins::Bind(PyFunctionObject* func) {
         "GuardBuiltins is already bound to another module's globals and builtins; create one "
         "guard per function");
   }
+  // LOAD_GLOBAL reads through PyObject_GetItem unless both are exact dicts: a mapping or a dict
+  // subclass can compute lookups (__getitem__, __missing__) that no version tag covers.
+  if (!PyDict_CheckExact(globals) || !PyDict_CheckExact(builtins)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "GuardBuiltins: %s() has %s globals and %s builtins; only plain dicts can be watched "
+        "(a mapping or dict subclass can compute its lookups)",
+        PyUnicode_AsUTF8(func->func_qualname), Py_TYPE(globals)->tp_name,
+        Py_TYPE(builtins)->tp_name));
+  }
   std::vector<PyObject*> raw;
   for (const Ref<>& name : names_) {
     int present = PyDict_Contains(builtins, name.obj());

@@ -27,8 +27,9 @@ class GuardBuiltins : public Guard {
 
   GuardResult Check(const CallArgs& args) override;
   absl::Span<VersionWatch* const> watches() override;
-  // InvalidArgument if a name is not in the function's builtins; FailedPrecondition if the
-  // guard is already bound to another globals/builtins pair.
+  // InvalidArgument if a name is not in the function's builtins or its globals or builtins are
+  // not plain dicts; FailedPrecondition if the guard is already bound to another
+  // globals/builtins pair.
   absl::Status Bind(PyFunctionObject* func) override;
   bool bound() const override { return builtins_.dict() != nullptr; }
   int cost() const override { return 2; }

@@ -51,6 +51,13 @@ absl::Status GuardDict::Bind(PyFunctionObject* func) {
         "GuardGlobals is already bound to the globals of another module; create one guard "
         "per function");
   }
+  // A dict subclass can compute lookups (__getitem__, __missing__) that no version tag covers.
+  if (!PyDict_CheckExact(func->func_globals)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "GuardGlobals: %s() has %s globals; only a plain dict can be watched (a dict subclass "
+        "can compute its lookups)",
+        PyUnicode_AsUTF8(func->func_qualname), Py_TYPE(func->func_globals)->tp_name));
+  }
   std::vector<PyObject*> raw;
   for (const Ref<>& name : names_) raw.push_back(name.obj());
   FATJIT_ASSIGN_OR_RETURN(keys_, WatchedKeys::Snapshot(func->func_globals, raw));

@@ -32,10 +32,14 @@ absl::StatusOr<std::unique_ptr<GuardFunc>> GuardFunc::Create(PyObject* func) {
 PyObject* GuardFunc::func() const { return Referent(func_ref_); }
 
 GuardResult GuardFunc::Check(const CallArgs&) {
+  if (failed_) return GuardResult::kFailForever;
   PyObject* func = Referent(func_ref_);
   PyObject* code = Referent(code_ref_);
-  if (func == nullptr || code == nullptr) return GuardResult::kFailForever;
-  return PyFunction_GET_CODE(func) == code ? GuardResult::kPass : GuardResult::kFailForever;
+  if (func != nullptr && code != nullptr && PyFunction_GET_CODE(func) == code) {
+    return GuardResult::kPass;
+  }
+  failed_ = true;
+  return GuardResult::kFailForever;
 }
 
 // Weak references own nothing the GC needs to see.

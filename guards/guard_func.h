@@ -35,6 +35,7 @@ class GuardFunc : public Guard {
   GuardFunc() : Guard(GuardKind::kFunc) {}
   Ref<> func_ref_;  // weakref to the function
   Ref<> code_ref_;  // weakref to its code object at creation
+  bool failed_ = false;  // once it failed, it fails forever, even if the code is put back
 };
 
 }  // namespace fatjit

@@ -19,6 +19,13 @@ import pytest
 import fatjit
 
 
+def pytest_collection_finish(session):
+    """Everything imported so far (pytest, hypothesis, the test modules) lives for the whole
+    session: freeze it out of the collector, so the full collection each teardown runs is cheap."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def restore_builtins():
     """Puts back every builtin a test rebinds, adds or deletes."""
@@ -35,7 +42,6 @@ def restore_builtins():
 @pytest.fixture(autouse=True)
 def no_leaked_specializations(restore_builtins):
     """Fails the test if it leaves a specialization (or the dispatcher hook) behind."""
-    gc.collect()
     before = fatjit.stats()
     trace, profile = sys.gettrace(), sys.getprofile()
     yield
