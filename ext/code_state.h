@@ -14,6 +14,7 @@
 #include "base/python.h"
 #include "base/ref.h"
 #include "guards/guard_set.h"
+#include "specializer/specialize_function.h"
 
 namespace fatjit {
 
@@ -26,12 +27,21 @@ struct Specialization {
   GuardSet guards;
   uint64_t runs = 0;
 
+  // Automatic specializations (fatjit.specialize(func)): made at the function's first call, when
+  // its module's globals are complete. Until then `pending` is set and nothing else is.
+  bool automatic = false;
+  bool pending = false;
+  specializer::Assume assume = specializer::Assume::kStable;
+  std::vector<specializer::Rewrite> rewrites;  // the full table, for explain() and the JIT
+  std::vector<std::string> assumptions;        // rewrites[i].assumptions index these
+
   // The owning function, or null once it died.
   PyObject* owner_function() const;
 };
 
 struct CodeState {
   std::vector<std::unique_ptr<Specialization>> specializations;  // newest first
+  std::string last_refusal;  // why the last automatic specialization was refused, if it was
   ~CodeState();
 };
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "base/cpython_compat.h"
+#include "ext/auto_specialize.h"
 #include "ext/code_state.h"
 #include "ext/stats.h"
 
@@ -111,6 +112,10 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
       continue;
     }
     owned_any = true;
+    if (spec->pending) {
+      if (!MaterializePending(state, i, compat::FrameFunction(frame))) continue;
+      spec = state->specializations[i].get();
+    }
     ++stats.guard_checks;
     GuardSet::Outcome outcome = spec->guards.Check(args);
     if (outcome.result == GuardResult::kPass) {

@@ -300,6 +300,8 @@ PyTypeObject* MakeType(const char* name, const char* doc, newfunc new_fn, PyGetS
 
 }  // namespace
 
+PyObject* WrapGuard(std::unique_ptr<Guard> guard) { return Wrap(std::move(guard)); }
+
 Guard* GuardOf(PyObject* obj) {
   if (g_guard_base == nullptr || !PyObject_TypeCheck(obj, g_guard_base)) return nullptr;
   return AsGuardObject(obj)->guard;

@@ -7,6 +7,8 @@
 #ifndef FATJIT_EXT_GUARD_OBJECTS_H_
 #define FATJIT_EXT_GUARD_OBJECTS_H_
 
+#include <memory>
+
 #include "base/python.h"
 #include "guards/guard.h"
 
@@ -14,6 +16,10 @@ namespace fatjit {
 
 // Adds the guard types to `module`. False with an exception set on failure.
 bool AddGuardTypes(PyObject* module);
+
+// A new fatjit guard object of the guard's kind, owning `guard`. Null with an exception set on
+// failure.
+PyObject* WrapGuard(std::unique_ptr<Guard> guard);
 
 // The C++ guard of a fatjit.Guard instance, or null (no exception) for anything else.
 Guard* GuardOf(PyObject* obj);

@@ -15,6 +15,10 @@ PyMethodDef kMethods[] = {
      "specialize(func, code, guards) -> func\n\nAttach a specialized version of func: code (a "
      "code object, or a callable standing in for func) runs instead of func's own code while "
      "every guard passes at call time."},
+    {"specialize_auto", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(SpecializeAuto)),
+     METH_VARARGS | METH_KEYWORDS,
+     "specialize_auto(func, *, assume='stable') -> func: specialize func automatically at its "
+     "first call."},
     {"get_specialized", GetSpecialized, METH_O,
      "get_specialized(func) -> [(code, [guards...]), ...], newest first."},
     {"unspecialize", Unspecialize, METH_O, "unspecialize(func): drop func's specializations."},

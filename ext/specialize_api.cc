@@ -24,7 +24,9 @@ constexpr int kFlagsThatMustMatch = CO_OPTIMIZED | CO_NEWLOCALS | CO_VARARGS | C
                                     CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR |
                                     CO_ITERABLE_COROUTINE | CO_NESTED;
 
-PyFunctionObject* AsFunction(PyObject* func, const char* api) {
+}  // namespace
+
+PyFunctionObject* FunctionArgument(PyObject* func, const char* api) {
   if (PyFunction_Check(func)) return reinterpret_cast<PyFunctionObject*>(func);
   const char* hint = "";
   if (PyMethod_Check(func)) hint = " (a bound method: pass its __func__)";
@@ -34,6 +36,8 @@ PyFunctionObject* AsFunction(PyObject* func, const char* api) {
                Py_TYPE(func)->tp_name, hint);
   return nullptr;
 }
+
+namespace {
 
 // ValueError naming the first difference that prevents `code` from standing in for `func`.
 bool CheckCompatibleCode(PyFunctionObject* func, PyCodeObject* code) {
@@ -77,6 +81,15 @@ bool CheckCompatibleCode(PyFunctionObject* func, PyCodeObject* code) {
   return false;
 }
 
+bool SameOrBothMissing(PyObject* a, PyObject* b) {
+  if (a == nullptr || b == nullptr) return a == b;
+  int eq = PyObject_RichCompareBool(a, b, Py_EQ);
+  if (eq < 0) PyErr_Clear();
+  return eq == 1;
+}
+
+}  // namespace
+
 // The frame of `func` can run `code` in place of its own: same locals layout, and the frame
 // the caller allocated for the original is big enough.
 bool FitsFrame(PyFunctionObject* func, PyCodeObject* code) {
@@ -86,13 +99,6 @@ bool FitsFrame(PyFunctionObject* func, PyCodeObject* code) {
   int same = PyObject_RichCompareBool(code->co_localspluskinds, orig->co_localspluskinds, Py_EQ);
   if (same < 0) PyErr_Clear();
   return same == 1;
-}
-
-bool SameOrBothMissing(PyObject* a, PyObject* b) {
-  if (a == nullptr || b == nullptr) return a == b;
-  int eq = PyObject_RichCompareBool(a, b, Py_EQ);
-  if (eq < 0) PyErr_Clear();
-  return eq == 1;
 }
 
 // A function that runs `code` with func's globals, builtins and closure. Defaults are not
@@ -108,8 +114,6 @@ Ref<> WrapCode(PyFunctionObject* func, PyCodeObject* code) {
   return wrapper;
 }
 
-}  // namespace
-
 PyObject* Specialize(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"func", "code", "guards", nullptr};
   PyObject* func_obj;
@@ -119,15 +123,8 @@ PyObject* Specialize(PyObject*, PyObject* args, PyObject* kwargs) {
                                    &func_obj, &given, &guards_obj)) {
     return nullptr;
   }
-  PyFunctionObject* func = AsFunction(func_obj, "fatjit.specialize");
+  PyFunctionObject* func = FunctionArgument(func_obj, "fatjit.specialize");
   if (func == nullptr) return nullptr;
-  if (given == nullptr && guards_obj == nullptr) {
-    PyErr_SetString(PyExc_NotImplementedError,
-                    "fatjit.specialize(func) without code and guards needs the automatic "
-                    "bytecode specializer, which this build does not have yet; pass "
-                    "fatjit.specialize(func, code, guards)");
-    return nullptr;
-  }
   if (given == nullptr || guards_obj == nullptr) {
     PyErr_SetString(PyExc_TypeError,
                     "fatjit.specialize(func, code, guards): code and guards go together");
@@ -215,14 +212,14 @@ PyObject* Specialize(PyObject*, PyObject* args, PyObject* kwargs) {
 }
 
 PyObject* GetSpecialized(PyObject*, PyObject* func_obj) {
-  PyFunctionObject* func = AsFunction(func_obj, "fatjit.get_specialized");
+  PyFunctionObject* func = FunctionArgument(func_obj, "fatjit.get_specialized");
   if (func == nullptr) return nullptr;
   Ref<> result = Ref<>::Steal(PyList_New(0));
   if (!result) return nullptr;
   CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(func->func_code));
   if (state == nullptr) return result.Release();
   for (const auto& spec : state->specializations) {
-    if (spec->owner_function() != func_obj) continue;
+    if (spec->owner_function() != func_obj || spec->pending) continue;
     Ref<> guards = Ref<>::Steal(PyList_New(0));
     if (!guards) return nullptr;
     for (const Ref<>& g : spec->guard_objects) {
@@ -235,7 +232,7 @@ PyObject* GetSpecialized(PyObject*, PyObject* func_obj) {
 }
 
 PyObject* Unspecialize(PyObject*, PyObject* func_obj) {
-  PyFunctionObject* func = AsFunction(func_obj, "fatjit.unspecialize");
+  PyFunctionObject* func = FunctionArgument(func_obj, "fatjit.unspecialize");
   if (func == nullptr) return nullptr;
   CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(func->func_code));
   for (size_t i = 0; state != nullptr && i < state->specializations.size();) {
@@ -248,8 +245,33 @@ PyObject* Unspecialize(PyObject*, PyObject* func_obj) {
   Py_RETURN_NONE;
 }
 
+namespace {
+
+// The rewrite table of an automatic specialization, one line per rewrite.
+void AppendRewrites(std::string& text, const Specialization& spec) {
+  int active = 0;
+  for (const specializer::Rewrite& r : spec.rewrites) active += r.active ? 1 : 0;
+  absl::StrAppendFormat(&text, "\n    rewrites: %d, %d active in this code object (assume=%s)",
+                        spec.rewrites.size(), active,
+                        spec.assume == specializer::Assume::kEntry ? "entry" : "stable");
+  for (const specializer::Rewrite& r : spec.rewrites) {
+    std::string assumes;
+    for (int a : r.assumptions) {
+      if (!assumes.empty()) assumes += ", ";
+      assumes += spec.assumptions[a];
+    }
+    const char* status = r.active            ? "active"
+                         : !r.entry_stable   ? "inactive: runs after code that may change it"
+                                             : "inactive: builds on an inactive rewrite";
+    absl::StrAppendFormat(&text, "\n      offset %d line %d [%s] %s -> %s  (assumes %s; %s)",
+                          r.offset * 2, r.line, r.pass, r.before, r.after, assumes, status);
+  }
+}
+
+}  // namespace
+
 PyObject* Explain(PyObject*, PyObject* func_obj) {
-  PyFunctionObject* func = AsFunction(func_obj, "fatjit.explain");
+  PyFunctionObject* func = FunctionArgument(func_obj, "fatjit.explain");
   if (func == nullptr) return nullptr;
   CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(func->func_code));
   std::string text = absl::StrFormat("%s():", PyUnicode_AsUTF8(func->func_qualname));
@@ -257,10 +279,16 @@ PyObject* Explain(PyObject*, PyObject* func_obj) {
   for (size_t i = 0; state != nullptr && i < state->specializations.size(); ++i) {
     const auto& spec = state->specializations[i];
     if (spec->owner_function() != func_obj) continue;
+    if (spec->pending) {
+      absl::StrAppendFormat(&text, "\n  specialization %d: automatic, made at the next call",
+                            n++);
+      continue;
+    }
     Ref<> given = Ref<>::Steal(PyObject_Repr(spec->given.obj()));
     if (!given) return nullptr;
-    absl::StrAppendFormat(&text, "\n  specialization %d: %s\n    runs as: %s\n    calls run: %u",
-                          n++, PyUnicode_AsUTF8(given.obj()),
+    absl::StrAppendFormat(&text, "\n  specialization %d: %s%s\n    runs as: %s\n    calls run: %u",
+                          n++, spec->automatic ? "automatic, " : "",
+                          PyUnicode_AsUTF8(given.obj()),
                           spec->code ? "the frame's code swapped in place"
                                      : "a call with the bound arguments",
                           spec->runs);
@@ -273,8 +301,12 @@ PyObject* Explain(PyObject*, PyObject* func_obj) {
                                                                 : "FAILS for good";
       absl::StrAppendFormat(&text, "\n    guard %s: %s", guard->Describe(), status);
     }
+    if (spec->automatic) AppendRewrites(text, *spec);
   }
   if (n == 0) text += " no specializations; runs as plain CPython";
+  if (state != nullptr && !state->last_refusal.empty()) {
+    absl::StrAppendFormat(&text, "\n  automatic specialization refused: %s", state->last_refusal);
+  }
   return PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size()));
 }
 

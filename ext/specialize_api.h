@@ -3,13 +3,24 @@
 #define FATJIT_EXT_SPECIALIZE_API_H_
 
 #include "base/python.h"
+#include "base/ref.h"
 
 namespace fatjit {
 
 PyObject* Specialize(PyObject* module, PyObject* args, PyObject* kwargs);
+// fatjit.specialize(func, assume=...) without code: the automatic specializer, at first call.
+PyObject* SpecializeAuto(PyObject* module, PyObject* args, PyObject* kwargs);
 PyObject* GetSpecialized(PyObject* module, PyObject* func);
 PyObject* Unspecialize(PyObject* module, PyObject* func);
 PyObject* Explain(PyObject* module, PyObject* func);
+
+// Shared by the PEP 510 and automatic paths.
+// `func` as a Python function, or null with a TypeError naming `api` and what `func` is.
+PyFunctionObject* FunctionArgument(PyObject* func, const char* api);
+// The frame pushed for `func` can run `code` in place of its own code object.
+bool FitsFrame(PyFunctionObject* func, PyCodeObject* code);
+// A function running `code` with func's globals, builtins and closure (the call path).
+Ref<> WrapCode(PyFunctionObject* func, PyCodeObject* code);
 
 }  // namespace fatjit
 

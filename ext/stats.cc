@@ -39,7 +39,22 @@ PyObject* StatsAsDict(PyObject*, PyObject*) {
   if (!SetInt(fallbacks.obj(), name, s.fallbacks[i++])) return nullptr;
   FATJIT_FALLBACK_REASONS(FATJIT_FALLBACK_SET)
 #undef FATJIT_FALLBACK_SET
+  Ref<> refused = Ref<>::Steal(PyDict_New());
+  Ref<> by_pass = Ref<>::Steal(PyDict_New());
+  if (!refused || !by_pass) return nullptr;
+  for (int r = 0; r < static_cast<int>(specializer::Refusal::kCount); ++r) {
+    if (!SetInt(refused.obj(), specializer::RefusalName(static_cast<specializer::Refusal>(r)),
+                s.auto_refused[r])) {
+      return nullptr;
+    }
+  }
+  for (const auto& [pass, count] : s.rewrites_by_pass) {
+    if (!SetInt(by_pass.obj(), pass.c_str(), count)) return nullptr;
+  }
   if (!SetInt(dict.obj(), "specializations", LiveSpecializations()) ||
+      !SetInt(dict.obj(), "auto_specialized", s.auto_specialized) ||
+      PyDict_SetItemString(dict.obj(), "auto_refused", refused.obj()) < 0 ||
+      PyDict_SetItemString(dict.obj(), "rewrites_by_pass", by_pass.obj()) < 0 ||
       !SetInt(dict.obj(), "specializations_added", s.specializations_added) ||
       !SetInt(dict.obj(), "specializations_dropped", s.specializations_dropped) ||
       !SetInt(dict.obj(), "specialized_runs", s.specialized_runs) ||

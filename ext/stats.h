@@ -3,9 +3,12 @@
 #define FATJIT_EXT_STATS_H_
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "base/python.h"
 #include "guards/guard.h"
+#include "specializer/specialize_function.h"
 
 namespace fatjit {
 
@@ -33,6 +36,10 @@ struct Stats {
   uint64_t guard_failures[kNumGuardKinds] = {};
   uint64_t guard_failures_forever[kNumGuardKinds] = {};
   uint64_t fallbacks[static_cast<int>(FallbackReason::kCount)] = {};
+  // The automatic specializer.
+  uint64_t auto_specialized = 0;
+  uint64_t auto_refused[static_cast<int>(specializer::Refusal::kCount)] = {};
+  std::map<std::string, uint64_t> rewrites_by_pass;  // proposed, active or not
 };
 
 Stats& GlobalStats();

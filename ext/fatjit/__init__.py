@@ -14,6 +14,7 @@ f now runs f_fast's code while the guards pass at call time, and its own code ot
 See README.md for the whole API.
 """
 
+from . import _fatjit
 from ._fatjit import (  # noqa: F401  (re-exported API)
     Guard,
     GuardArgType,
@@ -26,11 +27,43 @@ from ._fatjit import (  # noqa: F401  (re-exported API)
     get_specialized,
     guard_type_dict,
     reset_stats,
-    specialize,
     stats,
     unspecialize,
 )
 from ._helpers import replace_consts  # noqa: F401
+
+_ASSUME = ("stable", "entry")
+
+
+def specialize(func=None, code=None, guards=None, *, assume="stable"):
+    """Specialize a function, automatically or with caller-supplied code (PEP 510).
+
+    fatjit.specialize(func)                  automatic: at func's first call, derive specialized
+    @fatjit.specialize                       bytecode and the guards it needs; returns func
+    @fatjit.specialize(assume="entry")       the same with FAT Python's semantics (see below)
+    fatjit.specialize(func, code, guards)    PEP 510: run `code` instead while `guards` pass
+
+    assume="stable" (the default) uses a specialized instruction only where nothing that could
+    invalidate its guard (a call, an operator on an unknown type, a loop back-edge...) can have
+    run since the guards were checked at entry, so the function's meaning never changes.
+    assume="entry" uses every rewrite, trusting guards checked at call entry for the whole call,
+    as FAT Python did: faster where the function calls code that rebinds what it specialized on,
+    and then wrong. Opt in only for code you know.
+    """
+    if assume not in _ASSUME:
+        raise ValueError(
+            f"fatjit.specialize: assume must be 'stable' or 'entry', not {assume!r}")
+    if func is None:
+        if code is not None or guards is not None:
+            raise TypeError("fatjit.specialize: code and guards need func")
+        return lambda f: _fatjit.specialize_auto(f, assume=assume)
+    if code is None and guards is None:
+        return _fatjit.specialize_auto(func, assume=assume)
+    if assume != "stable":
+        raise TypeError("fatjit.specialize: assume= applies to automatic specialization only; "
+                        "with code and guards, the guards are checked at entry by definition")
+    return _fatjit.specialize(func, code, guards)
+
 
 __all__ = [
     "Guard", "GuardArgType", "GuardBuiltins", "GuardDict", "GuardFunc", "GuardGlobals",

@@ -59,6 +59,13 @@ class BytecodeRewriter {
   // or a new slot at the end.
   int AddConst(PyObject* value);
 
+  // The constant at `index` of the new co_consts (borrowed), or null if out of range.
+  PyObject* const_at(int index) const {
+    return index >= 0 && index < static_cast<int>(consts_.size()) ? consts_[index].obj() : nullptr;
+  }
+  // The instructions as rewritten so far, checked as a DecodedCode (with the original
+  // exception table), for analyses of the result.
+  absl::StatusOr<DecodedCode> Rewritten() const;
   // The rewritten bytecode, caches zeroed.
   absl::StatusOr<std::vector<_Py_CODEUNIT>> EncodeUnits() const;
   // The new code object (see the file comment for the depth check). co_stacksize is the
@@ -69,7 +76,6 @@ class BytecodeRewriter {
 
  private:
   BytecodeRewriter() = default;
-  absl::StatusOr<DecodedCode> Rewritten() const;
 
   Ref<> code_;
   DecodedCode original_;
