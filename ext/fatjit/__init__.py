@@ -33,9 +33,10 @@ from ._fatjit import (  # noqa: F401  (re-exported API)
 from ._helpers import replace_consts  # noqa: F401
 
 _ASSUME = ("stable", "entry")
+_MISSING = object()
 
 
-def specialize(func=None, code=None, guards=None, *, assume="stable"):
+def specialize(func=None, code=_MISSING, guards=_MISSING, *, assume="stable"):
     """Specialize a function, automatically or with caller-supplied code (PEP 510).
 
     fatjit.specialize(func)                  automatic: at func's first call, derive specialized
@@ -54,11 +55,13 @@ def specialize(func=None, code=None, guards=None, *, assume="stable"):
         raise ValueError(
             f"fatjit.specialize: assume must be 'stable' or 'entry', not {assume!r}")
     if func is None:
-        if code is not None or guards is not None:
+        if code is not _MISSING or guards is not _MISSING:
             raise TypeError("fatjit.specialize: code and guards need func")
         return lambda f: _fatjit.specialize_auto(f, assume=assume)
-    if code is None and guards is None:
+    if code is _MISSING and guards is _MISSING:
         return _fatjit.specialize_auto(func, assume=assume)
+    if code is _MISSING or guards is _MISSING:
+        raise TypeError("fatjit.specialize(func, code, guards): code and guards go together")
     if assume != "stable":
         raise TypeError("fatjit.specialize: assume= applies to automatic specialization only; "
                         "with code and guards, the guards are checked at entry by definition")

@@ -176,17 +176,25 @@ def test_specialize_rejects_non_callable_code(mod, code):
         fatjit.specialize(mod.f, code, guards())
 
 
-def test_specialize_without_code_and_guards_is_not_implemented_yet(mod):
-    """specialize(func) alone (automatic mode) raises NotImplementedError for now."""
-    with pytest.raises(NotImplementedError, match="automatic bytecode specializer"):
-        fatjit.specialize(mod.f)
+def test_specialize_rejects_an_unknown_assume(mod):
+    """assume= names one of the two semantics; anything else is a ValueError naming both."""
+    with pytest.raises(ValueError, match="assume must be 'stable' or 'entry', not 'always'"):
+        fatjit.specialize(mod.f, assume="always")
+    with pytest.raises(ValueError, match="assume must be 'stable' or 'entry'"):
+        fatjit.specialize(assume="fast")
+
+
+def test_specialize_assume_is_for_automatic_specialization_only(mod):
+    """assume= with caller-supplied code and guards is a TypeError: PEP 510 is entry-checked."""
+    with pytest.raises(TypeError, match="assume= applies to automatic specialization only"):
+        fatjit.specialize(mod.f, mod.f_spec.__code__, guards(), assume="entry")
 
 
 def test_specialize_code_and_guards_go_together(mod):
     """Passing code without guards (or guards without code) is a TypeError."""
     with pytest.raises(TypeError, match="code and guards go together"):
         fatjit.specialize(mod.f, mod.f_spec.__code__)
-    with pytest.raises(TypeError, match="code and guards go together"):
+    with pytest.raises(TypeError, match="code must be a code object or a callable, not NoneType"):
         fatjit.specialize(mod.f, guards=guards())
 
 
@@ -196,8 +204,8 @@ def test_specialize_argument_count(mod):
         fatjit.specialize(mod.f, mod.f_spec.__code__, guards(), 1)
     with pytest.raises(TypeError):
         fatjit.specialize(mod.f, mod.f_spec.__code__, guards=guards(), extra=1)
-    with pytest.raises(TypeError):
-        fatjit.specialize()
+    with pytest.raises(TypeError, match="code and guards need func"):
+        fatjit.specialize(code=mod.f_spec.__code__)
 
 
 # --- specialize: guards ---------------------------------------------------------------------
