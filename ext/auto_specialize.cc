@@ -100,3 +100,38 @@ bool MaterializePending(CodeState* state, size_t index, PyFunctionObject* func) 
 }
 
 }  // namespace fatjit
+
+namespace fatjit {
+
+PyObject* SpecializeReport(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"func", "assume", nullptr};
+  PyObject* func_obj;
+  const char* assume_name = "stable";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$s:_specialize_report",
+                                   const_cast<char**>(kwlist), &func_obj, &assume_name)) {
+    return nullptr;
+  }
+  PyFunctionObject* func = FunctionArgument(func_obj, "fatjit._specialize_report");
+  if (func == nullptr) return nullptr;
+  specializer::Assume assume = std::strcmp(assume_name, "entry") == 0
+                                   ? specializer::Assume::kEntry
+                                   : specializer::Assume::kStable;
+  specializer::SpecializeResult result = specializer::SpecializeFunction(func, assume);
+  int active = 0;
+  for (const specializer::Rewrite& r : result.rewrites) active += r.active ? 1 : 0;
+  Ref<> passes = Ref<>::Steal(PyDict_New());
+  if (!passes) return nullptr;
+  for (const auto& [pass, count] : result.proposals_by_pass) {
+    Ref<> n = Ref<>::Steal(PyLong_FromLong(count));
+    if (!n || PyDict_SetItemString(passes.obj(), pass.c_str(), n.obj()) < 0) return nullptr;
+  }
+  return Py_BuildValue("{s:O,s:s,s:s,s:n,s:i,s:n,s:O,s:O}", "refused",
+                       result.refused ? Py_True : Py_False, "reason",
+                       result.refused ? specializer::RefusalName(result.refusal) : "",
+                       "detail", result.detail.c_str(), "rewrites",
+                       static_cast<Py_ssize_t>(result.rewrites.size()), "active", active,
+                       "guards", static_cast<Py_ssize_t>(result.guards.size()), "by_pass",
+                       passes.obj(), "code", result.code ? result.code.obj() : Py_None);
+}
+
+}  // namespace fatjit

@@ -16,6 +16,11 @@ namespace fatjit {
 // and counts as a refusal (the original code then runs).
 bool MaterializePending(CodeState* state, size_t index, PyFunctionObject* func);
 
+// fatjit._fatjit._specialize_report(func, *, assume="stable") -> dict: runs the specializer on
+// func now and reports (refused, reason, detail, rewrites, active, guards, by_pass, code)
+// without attaching anything. For tests, the stdlib sweep and benchmarks of the specializer.
+PyObject* SpecializeReport(PyObject* module, PyObject* args, PyObject* kwargs);
+
 }  // namespace fatjit
 
 #endif  // FATJIT_EXT_AUTO_SPECIALIZE_H_

@@ -1,6 +1,7 @@
 // fatjit._fatjit: the extension module. Wires the API functions and guard types together.
 #include "base/python.h"
 #include "dictversion/dict_version.h"
+#include "ext/auto_specialize.h"
 #include "ext/code_state.h"
 #include "ext/guard_objects.h"
 #include "ext/specialize_api.h"
@@ -19,6 +20,11 @@ PyMethodDef kMethods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "specialize_auto(func, *, assume='stable') -> func: specialize func automatically at its "
      "first call."},
+    {"_specialize_report",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(SpecializeReport)),
+     METH_VARARGS | METH_KEYWORDS,
+     "_specialize_report(func, *, assume='stable') -> dict: run the specializer now, attach "
+     "nothing (for tests and the stdlib sweep)."},
     {"get_specialized", GetSpecialized, METH_O,
      "get_specialized(func) -> [(code, [guards...]), ...], newest first."},
     {"unspecialize", Unspecialize, METH_O, "unspecialize(func): drop func's specializations."},
