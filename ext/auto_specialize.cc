@@ -95,6 +95,7 @@ bool MaterializePending(CodeState* state, size_t index, PyFunctionObject* func) 
     spec->assumptions.push_back(a.Describe());
   }
   spec->rewrites = std::move(result.rewrites);
+  spec->attribute_feedback = std::move(result.attribute_feedback);
   spec->pending = false;
   return true;
 }

@@ -34,6 +34,7 @@ struct Specialization {
   specializer::Assume assume = specializer::Assume::kStable;
   std::vector<specializer::Rewrite> rewrites;  // the full table, for explain() and the JIT
   std::vector<std::string> assumptions;        // rewrites[i].assumptions index these
+  std::vector<specializer::AttributeFeedback> attribute_feedback;  // for the JIT
 
   // The owning function, or null once it died.
   PyObject* owner_function() const;

@@ -266,6 +266,12 @@ void AppendRewrites(std::string& text, const Specialization& spec) {
     absl::StrAppendFormat(&text, "\n      offset %d line %d [%s] %s -> %s  (assumes %s; %s)",
                           r.offset * 2, r.line, r.pass, r.before, r.after, assumes, status);
   }
+  if (!spec.attribute_feedback.empty()) {
+    absl::StrAppendFormat(&text, "\n    attribute sites the interpreter specialized (for the JIT):");
+    for (const specializer::AttributeFeedback& site : spec.attribute_feedback) {
+      absl::StrAppendFormat(&text, "\n      %s", site.Describe());
+    }
+  }
 }
 
 }  // namespace

@@ -18,6 +18,9 @@ std::string Assumption::Describe() const {
       return absl::StrFormat("builtin %s", name);
     case Kind::kDictKey:
       return absl::StrFormat("attribute %s of a module", name);
+    case Kind::kTypeAttribute:
+      return absl::StrFormat("attribute %s of class %s", name,
+                             reinterpret_cast<PyTypeObject*>(dict.obj())->tp_name);
   }
   return name;
 }

@@ -26,11 +26,12 @@
 
 namespace fatjit::specializer {
 
-// What a rewrite relies on: `key` of a dict is bound to `value` (or absent if value is null).
+// What a rewrite relies on: `key` of a dict is bound to `value` (or absent if value is null);
+// for kTypeAttribute, that attribute `key` of the type `dict` (its version) did not change.
 struct Assumption {
-  enum class Kind { kGlobal, kBuiltin, kDictKey };
+  enum class Kind { kGlobal, kBuiltin, kDictKey, kTypeAttribute };
   Kind kind;
-  Ref<> dict;   // the dict read (globals, builtins, a module's __dict__)
+  Ref<> dict;   // the dict read (globals, builtins, a module's __dict__), or the type
   Ref<> key;    // an exact str
   Ref<> value;  // the object seen
   std::string Describe() const;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "guards/guard_builtins.h"
 #include "guards/guard_dict.h"
+#include "guards/guard_type_version.h"
 #include "specializer/bytecode/cfg.h"
 #include "specializer/bytecode/opcode_tables.h"
 #include "specializer/entry_stability.h"
@@ -63,8 +64,10 @@ absl::StatusOr<std::pair<bytecode::DecodedCode, std::vector<bool>>> Stability(
   if (!decoded.ok()) return decoded.status();
   absl::StatusOr<bytecode::ControlFlowGraph> cfg = bytecode::ControlFlowGraph::Build(*decoded);
   if (!cfg.ok()) return cfg.status();
+  std::vector<PyObject*> consts;
+  while (PyObject* c = rewriter.const_at(static_cast<int>(consts.size()))) consts.push_back(c);
   absl::StatusOr<std::vector<bool>> stable =
-      ComputeEntryStability(*decoded, *cfg, ParameterSlots(code), code->co_nlocalsplus);
+      ComputeEntryStability(*decoded, *cfg, ParameterSlots(code), code->co_nlocalsplus, consts);
   if (!stable.ok()) return stable.status();
   return std::make_pair(*std::move(decoded), *std::move(stable));
 }
@@ -83,7 +86,7 @@ bool SlotStable(const bytecode::DecodedCode& decoded, const std::vector<bool>& s
 absl::StatusOr<std::vector<std::unique_ptr<Guard>>> GuardsFor(
     PyFunctionObject* func, const std::vector<Assumption>& assumptions,
     const std::vector<bool>& used) {
-  std::vector<PyObject*> globals, builtins;
+  std::vector<PyObject*> globals, builtins, types;
   std::vector<std::pair<PyObject*, std::vector<PyObject*>>> dict_keys;
   for (size_t i = 0; i < assumptions.size(); ++i) {
     if (!used[i]) continue;
@@ -94,6 +97,11 @@ absl::StatusOr<std::vector<std::unique_ptr<Guard>>> GuardsFor(
         break;
       case Assumption::Kind::kBuiltin:
         builtins.push_back(a.key.obj());
+        break;
+      case Assumption::Kind::kTypeAttribute:
+        if (std::find(types.begin(), types.end(), a.dict.obj()) == types.end()) {
+          types.push_back(a.dict.obj());
+        }
         break;
       case Assumption::Kind::kDictKey: {
         auto it = std::find_if(dict_keys.begin(), dict_keys.end(),
@@ -126,6 +134,11 @@ absl::StatusOr<std::vector<std::unique_ptr<Guard>>> GuardsFor(
   }
   for (const auto& [dict, keys] : dict_keys) {
     absl::StatusOr<std::unique_ptr<GuardDict>> g = GuardDict::Create(dict, keys);
+    if (!g.ok()) return g.status();
+    if (absl::Status s = bind(*std::move(g)); !s.ok()) return s;
+  }
+  for (PyObject* type : types) {
+    absl::StatusOr<std::unique_ptr<GuardTypeVersion>> g = GuardTypeVersion::Create(type);
     if (!g.ok()) return g.status();
     if (absl::Status s = bind(*std::move(g)); !s.ok()) return s;
   }
@@ -234,6 +247,9 @@ SpecializeResult SpecializeFunction(PyFunctionObject* func, Assume assume) {
   }
 
   SpecializeResult result;
+  absl::StatusOr<std::vector<AttributeFeedback>> feedback =
+      ReadAttributeFeedback(builder.code());
+  if (feedback.ok()) result.attribute_feedback = *std::move(feedback);
   result.code = *std::move(code);
   result.guards = *std::move(guards);
   result.assumptions = builder.assumptions();

@@ -26,6 +26,7 @@
 #include "base/ref.h"
 #include "guards/guard.h"
 #include "specializer/specialization_builder.h"
+#include "specializer/type_feedback.h"
 
 namespace fatjit::specializer {
 
@@ -61,6 +62,8 @@ struct SpecializeResult {
   std::vector<Assumption> assumptions;
   std::vector<Rewrite> rewrites;              // the full table, active or not
   std::vector<std::pair<std::string, int>> proposals_by_pass;
+  // Attribute sites the interpreter specialized (receiver type versions), recorded for the JIT.
+  std::vector<AttributeFeedback> attribute_feedback;
 };
 
 SpecializeResult SpecializeFunction(PyFunctionObject* func, Assume assume);
