@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libbenchmark-dev     # C++ micro-benchmarks
   python3-dev          # headers of Debian's python3 (3.11.2), the second target interpreter
   python3-pytest python3-hypothesis   # test tools for Debian's python3 (PEP 668: no pip there)
+  pypy3                # the pypy mode of benchmarks/run.py (Debian's PyPy 7.3, Python 3.9)
 )
 
 missing=()
