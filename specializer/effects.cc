@@ -1,6 +1,8 @@
 // The effect whitelist: see effects.h. Each case says why it cannot run arbitrary code.
 // Instructions that pop a value (POP_TOP, IS_OP, conditional jumps) are not listed: they drop a
-// reference that may be the last one, and a deallocation can run a __del__.
+// reference that may be the last one, and a deallocation can run a __del__. LOAD_GLOBAL is not
+// listed either: a globals or builtins dict with a non-str key of equal hash makes the lookup
+// call that key's __eq__ (the folded ones are LOAD_CONSTs by then).
 #include "specializer/effects.h"
 
 #include "base/python.h"
@@ -13,7 +15,6 @@ bool MayRunArbitraryCode(const bytecode::Instruction& inst) {
     case NOP:
     case LOAD_FAST:       // a local read; an unbound local raises (an exception edge)
     case LOAD_CONST:
-    case LOAD_GLOBAL:     // exact-dict lookups of a str name; NameError is an exception edge
     case LOAD_DEREF:      // a cell read
     case LOAD_CLOSURE:
     case COPY_FREE_VARS:  // copies the closure's cells into the frame, no allocation

@@ -1,8 +1,7 @@
 // Effects: which instructions may run arbitrary Python code (or let another thread or a signal
 // handler run), and so may invalidate any guard.
 //
-// Assumes CPython 3.11 base opcodes, globals and builtins that are exact dicts (the guards
-// require it), and that the eval breaker (signals, GIL drop requests, async exceptions) is only
+// Assumes CPython 3.11 base opcodes and that the eval breaker (signals, GIL drop requests, async exceptions) is only
 // serviced by RESUME with oparg < 2, backward jumps and calls.
 // Produces MayRunArbitraryCode(): false only for a short whitelist of instructions that read or
 // shuffle values without calling into objects, allocating GC-tracked objects (an allocation can

@@ -2,6 +2,7 @@
 #include "specializer/entry_stability.h"
 
 #include <deque>
+#include <optional>
 #include <utility>
 
 #include "specializer/bytecode/opcode_tables.h"
@@ -77,15 +78,16 @@ bool TrackConstants(const bytecode::Instruction& inst, std::vector<int>& consts)
   return false;
 }
 
-// The edge a block ending in `last` never takes: a forward IF_NONE/NOT_NONE jump on a known
-// constant goes one way only. kException (no edge skipped) otherwise.
-bytecode::EdgeKind EdgeNeverTaken(const bytecode::Instruction& last, const State& state,
-                                  absl::Span<PyObject* const> code_consts) {
+// The edge a block ending in `last` never takes, if any: a forward IF_NONE/NOT_NONE jump on a
+// known constant goes one way only (its kFallthrough or its kJump edge; never kException).
+std::optional<bytecode::EdgeKind> EdgeNeverTaken(const bytecode::Instruction& last,
+                                                 const State& state,
+                                                 absl::Span<PyObject* const> code_consts) {
   const bool if_none = last.base_opcode == POP_JUMP_FORWARD_IF_NONE;
   if ((!if_none && last.base_opcode != POP_JUMP_FORWARD_IF_NOT_NONE) || state.tainted ||
       state.consts.empty() || state.consts.back() < 0 ||
       state.consts.back() >= static_cast<int>(code_consts.size())) {
-    return bytecode::EdgeKind::kException;
+    return std::nullopt;
   }
   const bool is_none = code_consts[state.consts.back()] == Py_None;
   return is_none == if_none ? bytecode::EdgeKind::kFallthrough : bytecode::EdgeKind::kJump;
@@ -135,10 +137,11 @@ absl::StatusOr<std::vector<bool>> ComputeEntryStability(const bytecode::DecodedC
     State state = entry[id];
     state.consts.clear();  // a block may be entered from anywhere
     for (int i = block.first; i < block.last; ++i) Transfer(insts[i], state);
-    const bytecode::EdgeKind never = EdgeNeverTaken(insts[block.last], state, consts);
+    const std::optional<bytecode::EdgeKind> never =
+        EdgeNeverTaken(insts[block.last], state, consts);
     Transfer(insts[block.last], state);
     for (const bytecode::Edge& edge : block.successors) {
-      if (edge.kind == never) continue;
+      if (never.has_value() && edge.kind == *never) continue;
       State out = state;
       if (edge.kind == bytecode::EdgeKind::kException) out.tainted = true;
       if (entry[edge.block].Join(out) && !queued[edge.block]) {

@@ -82,6 +82,31 @@ bool SlotStable(const bytecode::DecodedCode& decoded, const std::vector<bool>& s
   return true;
 }
 
+// Padding left by in-place rewrites costs a dispatch per NOP; a run of two or more NOPs starts
+// with a JUMP_FORWARD over the rest instead. Sound: NOPs do nothing, a jump to any NOP of the
+// run still falls through NOPs to the run's end, a forward jump services no eval breaker and
+// cannot raise, and offsets, depths and tables are untouched.
+absl::Status CompactPadding(bytecode::BytecodeRewriter& rewriter) {
+  std::vector<std::pair<int, int>> runs;  // [start, end) offsets of NOP runs
+  absl::Span<const bytecode::Instruction> insts = rewriter.instructions();
+  for (size_t i = 0; i < insts.size();) {
+    if (insts[i].base_opcode != NOP) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < insts.size() && insts[j].base_opcode == NOP) ++j;
+    if (j - i >= 2 && j < insts.size()) runs.emplace_back(insts[i].offset, insts[j].offset);
+    i = j;
+  }
+  for (const auto& [start, end] : runs) {
+    bytecode::NewInstruction jump{JUMP_FORWARD, 0, end};
+    absl::Status replaced = rewriter.Replace(start, {&jump, 1});
+    if (!replaced.ok()) return replaced;
+  }
+  return absl::OkStatus();
+}
+
 // One guard per kind of assumption used by the active rewrites, bound to `func`.
 absl::StatusOr<std::vector<std::unique_ptr<Guard>>> GuardsFor(
     PyFunctionObject* func, const std::vector<Assumption>& assumptions,
@@ -231,6 +256,9 @@ SpecializeResult SpecializeFunction(PyFunctionObject* func, Assume assume) {
     return refused;
   }
 
+  if (absl::Status compacted = CompactPadding(*rewriter); !compacted.ok()) {
+    return Refuse(Refusal::kInternalError, std::string(compacted.message()));
+  }
   absl::StatusOr<Ref<>> code = rewriter->BuildCode();
   if (!code.ok()) return Refuse(Refusal::kRewriteRejected, std::string(code.status().message()));
 
