@@ -90,6 +90,15 @@ bool IsFoldableResult(PyObject* value) {
   return Check(value, budget, /*caps=*/true);
 }
 
+bool OperandsWithinCaps(absl::Span<PyObject* const> operands) {
+  for (PyObject* operand : operands) {
+    if (PyLong_CheckExact(operand) && _PyLong_NumBits(operand) > kMaxOperandIntBits) {
+      return false;  // (size_t)-1 on overflow is larger still
+    }
+  }
+  return true;
+}
+
 bool BytesMayWarn(absl::Span<PyObject* const> operands) {
   if (_Py_GetConfig()->bytes_warning == 0) return false;
   for (PyObject* operand : operands) {

@@ -29,12 +29,19 @@ inline constexpr int kMaxIntBits = 128;                 // MAX_INT_SIZE
 inline constexpr Py_ssize_t kMaxCollectionSize = 256;  // MAX_COLLECTION_SIZE
 inline constexpr Py_ssize_t kMaxStrSize = 4096;         // MAX_STR_SIZE
 inline constexpr Py_ssize_t kMaxTotalItems = 1024;      // MAX_TOTAL_ITEMS, nested items included
+// Int operands larger than this are not computed with: it bounds CPython's quadratic int
+// algorithms (division, multiplication) to microseconds while specializing, whatever the
+// globals hold. (Source literals can be any size; ast_opt.c only ever builds up to kMaxIntBits.)
+inline constexpr int kMaxOperandIntBits = 4096;
 // The smallest limit sys.set_int_max_str_digits() accepts (other than 0, "no limit"): an int<->str
 // conversion of at most this many digits succeeds whatever the limit is set to later.
 inline constexpr Py_ssize_t kMaxConvertedDigits = 640;
 
 // See the file comment.
 bool IsImmutableConstant(PyObject* value);
+
+// True if no operand is an int of more than kMaxOperandIntBits bits.
+bool OperandsWithinCaps(absl::Span<PyObject* const> operands);
 
 // An immutable constant within the caps: ints of at most kMaxIntBits bits, str and bytes of at
 // most kMaxStrSize, tuples and frozensets of at most kMaxCollectionSize items (recursively).

@@ -166,3 +166,5 @@ absl::StatusOr<bool> DeadBranches(SpecializationBuilder& builder) {
 }
 
 }  // namespace fatjit::specializer
+
+#undef FATJIT_DEAD_BRANCHES_MISSES

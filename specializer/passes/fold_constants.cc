@@ -47,7 +47,7 @@ namespace {
   X(kNotImmutable, "not_immutable", "an operand is not an immutable builtin constant")        \
   X(kNeverFolded, "never_folded", "CPython never folds this operator (@; % on str or bytes)") \
   X(kBytesWarning, "bytes_warning", "with -b, an operation on bytes may warn")               \
-  X(kTooLarge, "too_large", "the result would exceed CPython's folding caps")                \
+  X(kTooLarge, "too_large", "an int operand or the result exceeds the caps (constant_values.h)") \
   X(kRaises, "raises", "the operation raises; the exception is left to run time")            \
   X(kShared, "shared_operand", "the operand's load also feeds another value (COPY)")          \
   X(kNoRoom, "no_room", "the result's LOAD_CONST does not fit its slot (co_consts past 255)")
@@ -80,6 +80,7 @@ Miss CheckOperands(absl::Span<PyObject* const> operands) {
   for (PyObject* operand : operands) {
     if (!IsImmutableConstant(operand)) return Miss::kNotImmutable;
   }
+  if (!OperandsWithinCaps(operands)) return Miss::kTooLarge;
   if (BytesMayWarn(operands)) return Miss::kBytesWarning;
   return Miss::kNone;
 }
@@ -212,7 +213,7 @@ SlotEdit LoadEdit(int offset, PyObject* value) {
 }
 
 // COMPARE_OP and BINARY_SUBSCR: POP_TOP POP_TOP LOAD_CONST r in the operation's own slot.
-Proposal PopPopLoad(const SpecializationBuilder& builder, const bytecode::Instruction& op,
+Proposal PopOperandsLoadResult(const SpecializationBuilder& builder, const bytecode::Instruction& op,
                     const KnownValue& a, const KnownValue& b, const Folded& folded,
                     std::string before) {
   Proposal p;
@@ -273,7 +274,7 @@ Proposal FoldInstruction(const SpecializationBuilder& builder, const bytecode::I
         }
         Folded folded = Accept(PyObject_GetItem(a.object, b.object));
         if (!folded.value) return NotFolded(folded.miss);
-        return PopPopLoad(builder, op, a, b, folded,
+        return PopOperandsLoadResult(builder, op, a, b, folded,
                           absl::StrCat(DescribeValue(a.object), "[", DescribeValue(b.object), "]"));
       }
       if (op.base_opcode == COMPARE_OP) {
@@ -283,7 +284,7 @@ Proposal FoldInstruction(const SpecializationBuilder& builder, const bytecode::I
         }
         Folded folded = Accept(PyObject_RichCompare(a.object, b.object, op.oparg));
         if (!folded.value) return NotFolded(folded.miss);
-        return PopPopLoad(builder, op, a, b, folded,
+        return PopOperandsLoadResult(builder, op, a, b, folded,
                           absl::StrCat(DescribeValue(a.object), " ", kComparisons[op.oparg], " ",
                                        DescribeValue(b.object)));
       }
@@ -335,3 +336,5 @@ absl::StatusOr<bool> FoldConstants(SpecializationBuilder& builder) {
 }
 
 }  // namespace fatjit::specializer
+
+#undef FATJIT_FOLD_CONSTANTS_MISSES

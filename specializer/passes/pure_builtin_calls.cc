@@ -11,8 +11,9 @@
 // effect and depend on nothing else (with two exceptions refused: str() and int() of more digits
 // than the smallest limit sys.set_int_max_str_digits() accepts, and bytes under -b).
 // Folded: len, abs, min, max (positional, no key=), chr, ord, round, divmod, pow (two arguments,
-// within ast_opt.c's power cap), int, float, str, bool, tuple, frozenset. Not yet: keyword
-// arguments (KW_NAMES), and more than two arguments (see below).
+// within ast_opt.c's power cap), int, float, str, bool, tuple, frozenset, within the caps of
+// constant_values.h checked before computing where a call could do much work (WithinCaps).
+// Not yet: keyword arguments (KW_NAMES), and more than two arguments (see below).
 // Produces, in place (invariant 4: depths at shared instruction starts unchanged):
 //   PUSH_NULL      -> LOAD_CONST None            (a placeholder POP_TOP can drop; NULL it cannot)
 //   PRECALL n      -> POP_TOP * n                (the compiler counts PRECALL as popping the
@@ -48,7 +49,7 @@ namespace {
   X(kNotImmutable, "not_immutable", "an argument is not an immutable builtin constant")      \
   X(kBytesWarning, "bytes_warning", "with -b, an operation on bytes may warn")              \
   X(kDigitLimit, "digit_limit", "an int<->str conversion past the smallest digit limit")     \
-  X(kTooLarge, "too_large", "the result would exceed CPython's folding caps")               \
+  X(kTooLarge, "too_large", "an argument or the result exceeds the caps (constant_values.h)")  \
   X(kRaises, "raises", "the call raises; the exception is left to run time")                \
   X(kNoRoom, "no_room", "a LOAD_CONST does not fit its slot (co_consts past 255)")
 
@@ -127,6 +128,28 @@ bool PastDigitLimit(const PureBuiltin& builtin, absl::Span<PyObject* const> args
   return false;
 }
 
+// Checks before computing, so that no call does much work or builds much only to be refused:
+// pow as ast_opt.c's safe_power; round(int, -n) computes 10 ** n (refused past kMaxIntBits,
+// 10 ** 38 < 2 ** 128); tuple() and frozenset() of a str or bytes build one item per character.
+bool WithinCaps(const PureBuiltin& builtin, absl::Span<PyObject* const> args) {
+  if (std::strcmp(builtin.name, "pow") == 0) return PowerWithinCaps(args[0], args[1]);
+  if (std::strcmp(builtin.name, "round") == 0 && args.size() == 2 && PyLong_Check(args[0]) &&
+      PyLong_Check(args[1])) {
+    int overflow = 0;
+    long ndigits = PyLong_AsLongAndOverflow(args[1], &overflow);
+    return overflow == 0 && ndigits >= -38;
+  }
+  if (builtin.type == reinterpret_cast<PyObject*>(&PyTuple_Type) ||
+      builtin.type == reinterpret_cast<PyObject*>(&PyFrozenSet_Type)) {
+    if (args.empty()) return true;
+    Py_ssize_t size = PyUnicode_CheckExact(args[0]) ? PyUnicode_GET_LENGTH(args[0])
+                      : PyBytes_CheckExact(args[0]) ? PyBytes_GET_SIZE(args[0])
+                                                    : 0;
+    return size <= kMaxCollectionSize;
+  }
+  return true;
+}
+
 struct Call {
   const PureBuiltin* builtin = nullptr;
   Ref<> result;
@@ -148,11 +171,9 @@ Call Evaluate(PyObject* callable, absl::Span<PyObject* const> args) {
   for (PyObject* arg : args) {
     if (!IsImmutableConstant(arg)) return Refused(Miss::kNotImmutable);
   }
+  if (!OperandsWithinCaps(args) || !WithinCaps(*builtin, args)) return Refused(Miss::kTooLarge);
   if (BytesMayWarn(args)) return Refused(Miss::kBytesWarning);
   if (PastDigitLimit(*builtin, args)) return Refused(Miss::kDigitLimit);
-  if (std::strcmp(builtin->name, "pow") == 0 && !PowerWithinCaps(args[0], args[1])) {
-    return Refused(Miss::kTooLarge);
-  }
   PyObject* computed =
       PyObject_Vectorcall(callable, const_cast<PyObject**>(args.data()), args.size(), nullptr);
   Call call;
@@ -240,3 +261,5 @@ absl::StatusOr<bool> PureBuiltinCalls(SpecializationBuilder& builder) {
 }
 
 }  // namespace fatjit::specializer
+
+#undef FATJIT_PURE_BUILTIN_CALLS_MISSES

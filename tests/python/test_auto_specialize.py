@@ -1042,3 +1042,72 @@ def test_folding_edge_cases(auto, assume):
     mod.DEBUG = ref.DEBUG = True
     compare("DEBUG on")
     assert sum(bool(fatjit.get_specialized(getattr(mod, n))) for n in FOLDING_NAMES) >= 10
+
+
+# --- class_attributes ------------------------------------------------------------------------
+
+CLASS_SOURCE = """
+    class Config:
+        SCALE = 3
+        def helper(x):
+            return x + 1
+        @classmethod
+        def make(cls):
+            return cls
+        @property
+        def prop(self):
+            return 1
+    class Meta(type):
+        SCALE = 5
+    class WithMeta(metaclass=Meta):
+        SCALE = 7
+    def scaled(x):
+        return Config.SCALE * 2 + x
+    def call_helper(x):
+        return Config.helper(x)
+    def via_classmethod():
+        return Config.make()
+    def via_metaclass():
+        return WithMeta.SCALE
+"""
+
+
+def _rewrite_passes(func):
+    return [line for line in fatjit.explain(func).splitlines() if "[class_attributes]" in line]
+
+
+def test_class_attribute_is_folded_under_a_type_guard(auto):
+    """Config.SCALE becomes a constant guarded by GuardType(Config); changing the class attribute
+    fails the guard for good and the original code computes the new value."""
+    mod = new_module(CLASS_SOURCE)
+    auto(mod.scaled)
+    assert mod.scaled(1) == 7
+    [(code, guards)] = fatjit.get_specialized(mod.scaled)
+    assert any(isinstance(g, fatjit.GuardType) and g.type is mod.Config for g in guards)
+    assert any("active" in line for line in _rewrite_passes(mod.scaled))
+    mod.Config.SCALE = 10
+    assert mod.scaled(1) == 21
+    assert fatjit.get_specialized(mod.scaled) == []
+
+
+def test_class_function_attribute_is_folded_and_called(auto):
+    """Config.helper(x) loads the function itself as a constant (type.__getattribute__ returns
+    a plain function unchanged)."""
+    mod = new_module(CLASS_SOURCE)
+    auto(mod.call_helper)
+    assert mod.call_helper(1) == 2
+    assert _rewrite_passes(mod.call_helper)
+    mod.Config.helper = staticmethod(lambda x: x * 100)
+    assert mod.call_helper(1) == 100
+
+
+def test_descriptors_and_metaclasses_are_not_folded(auto):
+    """A classmethod computes a new bound method per access, and a metaclass can change
+    attribute access: neither is folded."""
+    mod = new_module(CLASS_SOURCE)
+    auto(mod.via_classmethod)
+    auto(mod.via_metaclass)
+    assert mod.via_classmethod() is mod.Config
+    assert mod.via_metaclass() == 7
+    assert not _rewrite_passes(mod.via_classmethod)
+    assert not _rewrite_passes(mod.via_metaclass)
