@@ -120,7 +120,8 @@ std::vector<Case> ParseFile(const std::string& pass) {
 
 std::vector<Case> AllCases() {
   std::vector<Case> all;
-  for (const char* pass : {"fold_constants", "pure_builtin_calls", "dead_branches"}) {
+  for (const char* pass : {"globals_to_constants", "module_attributes", "class_attributes",
+                           "fold_constants", "pure_builtin_calls", "dead_branches"}) {
     std::vector<Case> cases = ParseFile(pass);
     all.insert(all.end(), cases.begin(), cases.end());
   }
