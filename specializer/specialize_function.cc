@@ -3,6 +3,7 @@
 #include "specializer/specialize_function.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "guards/guard_builtins.h"
@@ -10,6 +11,7 @@
 #include "guards/guard_type_version.h"
 #include "specializer/bytecode/cfg.h"
 #include "specializer/bytecode/opcode_tables.h"
+#include "specializer/bytecode/stack_depth.h"
 #include "specializer/entry_stability.h"
 #include "specializer/passes/passes.h"
 
@@ -82,6 +84,75 @@ bool SlotStable(const bytecode::DecodedCode& decoded, const std::vector<bool>& s
   return true;
 }
 
+// Instructions of `rewriter`'s code that no path from entry reaches: a walk over the CFG that
+// follows exception edges and, if `decided` is set, skips the edge a decided branch never takes
+// (dead_branches turns a branch on a constant into POP_JUMP_*_IF_NONE/NOT_NONE right after the
+// LOAD_CONST). Without `decided` this is the reachability CPython's own analyses (and the
+// rewriter's depth check) see.
+absl::StatusOr<std::vector<bool>> Unreachable(const bytecode::BytecodeRewriter& rewriter,
+                                              bool decided) {
+  absl::StatusOr<bytecode::DecodedCode> decoded = rewriter.Rewritten();
+  if (!decoded.ok()) return decoded.status();
+  absl::StatusOr<bytecode::ControlFlowGraph> cfg = bytecode::ControlFlowGraph::Build(*decoded);
+  if (!cfg.ok()) return cfg.status();
+  absl::Span<const bytecode::Instruction> insts = decoded->instructions();
+  std::vector<bool> reached(cfg->blocks().size(), false);
+  std::vector<int> work;
+  if (!reached.empty()) {
+    reached[0] = true;
+    work.push_back(0);
+  }
+  while (!work.empty()) {
+    const bytecode::BasicBlock& block = cfg->block(work.back());
+    work.pop_back();
+    std::optional<bytecode::EdgeKind> never;
+    const bytecode::Instruction& last = insts[block.last];
+    if (decided && (last.base_opcode == POP_JUMP_FORWARD_IF_NONE ||
+                    last.base_opcode == POP_JUMP_FORWARD_IF_NOT_NONE)) {
+      int prev = block.last - 1;
+      while (prev >= block.first && insts[prev].base_opcode == NOP) --prev;
+      if (prev >= block.first && insts[prev].base_opcode == LOAD_CONST) {
+        bool is_none = rewriter.const_at(insts[prev].oparg) == Py_None;
+        bool jumps = (last.base_opcode == POP_JUMP_FORWARD_IF_NONE) == is_none;
+        never = jumps ? bytecode::EdgeKind::kFallthrough : bytecode::EdgeKind::kJump;
+      }
+    }
+    for (const bytecode::Edge& edge : block.successors) {
+      if (never.has_value() && edge.kind == *never) continue;
+      if (!reached[edge.block]) {
+        reached[edge.block] = true;
+        work.push_back(edge.block);
+      }
+    }
+  }
+  std::vector<bool> unreachable(insts.size(), false);
+  for (const bytecode::BasicBlock& block : cfg->blocks()) {
+    if (reached[block.id]) continue;
+    for (int i = block.first; i <= block.last; ++i) unreachable[i] = true;
+  }
+  return unreachable;
+}
+
+// Code no path reaches (in the CFG, decided branches still counted both ways) is replaced by
+// NOPs, offsets preserved. Sound: it never runs, and the rewriter's depth check ignores
+// unreachable starts. Code a decided branch skips stays: NOPs there would change the stack depth
+// flowing along the (never taken) edge into the join, which the depth check rejects.
+absl::Status RemoveUnreachable(bytecode::BytecodeRewriter& rewriter) {
+  absl::StatusOr<std::vector<bool>> unreachable = Unreachable(rewriter, /*decided=*/false);
+  if (!unreachable.ok()) return unreachable.status();
+  std::vector<int> offsets;
+  absl::Span<const bytecode::Instruction> insts = rewriter.instructions();
+  // The last instruction stays: the CFG requires that control never falls off the end, even in
+  // code no path reaches.
+  for (size_t i = 0; i + 1 < insts.size(); ++i) {
+    if ((*unreachable)[i] && insts[i].base_opcode != NOP) offsets.push_back(insts[i].offset);
+  }
+  for (int offset : offsets) {
+    if (absl::Status removed = rewriter.RemoveInstruction(offset); !removed.ok()) return removed;
+  }
+  return absl::OkStatus();
+}
+
 // Padding left by in-place rewrites costs a dispatch per NOP; a run of two or more NOPs starts
 // with a JUMP_FORWARD over the rest instead. Sound: NOPs do nothing, a jump to any NOP of the
 // run still falls through NOPs to the run's end, a forward jump services no eval breaker and
@@ -99,10 +170,16 @@ absl::Status CompactPadding(bytecode::BytecodeRewriter& rewriter) {
     if (j - i >= 2 && j < insts.size()) runs.emplace_back(insts[i].offset, insts[j].offset);
     i = j;
   }
+  // A JUMP_FORWARD in one code unit reaches at most 255 units past itself: hop along long runs.
+  constexpr int kMaxHop = 255;
   for (const auto& [start, end] : runs) {
-    bytecode::NewInstruction jump{JUMP_FORWARD, 0, end};
-    absl::Status replaced = rewriter.Replace(start, {&jump, 1});
-    if (!replaced.ok()) return replaced;
+    for (int pos = start; end - pos >= 2;) {
+      int target = std::min(end, pos + 1 + kMaxHop);
+      bytecode::NewInstruction jump{JUMP_FORWARD, 0, target};
+      absl::Status replaced = rewriter.Replace(pos, {&jump, 1});
+      if (!replaced.ok()) return replaced;
+      pos = target;
+    }
   }
   return absl::OkStatus();
 }
@@ -256,6 +333,38 @@ SpecializeResult SpecializeFunction(PyFunctionObject* func, Assume assume) {
     return refused;
   }
 
+  // Rewrites wholly inside code that no longer runs (cut off by dead_branches) would only add
+  // guards: drop them, with what builds on them, and rebuild once.
+  if (absl::StatusOr<std::vector<bool>> dead = Unreachable(*rewriter, /*decided=*/true);
+      dead.ok()) {
+    absl::StatusOr<bytecode::DecodedCode> decoded = rewriter->Rewritten();
+    bool dropped = false;
+    for (size_t i = 0; decoded.ok() && i < rewrites.size(); ++i) {
+      if (!use[i]) continue;
+      bool all_dead = std::all_of(
+          rewrites[i].edits.begin(), rewrites[i].edits.end(), [&](const SlotEdit& e) {
+            for (int offset = e.offset; offset < e.end; ++offset) {
+              int index = decoded->IndexAt(offset);
+              if (index >= 0 && !(*dead)[index]) return false;
+            }
+            return true;
+          });
+      for (int base : rewrites[i].builds_on) all_dead = all_dead || !use[base];
+      if (all_dead) {
+        use[i] = false;
+        dropped = true;
+      }
+    }
+    if (dropped) {
+      rewriter = builder.Replay(use, entry_edits);
+      if (!rewriter.ok()) {
+        return Refuse(Refusal::kInternalError, std::string(rewriter.status().message()));
+      }
+    }
+  }
+  if (absl::Status removed = RemoveUnreachable(*rewriter); !removed.ok()) {
+    return Refuse(Refusal::kInternalError, std::string(removed.message()));
+  }
   if (absl::Status compacted = CompactPadding(*rewriter); !compacted.ok()) {
     return Refuse(Refusal::kInternalError, std::string(compacted.message()));
   }
