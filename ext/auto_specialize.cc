@@ -1,8 +1,11 @@
 // fatjit.specialize(func, assume=...) and the first-call materialization: see auto_specialize.h.
 #include "ext/auto_specialize.h"
 
+#include <chrono>
 #include <cstring>
 
+#include "absl/strings/str_format.h"
+#include "ext/event_log.h"
 #include "ext/guard_objects.h"
 #include "ext/specialize_api.h"
 #include "ext/stats.h"
@@ -33,69 +36,122 @@ PyObject* SpecializeAuto(PyObject*, PyObject* args, PyObject* kwargs) {
                                              : PyDict_GetItemString(kwargs, "assume"));
     return nullptr;
   }
-  auto* code = reinterpret_cast<PyCodeObject*>(func->func_code);
-  CodeState* state = GetOrCreateCodeState(code);
-  if (state == nullptr) return nullptr;
+  CodeState* state = GetOrCreateCodeState(reinterpret_cast<PyCodeObject*>(func->func_code));
+  if (state == nullptr || !AddPendingAutomatic(state, func_obj, assume)) return nullptr;
+  return Py_NewRef(func_obj);
+}
+
+bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume assume) {
   // A new request replaces the function's earlier automatic specialization.
   for (size_t i = 0; i < state->specializations.size();) {
     const auto& spec = state->specializations[i];
-    if (spec->automatic && spec->owner_function() == func_obj) {
+    if (spec->automatic && spec->owner_function() == func) {
       DropSpecialization(state, i);
     } else {
       ++i;
     }
   }
   auto spec = std::make_unique<Specialization>();
-  spec->owner = Ref<>::Steal(PyWeakref_NewRef(func_obj, nullptr));
-  if (!spec->owner) return nullptr;
+  spec->owner = Ref<>::Steal(PyWeakref_NewRef(func, nullptr));
+  if (!spec->owner) return false;
   spec->automatic = true;
   spec->pending = true;
   spec->assume = assume;
   state->last_refusal.clear();
   AddSpecialization(state, std::move(spec));
-  return Py_NewRef(func_obj);
+  return true;
 }
 
-bool MaterializePending(CodeState* state, size_t index, PyFunctionObject* func) {
-  Specialization* spec = state->specializations[index].get();
-  specializer::SpecializeResult result = specializer::SpecializeFunction(func, spec->assume);
-  Stats& stats = GlobalStats();
-  for (const auto& [pass, count] : result.proposals_by_pass) stats.rewrites_by_pass[pass] += count;
-  if (!result.refused) {
-    auto* code = reinterpret_cast<PyCodeObject*>(result.code.obj());
-    if (FitsFrame(func, code)) {
-      spec->code = Ref<PyCodeObject>::Create(code);
-    } else {
-      spec->callable = WrapCode(func, code);
-    }
-    for (std::unique_ptr<Guard>& guard : result.guards) {
-      Ref<> object = Ref<>::Steal(WrapGuard(std::move(guard)));
-      if (!object) break;
-      spec->guard_objects.push_back(std::move(object));
-    }
-    if (PyErr_Occurred() || (!spec->code && !spec->callable) ||
-        spec->guard_objects.size() != result.guards.size()) {
-      PyErr_Clear();
-      result.refused = true;
-      result.refusal = specializer::Refusal::kInternalError;
-      result.detail = "out of memory while attaching the specialization";
-    }
+namespace {
+
+// What MaterializePending attaches, built before it touches the specialization again.
+struct Made {
+  Ref<PyCodeObject> code;
+  Ref<> callable;
+  std::vector<Ref<>> guard_objects;
+  std::vector<std::string> assumptions;
+};
+
+// Wraps the specializer's result for attaching. False (no exception) if out of memory.
+bool Make(specializer::SpecializeResult& result, PyFunctionObject* func, Made& made) {
+  auto* code = reinterpret_cast<PyCodeObject*>(result.code.obj());
+  if (FitsFrame(func, code)) {
+    made.code = Ref<PyCodeObject>::Create(code);
+  } else {
+    made.callable = WrapCode(func, code);
   }
+  for (std::unique_ptr<Guard>& guard : result.guards) {
+    Ref<> object = Ref<>::Steal(WrapGuard(std::move(guard)));
+    if (!object) break;
+    made.guard_objects.push_back(std::move(object));
+  }
+  for (const specializer::Assumption& a : result.assumptions) {
+    made.assumptions.push_back(a.Describe());
+  }
+  if (PyErr_Occurred() || (!made.code && !made.callable) ||
+      made.guard_objects.size() != result.guards.size()) {
+    PyErr_Clear();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func) {
+  Specialization* pending = state->specializations[*index].get();
+  const uint64_t id = pending->id;
+  const specializer::Assume assume = pending->assume;
+  pending->materializing = true;
+  // Until FindSpecialization below, allocating Python objects can run the garbage collector,
+  // hence finalizers, hence other threads: nothing here may hold `pending` or an index.
+  const auto start = std::chrono::steady_clock::now();
+  specializer::SpecializeResult result = specializer::SpecializeFunction(func, assume);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  Made made;
+  if (!result.refused && !Make(result, func, made)) {
+    result.refused = true;
+    result.refusal = specializer::Refusal::kInternalError;
+    result.detail = "out of memory while attaching the specialization";
+  }
+  // No Python allocation from here on.
+  Stats& stats = GlobalStats();
+  stats.specialize_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count();
+  for (const auto& [pass, count] : result.proposals_by_pass) stats.rewrites_by_pass[pass] += count;
+  Specialization* spec = FindSpecialization(state, id, index);
   if (result.refused) {
     ++stats.auto_refused[static_cast<int>(result.refusal)];
     state->last_refusal = specializer::RefusalMessage(result.refusal);
     if (!result.detail.empty()) state->last_refusal += " (" + result.detail + ")";
-    DropSpecialization(state, index);
+    if (LogEnabled(LogEvent::kRefuse)) {
+      LogFunctionEvent(LogEvent::kRefuse, func,
+                       absl::StrFormat("%s: %s", specializer::RefusalName(result.refusal),
+                                       state->last_refusal));
+    }
+    if (spec != nullptr) DropSpecialization(state, *index);
     return false;
   }
   ++stats.auto_specialized;
+  if (LogEnabled(LogEvent::kSpecialize)) {
+    int active = 0;
+    for (const specializer::Rewrite& r : result.rewrites) active += r.active ? 1 : 0;
+    LogFunctionEvent(
+        LogEvent::kSpecialize, func,
+        absl::StrFormat("%d rewrites, %d active, %d guards, %s, %.1f us", result.rewrites.size(),
+                        active, made.guard_objects.size(),
+                        made.code ? "frame code swapped" : "called with bound arguments",
+                        std::chrono::duration<double, std::micro>(elapsed).count()));
+  }
+  if (spec == nullptr) return false;  // dropped meanwhile (unspecialize, a newer request)
+  spec->code = std::move(made.code);
+  spec->callable = std::move(made.callable);
+  spec->guard_objects = std::move(made.guard_objects);
   for (const Ref<>& object : spec->guard_objects) spec->guards.Add(GuardOf(object.obj()));
   spec->given = Ref<>::Create(result.code.obj());
-  for (const specializer::Assumption& a : result.assumptions) {
-    spec->assumptions.push_back(a.Describe());
-  }
+  spec->assumptions = std::move(made.assumptions);
   spec->rewrites = std::move(result.rewrites);
   spec->attribute_feedback = std::move(result.attribute_feedback);
+  spec->materializing = false;
   spec->pending = false;
   return true;
 }

@@ -10,11 +10,21 @@
 
 namespace fatjit {
 
-// Turns the pending automatic specialization state->specializations[index] of `func` into a
-// real one, or drops it if the specializer refuses. Returns whether it is still there.
-// Runs no user code (the specializer's contract); may raise only MemoryError, which it clears
-// and counts as a refusal (the original code then runs).
-bool MaterializePending(CodeState* state, size_t index, PyFunctionObject* func);
+// Gives `func` (a Python function whose code has `state`) a pending automatic specialization,
+// replacing its earlier automatic one. Dropping that one can run arbitrary code (__del__).
+// False with an exception set on failure (out of memory).
+bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume assume);
+
+// Turns the pending automatic specialization state->specializations[*index] of `func` into a
+// real one, or drops it if the specializer refuses. Returns whether it is still there, at
+// *index. Runs no user code of its own (the specializer's contract), but allocating can run the
+// garbage collector, and with it finalizers and other threads: meanwhile the specialization is
+// marked `materializing` (the dispatcher runs the original code instead of waiting for it), and
+// the vector may change; *index is where it is found afterwards. May raise only MemoryError,
+// which it clears and counts as a refusal (the original code then runs). The time the
+// specializer takes is added to stats()["specialize_time_s"]; FATJIT_LOG's specialize and refuse
+// events report here.
+bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func);
 
 // fatjit._fatjit._specialize_report(func, *, assume="stable") -> dict: runs the specializer on
 // func now and reports (refused, reason, detail, rewrites, active, guards, by_pass, code)

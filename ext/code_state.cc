@@ -10,6 +10,7 @@ namespace {
 
 Py_ssize_t g_extra_index = -1;
 int64_t g_live = 0;
+uint64_t g_next_id = 1;
 
 void FreeCodeState(void* state) { delete static_cast<CodeState*>(state); }
 
@@ -58,10 +59,21 @@ CodeState* GetOrCreateCodeState(PyCodeObject* code) {
 int64_t LiveSpecializations() { return g_live; }
 
 void AddSpecialization(CodeState* state, std::unique_ptr<Specialization> spec) {
+  spec->id = g_next_id++;
   state->specializations.insert(state->specializations.begin(), std::move(spec));
   ++g_live;
   ++GlobalStats().specializations_added;
   InstallOrRemoveHook();
+}
+
+Specialization* FindSpecialization(CodeState* state, uint64_t id, size_t* index) {
+  for (size_t i = 0; i < state->specializations.size(); ++i) {
+    if (state->specializations[i]->id == id) {
+      *index = i;
+      return state->specializations[i].get();
+    }
+  }
+  return nullptr;
 }
 
 void DropSpecialization(CodeState* state, size_t index) {

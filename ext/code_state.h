@@ -26,11 +26,13 @@ struct Specialization {
   std::vector<Ref<>> guard_objects;  // the fatjit.Guard objects; keep `guards` alive
   GuardSet guards;
   uint64_t runs = 0;
+  uint64_t id = 0;  // unique in the process (AddSpecialization): finds it again after Python ran
 
   // Automatic specializations (fatjit.specialize(func)): made at the function's first call, when
   // its module's globals are complete. Until then `pending` is set and nothing else is.
   bool automatic = false;
   bool pending = false;
+  bool materializing = false;  // pending, and the specializer is working on it (auto_specialize.h)
   specializer::Assume assume = specializer::Assume::kStable;
   std::vector<specializer::Rewrite> rewrites;  // the full table, for explain() and the JIT
   std::vector<std::string> assumptions;        // rewrites[i].assumptions index these
@@ -40,9 +42,16 @@ struct Specialization {
   PyObject* owner_function() const;
 };
 
+// CodeState::calls_until_attempt before automatic mode first counted the code object.
+inline constexpr int32_t kNotCounted = -1;
+
 struct CodeState {
   std::vector<std::unique_ptr<Specialization>> specializations;  // newest first
   std::string last_refusal;  // why the last automatic specialization was refused, if it was
+  // Automatic mode (auto_mode.h): fresh calls left until the next attempt to specialize,
+  // this one included (1: this call attempts); kNotCounted; 0 once it gave up on the code.
+  int32_t calls_until_attempt = kNotCounted;
+  int32_t attempts = 0;  // automatic-mode attempts made, refused or not
   ~CodeState();
 };
 
@@ -56,6 +65,8 @@ CodeState* GetOrCreateCodeState(PyCodeObject* code);
 // Live specializations across all code objects: the dispatcher hook is installed while > 0.
 int64_t LiveSpecializations();
 void AddSpecialization(CodeState* state, std::unique_ptr<Specialization> spec);
+// The specialization of `state` with this id, and its index in *index; null if it is gone.
+Specialization* FindSpecialization(CodeState* state, uint64_t id, size_t* index);
 // Removes state->specializations[index] and destroys it (which may run arbitrary code).
 void DropSpecialization(CodeState* state, size_t index);
 

@@ -4,8 +4,10 @@
 #include <vector>
 
 #include "base/cpython_compat.h"
+#include "ext/auto_mode.h"
 #include "ext/auto_specialize.h"
 #include "ext/code_state.h"
+#include "ext/event_log.h"
 #include "ext/stats.h"
 
 namespace fatjit {
@@ -74,11 +76,21 @@ PyObject* RunCallable(_PyInterpreterFrame* frame, Ref<> callable) {
   return PyObject_Vectorcall(callable.obj(), stack.data(), npositional, kwnames.obj());
 }
 
+void LogGuardFailure(_PyInterpreterFrame* frame, const Guard& guard, GuardResult result) {
+  LogFunctionEvent(LogEvent::kGuard, compat::FrameFunction(frame),
+                   guard.Describe() + (result == GuardResult::kFailForever
+                                           ? " failed for good: specialization dropped"
+                                           : " failed"));
+}
+
 PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
   PyCodeObject* code = compat::FrameCode(frame);
   CodeState* state = CodeStateOf(code);
   if (state == nullptr || state->specializations.empty()) {
-    return compat::EvalFrameDefault(tstate, frame, throwflag);
+    if (!AutoModeOn() || !CountCall(state, frame, throwflag)) {
+      return compat::EvalFrameDefault(tstate, frame, throwflag);
+    }
+    state = CodeStateOf(code);  // this call made it hot: a pending specialization was added
   }
   if (throwflag) {
     CountFallback(FallbackReason::kThrow);
@@ -97,9 +109,11 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
   const CallArgs args{compat::FrameLocals(frame), ParameterCount(code)};
   Stats& stats = GlobalStats();
   bool owned_any = false;
+  bool being_specialized = false;
   for (size_t i = 0; i < state->specializations.size();) {
     // Guard checks run no Python code (guard.h), so `spec` stays valid through the check.
-    // Dropping a specialization can (a __del__), so the loop re-reads the vector after one.
+    // Dropping a specialization can (a __del__), and so can making one (the collector may run
+    // during the specializer's allocations), so the loop re-reads the vector after either.
     Specialization* spec = state->specializations[i].get();
     PyObject* owner = spec->owner_function();
     if (owner == nullptr) {
@@ -111,11 +125,16 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
       ++i;
       continue;
     }
-    owned_any = true;
     if (spec->pending) {
-      if (!MaterializePending(state, i, compat::FrameFunction(frame))) continue;
+      if (spec->materializing) {  // made by an outer activation or another thread right now
+        being_specialized = true;
+        ++i;
+        continue;
+      }
+      if (!MaterializePending(state, &i, compat::FrameFunction(frame))) continue;  // refused
       spec = state->specializations[i].get();
     }
+    owned_any = true;
     ++stats.guard_checks;
     GuardSet::Outcome outcome = spec->guards.Check(args);
     if (outcome.result == GuardResult::kPass) {
@@ -125,6 +144,7 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
       return RunCallable(frame, spec->callable);  // a reference of its own, held for the call
     }
     int kind = static_cast<int>(outcome.failed->kind());
+    if (LogEnabled(LogEvent::kGuard)) LogGuardFailure(frame, *outcome.failed, outcome.result);
     if (outcome.result == GuardResult::kFailForever) {
       ++stats.guard_failures_forever[kind];
       DropSpecialization(state, i);
@@ -133,14 +153,21 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
     ++stats.guard_failures[kind];
     ++i;
   }
-  CountFallback(owned_any ? FallbackReason::kNoGuardPassed : FallbackReason::kNotOwner);
+  // A refused automatic specialization leaves nothing to fall back from.
+  if (owned_any) {
+    CountFallback(FallbackReason::kNoGuardPassed);
+  } else if (being_specialized) {
+    CountFallback(FallbackReason::kBeingSpecialized);
+  } else if (!state->specializations.empty()) {
+    CountFallback(FallbackReason::kNotOwner);
+  }
   return compat::EvalFrameDefault(tstate, frame, throwflag);
 }
 
 }  // namespace
 
 void InstallOrRemoveHook() {
-  bool wanted = LiveSpecializations() > 0;
+  bool wanted = AutoModeOn() || LiveSpecializations() > 0;
   if (wanted == g_hook_installed) return;
   compat::SetEvalFrameHook(wanted ? Dispatch : nullptr);
   g_hook_installed = wanted;

@@ -1,6 +1,9 @@
 // The PEP 523 frame-evaluation hook that runs specializations.
 //
-// Assumes: installed only while a specialization exists (InstallOrRemoveHook keeps that true).
+// Assumes: installed only while a specialization exists or automatic mode is on
+// (InstallOrRemoveHook keeps that true). With automatic mode on, a fresh call of a code object
+// without specializations is counted (auto_mode.h), and the call that makes it hot adds a
+// pending automatic specialization, materialized below at that same call.
 // For each fresh frame of a code object that has a CodeState: if tracing is off, check the
 // guards of the frame's function's specializations, newest first, and run the first that passes;
 // otherwise run the original code. Never runs a specialization whose guards did not all pass
@@ -12,7 +15,8 @@
 
 namespace fatjit {
 
-// Installs the hook if anything needs it, removes it otherwise.
+// Installs the hook if anything needs it (automatic mode, a live specialization), removes it
+// otherwise.
 void InstallOrRemoveHook();
 bool HookInstalled();
 

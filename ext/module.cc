@@ -1,8 +1,11 @@
 // fatjit._fatjit: the extension module. Wires the API functions and guard types together.
 #include "base/python.h"
 #include "dictversion/dict_version.h"
+#include "ext/auto_mode.h"
 #include "ext/auto_specialize.h"
+#include "ext/bytecode_api.h"
 #include "ext/code_state.h"
+#include "ext/event_log.h"
 #include "ext/guard_objects.h"
 #include "ext/specialize_api.h"
 #include "ext/stats.h"
@@ -25,11 +28,23 @@ PyMethodDef kMethods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "_specialize_report(func, *, assume='stable') -> dict: run the specializer now, attach "
      "nothing (for tests and the stdlib sweep)."},
+    {"_round_trip", RoundTrip, METH_O,
+     "_round_trip(code) -> bool: decode and re-encode co_code and co_exceptiontable (tests)."},
     {"get_specialized", GetSpecialized, METH_O,
      "get_specialized(func) -> [(code, [guards...]), ...], newest first."},
     {"unspecialize", Unspecialize, METH_O, "unspecialize(func): drop func's specializations."},
     {"explain", Explain, METH_O,
      "explain(func) -> str: func's specializations, their guards and whether they pass now."},
+    {"enable", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(EnableAutoMode)),
+     METH_VARARGS | METH_KEYWORDS,
+     "enable(*, specialize_threshold=None): turn automatic mode on: functions called "
+     "specialize_threshold times (default: FATJIT_SPECIALIZE_THRESHOLD, else 10000; 0 = the "
+     "first call) get the automatic specializer."},
+    {"disable", DisableAutoMode, METH_NOARGS,
+     "disable(): turn automatic mode off; specializations already made stay."},
+    {"is_enabled", AutoModeEnabled, METH_NOARGS, "is_enabled() -> bool: automatic mode is on."},
+    {"_in_main_interpreter", InMainInterpreterPy, METH_NOARGS,
+     "_in_main_interpreter() -> bool: automatic mode is available here."},
     {"stats", StatsAsDict, METH_NOARGS, "stats() -> dict of fatjit's counters."},
     {"reset_stats", ResetStats, METH_NOARGS, "reset_stats(): zero the counters."},
     {"guard_type_dict", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(GuardTypeDict)),
@@ -47,6 +62,7 @@ PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "fatjit._fatjit",
 PyMODINIT_FUNC PyInit__fatjit() {
   PyObject* module = PyModule_Create(&fatjit::kModule);
   if (module == nullptr) return nullptr;
+  fatjit::InitEventLogFromEnvironment();
   if (!fatjit::InitCodeStateSlot() || !fatjit::AddGuardTypes(module) ||
       PyModule_AddStringConstant(module, "dict_version_backend",
                                  fatjit::DictVersion::BackendName()) < 0) {

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "base/cpython_compat.h"
+#include "ext/auto_mode.h"
 #include "ext/code_state.h"
 #include "ext/guard_objects.h"
 #include "ext/status_to_python.h"
@@ -312,6 +313,11 @@ PyObject* Explain(PyObject*, PyObject* func_obj) {
   if (n == 0) text += " no specializations; runs as plain CPython";
   if (state != nullptr && !state->last_refusal.empty()) {
     absl::StrAppendFormat(&text, "\n  automatic specialization refused: %s", state->last_refusal);
+  }
+  if (state != nullptr) {
+    if (std::string hotness = DescribeHotness(*state); !hotness.empty()) {
+      absl::StrAppendFormat(&text, "\n  %s", hotness);
+    }
   }
   return PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size()));
 }

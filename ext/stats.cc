@@ -1,6 +1,7 @@
 // fatjit.stats(): the counters as a dict of plain ints and dicts, names from the X-macro lists.
 #include "ext/stats.h"
 
+#include "ext/auto_mode.h"
 #include "ext/code_state.h"
 #include "ext/dispatch.h"
 
@@ -9,6 +10,11 @@ namespace {
 
 bool SetInt(PyObject* dict, const char* key, long long value) {
   Ref<> v = Ref<>::Steal(PyLong_FromLongLong(value));
+  return v && PyDict_SetItemString(dict, key, v.obj()) == 0;
+}
+
+bool SetFloat(PyObject* dict, const char* key, double value) {
+  Ref<> v = Ref<>::Steal(PyFloat_FromDouble(value));
   return v && PyDict_SetItemString(dict, key, v.obj()) == 0;
 }
 
@@ -53,6 +59,10 @@ PyObject* StatsAsDict(PyObject*, PyObject*) {
   }
   if (!SetInt(dict.obj(), "specializations", LiveSpecializations()) ||
       !SetInt(dict.obj(), "auto_specialized", s.auto_specialized) ||
+      PyDict_SetItemString(dict.obj(), "auto_mode", AutoModeOn() ? Py_True : Py_False) < 0 ||
+      !SetInt(dict.obj(), "specialize_threshold", SpecializeThreshold()) ||
+      !SetInt(dict.obj(), "calls_counted", s.calls_counted) ||
+      !SetFloat(dict.obj(), "specialize_time_s", s.specialize_ns * 1e-9) ||
       PyDict_SetItemString(dict.obj(), "auto_refused", refused.obj()) < 0 ||
       PyDict_SetItemString(dict.obj(), "rewrites_by_pass", by_pass.obj()) < 0 ||
       !SetInt(dict.obj(), "specializations_added", s.specializations_added) ||

@@ -13,13 +13,15 @@
 namespace fatjit {
 
 // X(enum, name, why the original code ran although the function has specializations)
-#define FATJIT_FALLBACK_REASONS(X)                                                     \
-  X(kTracing, "tracing", "sys.settrace/setprofile is active: the original code runs")  \
-  X(kThrow, "throw", "a generator or coroutine was resumed by throw()")                \
-  X(kResumed, "resumed", "the frame resumes mid-code (generator, coroutine)")          \
+#define FATJIT_FALLBACK_REASONS(X)                                                    \
+  X(kTracing, "tracing", "sys.settrace/setprofile is active: the original code runs") \
+  X(kThrow, "throw", "a generator or coroutine was resumed by throw()")               \
+  X(kResumed, "resumed", "the frame resumes mid-code (generator, coroutine)")         \
   X(kNotOwner, "other_function", "another function object shares the code object")    \
-  X(kNoGuardPassed, "no_guard_passed", "every specialization had a failing guard")     \
-  X(kOwnerDead, "owner_dead", "the function a specialization was made for is gone")
+  X(kNoGuardPassed, "no_guard_passed", "every specialization had a failing guard")    \
+  X(kOwnerDead, "owner_dead", "the function a specialization was made for is gone")   \
+  X(kBeingSpecialized, "being_specialized",                                           \
+    "its automatic specialization is being made (an outer call, another thread)")
 
 enum class FallbackReason : uint8_t {
 #define FATJIT_FALLBACK_ENUM(e, name, doc) e,
@@ -36,7 +38,9 @@ struct Stats {
   uint64_t guard_failures[kNumGuardKinds] = {};
   uint64_t guard_failures_forever[kNumGuardKinds] = {};
   uint64_t fallbacks[static_cast<int>(FallbackReason::kCount)] = {};
-  // The automatic specializer.
+  // The automatic specializer, and automatic mode's counting (auto_mode.h).
+  uint64_t calls_counted = 0;  // fresh calls counted toward a threshold
+  uint64_t specialize_ns = 0;  // time inside the specializer (MaterializePending)
   uint64_t auto_specialized = 0;
   uint64_t auto_refused[static_cast<int>(specializer::Refusal::kCount)] = {};
   std::map<std::string, uint64_t> rewrites_by_pass;  // proposed, active or not

@@ -11,8 +11,12 @@
     fatjit.specialize(f, f_fast.__code__, [fatjit.GuardBuiltins("len")])
 
 f now runs f_fast's code while the guards pass at call time, and its own code otherwise.
-See README.md for the whole API.
+Automatic mode (fatjit.enable(), FATJIT=auto, python -m fatjit) specializes hot functions with
+no change to the program. See README.md for the whole API.
 """
+
+import atexit as _atexit
+import os as _os
 
 from . import _fatjit
 from ._fatjit import (  # noqa: F401  (re-exported API)
@@ -23,9 +27,12 @@ from ._fatjit import (  # noqa: F401  (re-exported API)
     GuardFunc,
     GuardGlobals,
     GuardType,
+    disable,
+    enable,
     explain,
     get_specialized,
     guard_type_dict,
+    is_enabled,
     reset_stats,
     stats,
     unspecialize,
@@ -68,8 +75,28 @@ def specialize(func=None, code=_MISSING, guards=_MISSING, *, assume="stable"):
     return _fatjit.specialize(func, code, guards)
 
 
+if _os.environ.get("FATJIT_STATS", "") not in ("", "0"):
+    from ._report import print_stats as _print_stats
+else:
+    _print_stats = None
+
+
+def _at_exit():
+    """FATJIT_STATS's table, then automatic mode off, so that interpreter teardown (module
+    cleanup, finalizers) runs no specializer. atexit runs the last registered handler first:
+    imported at start-up (FATJIT=auto, python -m fatjit), this runs after the program's own."""
+    try:
+        if _print_stats is not None:
+            _print_stats()
+    finally:
+        disable()
+
+
+if _fatjit._in_main_interpreter():
+    _atexit.register(_at_exit)
+
 __all__ = [
     "Guard", "GuardArgType", "GuardBuiltins", "GuardDict", "GuardFunc", "GuardGlobals",
-    "GuardType", "explain", "get_specialized", "guard_type_dict", "replace_consts",
-    "reset_stats", "specialize", "stats", "unspecialize",
+    "GuardType", "disable", "enable", "explain", "get_specialized", "guard_type_dict",
+    "is_enabled", "replace_consts", "reset_stats", "specialize", "stats", "unspecialize",
 ]

@@ -33,12 +33,13 @@ def function_code(source, name):
 
 
 def stats_delta(before, after):
-    """after - before, for the integer counters and the per-kind / per-reason dicts."""
+    """after - before, for the numeric counters and the per-kind / per-reason / per-pass dicts
+    (a key that appeared since counts from 0)."""
     delta = {}
     for key, value in after.items():
         if isinstance(value, dict):
-            delta[key] = {k: value[k] - before[key][k] for k in value}
-        elif isinstance(value, int) and not isinstance(value, bool):
+            delta[key] = {k: value[k] - before[key].get(k, 0) for k in value}
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
             delta[key] = value - before[key]
     return delta
 

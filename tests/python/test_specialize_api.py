@@ -195,7 +195,7 @@ def test_stats_has_documented_counters():
     assert set(stats["guard_failures"]) == kinds
     assert set(stats["guard_failures_forever"]) == kinds
     assert set(stats["fallbacks"]) == {"tracing", "throw", "resumed", "other_function",
-                                       "no_guard_passed", "owner_dead"}
+                                       "no_guard_passed", "owner_dead", "being_specialized"}
     assert isinstance(stats["hook_installed"], bool)
 
 

@@ -1,0 +1,77 @@
+// Automatic mode: the hot functions of an unchanged program get the automatic specializer.
+//
+// While it is on (fatjit.enable(), FATJIT=auto, python -m fatjit) the dispatcher hook stays
+// installed and counts the fresh calls of each code object that has no specialization yet, in
+// its CodeState (created at its first counted call: one allocation per code object, none per
+// call). The call that reaches the threshold gives the frame's function a pending automatic
+// specialization (assume="stable"), which the dispatcher materializes at that same call: the
+// path fatjit.specialize(func) takes at a first call.
+//
+// Assumes: the GIL is held; the main interpreter (enable() and disable() refuse
+// sub-interpreters: the hook and the co_extra slot are per interpreter, fatjit's state is per
+// process; a sub-interpreter's frames never reach the hook, which is the main interpreter's).
+// Counts: calls of function code (CO_OPTIMIZED) whose frame starts fresh, owned by the thread.
+// Not counted: resumed generators and coroutines, throw(), module and class bodies, exec of
+// module code (their code has no CO_OPTIMIZED; 3.11 gives such frames a throwaway function).
+// Retries: an attempt, refused or made and later dropped (a guard failed for good, the
+// function died), is followed by another only after kRetryBackoff times as many calls as the
+// previous wait, and after kMaxAttempts none (tuning.h).
+// Why sound: it adds exactly what fatjit.specialize(func) adds, whose guards are checked at
+// every call; the specializer runs no user code, so counting and specializing never change
+// what the program computes.
+#ifndef FATJIT_EXT_AUTO_MODE_H_
+#define FATJIT_EXT_AUTO_MODE_H_
+
+#include <string>
+
+#include "base/cpython_compat.h"
+#include "base/python.h"
+#include "ext/code_state.h"
+#include "ext/stats.h"
+
+namespace fatjit {
+
+namespace internal {
+inline bool g_auto_mode_on = false;
+// The out-of-line part of CountCall: a code object without a CodeState, a counter not started
+// or run out, an attempt.
+bool CountCallSlow(CodeState* state, _PyInterpreterFrame* frame);
+}  // namespace internal
+
+inline bool AutoModeOn() { return internal::g_auto_mode_on; }
+
+// Counts a call that reached the dispatcher while automatic mode is on, for a code object with
+// no specialization (`state` may be null: none yet). True when this call made the function
+// hot and a pending automatic specialization was added to the code's state, for the
+// dispatcher to materialize now. Never raises.
+inline bool CountCall(CodeState* state, _PyInterpreterFrame* frame, int throwflag) {
+  if (throwflag || !compat::FrameOwnedByThread(frame) || !compat::FrameAtStart(frame)) {
+    return false;  // a resumed generator or coroutine: not a call
+  }
+  if (state != nullptr && state->calls_until_attempt > 1) {
+    --state->calls_until_attempt;
+    ++GlobalStats().calls_counted;
+    return false;
+  }
+  return internal::CountCallSlow(state, frame);
+}
+
+// The threshold in force: FATJIT_SPECIALIZE_THRESHOLD or enable()'s argument, read at enable().
+int32_t SpecializeThreshold();
+
+// What automatic mode did and will do with this code object, for explain(); empty if it
+// never counted it.
+std::string DescribeHotness(const CodeState& state);
+
+// fatjit.enable(*, specialize_threshold=None), fatjit.disable(), fatjit.is_enabled().
+// enable() and disable() raise RuntimeError in a sub-interpreter.
+PyObject* EnableAutoMode(PyObject* module, PyObject* args, PyObject* kwargs);
+PyObject* DisableAutoMode(PyObject* module, PyObject* unused);
+PyObject* AutoModeEnabled(PyObject* module, PyObject* unused);
+// fatjit._fatjit._in_main_interpreter() -> bool: for FATJIT=auto and the exit handler, which
+// leave sub-interpreters alone instead of raising.
+PyObject* InMainInterpreterPy(PyObject* module, PyObject* unused);
+
+}  // namespace fatjit
+
+#endif  // FATJIT_EXT_AUTO_MODE_H_

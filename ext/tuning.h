@@ -1,0 +1,51 @@
+// Tuning constants of automatic mode, each with the measurement or reason behind it.
+//
+// Change a value only with a new measurement, and update its comment. The commands that
+// produced the numbers are in README.md ("Automatic mode", measurements).
+#ifndef FATJIT_EXT_TUNING_H_
+#define FATJIT_EXT_TUNING_H_
+
+#include <cstdint>
+
+namespace fatjit::tuning {
+
+// Calls of a code object before automatic mode specializes its function
+// (FATJIT_SPECIALIZE_THRESHOLD overrides it; 0 = at the first call).
+//
+// Specializing costs C once; each specialized call then saves b. Measured on this machine
+// (pyenv 3.11.7; README "Automatic mode" has the commands):
+//   C = 33 us median, 137 us mean, 151 us 90th percentile over 1,922 stdlib functions (json,
+//       re, argparse, typing, decimal, logging, ...); 77 us mean over 13,636 stdlib code
+//       objects (benchmarks/specializer_bench.py); 37 us per function in
+//       scripts/auto_mode_cost.py's program.
+//   b = -12 ns to +121 ns: running any specialization costs 6.6 ns (guard check and code swap);
+//       under assume="stable" often nothing but one LOAD_GLOBAL is folded, which saves less
+//       (b = -12 ns on a 290 ns function); under assume="entry" with builtin calls folded,
+//       b = +121 ns. Native code (issue 5) will save far more.
+//   t = 215 ns per call of a warm function with its callees (scripts/auto_mode_cost.py).
+// A function that reaches the threshold T and is never called again pays C over T calls:
+// C / (T * t) = 1.7% for T = 10,000 at C = 37 us (6.4% at the mean C); T = 1,000 would be 17%.
+// The ski-rental rule (specialize after C/b calls: never more than twice the best choice in
+// hindsight) gives 270 calls at best (33 us / 121 ns), thousands for a b of a few ns, and
+// never where b <= 0, which is common for interpreted code today. 10,000 keeps
+// warm code (start-up, argument parsing, most of a test suite) from paying C, and the loss
+// bounded where specializing does not pay. Revisit when the JIT tier makes b large.
+inline constexpr int32_t kDefaultSpecializeThreshold = 10000;
+
+// After an attempt (refused, or specialized and later dropped: a guard failed for good, the
+// function died), the next attempt waits kRetryBackoff times longer than the previous one:
+// a refusal depends mostly on the code (nothing to specialize, nothing entry-stable) and
+// rarely on state that changes later (a global not yet defined when the module was half
+// imported); an exponential wait retries the latter without paying C again and again for the
+// former. Same shape as CPython's adaptive back-off (Python/specialize.c), for the same reason.
+inline constexpr int32_t kRetryBackoff = 16;
+
+// Attempts per code object before automatic mode gives up on it for good. Bounds the total cost
+// to kMaxAttempts * C per code object, even for closures and comprehensions, whose function
+// object (the owner of a specialization) is made anew at each evaluation and dies after a few
+// calls, taking its specialization with it.
+inline constexpr int32_t kMaxAttempts = 4;
+
+}  // namespace fatjit::tuning
+
+#endif  // FATJIT_EXT_TUNING_H_
