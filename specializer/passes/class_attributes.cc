@@ -15,12 +15,13 @@
 // while the version holds, the MRO lookup returns the same object.
 #include "absl/strings/str_cat.h"
 #include "base/cpython_compat.h"
-#include "specializer/bytecode/opcode_tables.h"
-#include "specializer/passes/lookup.h"
+#include "specializer/passes/constant_attribute.h"
 #include "specializer/passes/passes.h"
 
 namespace fatjit::specializer {
 namespace {
+
+bool IsClass(PyObject* object) { return PyType_Check(object); }
 
 // class.name as a constant, or null if it may compute (see the file comment).
 PyObject* FoldableClassAttribute(PyTypeObject* type, PyObject* name) {
@@ -33,56 +34,23 @@ PyObject* FoldableClassAttribute(PyTypeObject* type, PyObject* name) {
   return value;
 }
 
-absl::StatusOr<bool> RewriteOne(SpecializationBuilder& builder, size_t& resume_from) {
-  absl::Span<const bytecode::Instruction> insts = builder.instructions();
-  for (size_t i = resume_from; i < insts.size(); ++i) {
-    const bytecode::Instruction& load = insts[i];
-    if (load.base_opcode != LOAD_CONST) continue;
-    PyObject* cls = builder.ConstOf(load);
-    if (cls == nullptr || !PyType_Check(cls)) continue;
-    size_t j = i + 1;
-    while (j < insts.size() && insts[j].base_opcode == NOP) ++j;
-    if (j >= insts.size()) break;
-    const bytecode::Instruction& access = insts[j];
-    if (access.base_opcode != LOAD_ATTR && access.base_opcode != LOAD_METHOD) continue;
-    PyObject* name = builder.Name(access.oparg);
-    if (name == nullptr || !PyUnicode_CheckExact(name)) continue;
-    auto* type = reinterpret_cast<PyTypeObject*>(cls);
-    PyObject* value = FoldableClassAttribute(type, name);
-    if (value == nullptr) continue;
-
-    Rewrite rewrite;
-    rewrite.pass = "class_attributes";
-    rewrite.line = access.line;
-    rewrite.before = absl::StrCat(type->tp_name, ".", PyUnicode_AsUTF8(name), " (",
-                                  bytecode::OpcodeName(access.base_opcode), ")");
-    rewrite.after = absl::StrCat("LOAD_CONST ", DescribeValue(value));
-    rewrite.assumptions.push_back(
-        builder.Assume(Assumption::Kind::kTypeAttribute, cls, name, value));
-    SlotEdit edit;
-    edit.offset = access.offset;
-    edit.code.push_back({POP_TOP, 0});
-    if (access.base_opcode == LOAD_METHOD) edit.code.push_back({PUSH_NULL, 0});
-    edit.code.push_back({LOAD_CONST, 0});
-    edit.consts.push_back(Ref<>::Create(value));
-    rewrite.edits.push_back(std::move(edit));
-    absl::Status proposed = builder.Propose(std::move(rewrite));
-    if (!proposed.ok()) return proposed;
-    resume_from = j;
-    return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 absl::StatusOr<bool> ClassAttributes(SpecializationBuilder& builder) {
   bool changed = false;
-  size_t resume_from = 0;
-  for (;;) {
-    absl::StatusOr<bool> one = RewriteOne(builder, resume_from);
-    if (!one.ok()) return one.status();
-    if (!*one) return changed;
+  for (size_t from = 0;;) {
+    std::optional<AttributeSite> site = NextConstantAttribute(builder, from, IsClass);
+    if (!site) return changed;
+    from = site->access_index;
+    auto* type = reinterpret_cast<PyTypeObject*>(site->object);
+    PyObject* value = FoldableClassAttribute(type, site->name);
+    if (value == nullptr) continue;
+    int assumption =
+        builder.Assume(Assumption::Kind::kTypeAttribute, site->object, site->name, value);
+    absl::Status proposed = ProposeAttributeConstant(
+        builder, *site, "class_attributes",
+        absl::StrCat(type->tp_name, ".", PyUnicode_AsUTF8(site->name)), value, assumption);
+    if (!proposed.ok()) return proposed;
     changed = true;
   }
 }
