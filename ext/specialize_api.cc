@@ -284,15 +284,25 @@ PyObject* Explain(PyObject*, PyObject* func_obj) {
   std::string text = absl::StrFormat("%s():", PyUnicode_AsUTF8(func->func_qualname));
   int n = 0;
   for (size_t i = 0; state != nullptr && i < state->specializations.size(); ++i) {
-    const auto& spec = state->specializations[i];
+    Specialization* spec = state->specializations[i].get();
     if (spec->owner_function() != func_obj) continue;
     if (spec->pending) {
       absl::StrAppendFormat(&text, "\n  specialization %d: automatic, made at the next call",
                             n++);
       continue;
     }
-    Ref<> given = Ref<>::Steal(PyObject_Repr(spec->given.obj()));
+    // repr() of a stand-in callable can run user code, which may unspecialize: keep the
+    // object alive for the call, then make sure the specialization is still there.
+    const Specialization* before = spec;
+    Ref<> stand_in = spec->given;
+    Ref<> given = Ref<>::Steal(PyObject_Repr(stand_in.obj()));
     if (!given) return nullptr;
+    state = CodeStateOf(reinterpret_cast<PyCodeObject*>(func->func_code));
+    if (state == nullptr || i >= state->specializations.size() ||
+        state->specializations[i].get() != before) {
+      text += "\n  (the specializations changed while describing them)";
+      break;
+    }
     absl::StrAppendFormat(&text, "\n  specialization %d: %s%s\n    runs as: %s\n    calls run: %u",
                           n++, spec->automatic ? "automatic, " : "",
                           PyUnicode_AsUTF8(given.obj()),

@@ -299,3 +299,25 @@ def test_unspecialize_after_code_replacement():
     finally:
         mod.f.__code__ = old_code
         fatjit.unspecialize(mod.f)
+
+
+def test_explain_survives_a_stand_in_whose_repr_unspecializes():
+    """explain() calls repr() of a stand-in callable; a repr that drops the specialization must
+    not crash explain (regression: it held a reference into the list it describes)."""
+    mod = new_module("""
+        def f(x):
+            return x
+    """)
+
+    class StandIn:
+        def __call__(self, x):
+            return x
+
+        def __repr__(self):
+            fatjit.unspecialize(mod.f)
+            return "StandIn()"
+
+    fatjit.specialize(mod.f, StandIn(), [fatjit.GuardGlobals("f")])
+    text = fatjit.explain(mod.f)
+    assert "changed while describing" in text
+    assert fatjit.get_specialized(mod.f) == []
