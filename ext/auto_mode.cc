@@ -15,7 +15,9 @@
 namespace fatjit {
 namespace {
 
-int32_t g_threshold = tuning::kDefaultSpecializeThreshold;
+int32_t g_threshold = tuning::kDefaultSpecializeThreshold;  // in force: min(specialize, jit)
+int32_t g_specialize_threshold = tuning::kDefaultSpecializeThreshold;
+int32_t g_jit_threshold = -1;
 
 // Calls to wait before the attempt after `attempts` attempts, or 0 for none.
 int32_t CallsBeforeNextAttempt(int32_t attempts) {
@@ -38,7 +40,7 @@ bool Attempt(CodeState* state, PyFunctionObject* func) {
   ++state->attempts;
   state->calls_until_attempt = CallsBeforeNextAttempt(state->attempts);
   if (!AddPendingAutomatic(state, reinterpret_cast<PyObject*>(func),
-                           specializer::Assume::kStable)) {
+                           specializer::Assume::kStable, JitRequested())) {
     PyErr_Clear();  // out of memory: the original code runs
     return false;
   }
@@ -47,10 +49,11 @@ bool Attempt(CodeState* state, PyFunctionObject* func) {
 
 // FATJIT_SPECIALIZE_THRESHOLD, or the default. False with ValueError for anything but a
 // non-negative decimal integer that fits an int32.
-bool ThresholdFromEnvironment(int32_t* threshold) {
-  const char* text = std::getenv("FATJIT_SPECIALIZE_THRESHOLD");
+bool ThresholdFromEnvironment(int32_t* threshold, const char* variable = "FATJIT_SPECIALIZE_THRESHOLD",
+                              int32_t unset = tuning::kDefaultSpecializeThreshold) {
+  const char* text = std::getenv(variable);
   if (text == nullptr || *text == '\0') {
-    *threshold = tuning::kDefaultSpecializeThreshold;
+    *threshold = unset;
     return true;
   }
   char* end = nullptr;
@@ -60,9 +63,8 @@ bool ThresholdFromEnvironment(int32_t* threshold) {
   if (!std::isdigit(static_cast<unsigned char>(*text)) || errno != 0 || *end != '\0' ||
       value > INT32_MAX) {
     PyErr_Format(PyExc_ValueError,
-                 "fatjit: FATJIT_SPECIALIZE_THRESHOLD must be a number of calls from 0 (the "
-                 "first call) to %d, not '%s'",
-                 INT32_MAX, text);
+                 "fatjit: %s must be a number of calls from 0 (the first call) to %d, not '%s'",
+                 variable, INT32_MAX, text);
     return false;
   }
   *threshold = static_cast<int32_t>(value);
@@ -111,7 +113,8 @@ bool CountCallSlow(CodeState* state, _PyInterpreterFrame* frame) {
 
 }  // namespace internal
 
-int32_t SpecializeThreshold() { return g_threshold; }
+int32_t SpecializeThreshold() { return g_specialize_threshold; }
+int32_t JitThreshold() { return g_jit_threshold; }
 
 std::string DescribeHotness(const CodeState& state) {
   if (state.attempts == 0 && state.calls_until_attempt == kNotCounted) return "";
@@ -131,37 +134,48 @@ std::string DescribeHotness(const CodeState& state) {
   return text + absl::StrFormat("; the next %d calls from now", state.calls_until_attempt);
 }
 
+// A threshold argument of enable(): None -> from `variable` in the environment (or `unset`).
+bool ThresholdArgument(PyObject* arg, const char* keyword, const char* variable, int32_t unset,
+                       int32_t* threshold) {
+  if (arg == Py_None) return ThresholdFromEnvironment(threshold, variable, unset);
+  if (!PyLong_Check(arg)) {
+    PyErr_Format(PyExc_TypeError, "fatjit.enable: %s must be an int or None, not %s", keyword,
+                 Py_TYPE(arg)->tp_name);
+    return false;
+  }
+  int overflow = 0;
+  long long value = PyLong_AsLongLongAndOverflow(arg, &overflow);
+  if (value == -1 && PyErr_Occurred()) return false;
+  if (overflow != 0 || value < 0 || value > INT32_MAX) {
+    PyErr_Format(PyExc_ValueError,
+                 "fatjit.enable: %s must be from 0 (the first call) to %d, not %R", keyword,
+                 INT32_MAX, arg);
+    return false;
+  }
+  *threshold = static_cast<int32_t>(value);
+  return true;
+}
+
 PyObject* EnableAutoMode(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"specialize_threshold", nullptr};
-  PyObject* threshold_obj = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$O:enable", const_cast<char**>(kwlist),
-                                   &threshold_obj)) {
+  static const char* kwlist[] = {"specialize_threshold", "jit_threshold", nullptr};
+  PyObject* specialize_obj = Py_None;
+  PyObject* jit_obj = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OO:enable", const_cast<char**>(kwlist),
+                                   &specialize_obj, &jit_obj)) {
     return nullptr;
   }
   if (!InMainInterpreter("fatjit.enable")) return nullptr;
-  int32_t threshold;
-  if (threshold_obj == Py_None) {
-    if (!ThresholdFromEnvironment(&threshold)) return nullptr;
-  } else {
-    if (!PyLong_Check(threshold_obj)) {
-      PyErr_Format(PyExc_TypeError,
-                   "fatjit.enable: specialize_threshold must be an int or None, not %s",
-                   Py_TYPE(threshold_obj)->tp_name);
-      return nullptr;
-    }
-    int overflow = 0;
-    long long value = PyLong_AsLongLongAndOverflow(threshold_obj, &overflow);
-    if (value == -1 && PyErr_Occurred()) return nullptr;
-    if (overflow != 0 || value < 0 || value > INT32_MAX) {
-      PyErr_Format(PyExc_ValueError,
-                   "fatjit.enable: specialize_threshold must be from 0 (the first call) to %d, "
-                   "not %R",
-                   INT32_MAX, threshold_obj);
-      return nullptr;
-    }
-    threshold = static_cast<int32_t>(value);
+  int32_t specialize_threshold;
+  int32_t jit_threshold;
+  if (!ThresholdArgument(specialize_obj, "specialize_threshold", "FATJIT_SPECIALIZE_THRESHOLD",
+                         tuning::kDefaultSpecializeThreshold, &specialize_threshold) ||
+      !ThresholdArgument(jit_obj, "jit_threshold", "FATJIT_JIT_THRESHOLD", -1, &jit_threshold)) {
+    return nullptr;
   }
-  g_threshold = threshold;
+  g_specialize_threshold = specialize_threshold;
+  g_jit_threshold = jit_threshold;
+  g_threshold = jit_threshold >= 0 ? std::min(specialize_threshold, jit_threshold)
+                                   : specialize_threshold;
   internal::g_auto_mode_on = true;
   InstallOrRemoveHook();
   Py_RETURN_NONE;

@@ -9,15 +9,17 @@
 #include "ext/guard_objects.h"
 #include "ext/specialize_api.h"
 #include "ext/stats.h"
+#include "jit/compile_function.h"
 
 namespace fatjit {
 
 PyObject* SpecializeAuto(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"func", "assume", nullptr};
+  static const char* kwlist[] = {"func", "assume", "jit", nullptr};
   PyObject* func_obj;
   const char* assume_name = "stable";
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$s:specialize", const_cast<char**>(kwlist),
-                                   &func_obj, &assume_name)) {
+  int jit = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$sp:specialize", const_cast<char**>(kwlist),
+                                   &func_obj, &assume_name, &jit)) {
     return nullptr;
   }
   PyFunctionObject* func = FunctionArgument(func_obj, "fatjit.specialize");
@@ -37,11 +39,12 @@ PyObject* SpecializeAuto(PyObject*, PyObject* args, PyObject* kwargs) {
     return nullptr;
   }
   CodeState* state = GetOrCreateCodeState(reinterpret_cast<PyCodeObject*>(func->func_code));
-  if (state == nullptr || !AddPendingAutomatic(state, func_obj, assume)) return nullptr;
+  if (state == nullptr || !AddPendingAutomatic(state, func_obj, assume, jit != 0)) return nullptr;
   return Py_NewRef(func_obj);
 }
 
-bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume assume) {
+bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume assume,
+                         bool jit) {
   // A new request replaces the function's earlier automatic specialization.
   for (size_t i = 0; i < state->specializations.size();) {
     const auto& spec = state->specializations[i];
@@ -57,6 +60,7 @@ bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume a
   spec->automatic = true;
   spec->pending = true;
   spec->assume = assume;
+  spec->jit = jit;
   state->last_refusal.clear();
   AddSpecialization(state, std::move(spec));
   return true;
@@ -96,12 +100,56 @@ bool Make(specializer::SpecializeResult& result, PyFunctionObject* func, Made& m
   return true;
 }
 
+// Compiles `code` (the specialization, or the function's own code) for frames of `func`.
+// Native code re-checks the guards after arbitrary code when a rewrite relies on them beyond the
+// entry (assume="entry"); automatic specializations under "stable" use none past the entry.
+jit::CompileResult CompileForSpecialization(PyFunctionObject* func, PyCodeObject* code,
+                                            const std::vector<specializer::Rewrite>& rewrites,
+                                            const std::vector<Ref<>>& guard_objects,
+                                            specializer::Assume assume) {
+  jit::CompileRequest request;
+  request.original = reinterpret_cast<PyCodeObject*>(func->func_code);
+  request.compiled = code;
+  bool beyond_entry = false;
+  for (const specializer::Rewrite& r : rewrites) beyond_entry |= r.active && !r.entry_stable;
+  if (assume == specializer::Assume::kEntry && beyond_entry && !guard_objects.empty()) {
+    request.recheck = std::make_unique<GuardSet>();
+    for (const Ref<>& object : guard_objects) {
+      request.recheck->Add(GuardOf(object.obj()));
+      request.keep_alive.push_back(object);
+    }
+  }
+  return jit::CompileFunction(std::move(request));
+}
+
+void RecordCompile(PyFunctionObject* func, const jit::CompileResult& compiled) {
+  Stats& stats = GlobalStats();
+  if (compiled.code) {
+    ++stats.jit_compiled;
+    if (LogEnabled(LogEvent::kCompile)) {
+      LogFunctionEvent(LogEvent::kCompile, func,
+                       absl::StrFormat("compiled: %u bytes of native code, %u deopt sites, %.2f ms",
+                                       compiled.code->code_size(),
+                                       compiled.code->deopt_sites().size(),
+                                       compiled.code->compile_ns * 1e-6));
+    }
+    return;
+  }
+  ++stats.jit_refused[static_cast<int>(compiled.refusal)];
+  if (LogEnabled(LogEvent::kCompile)) {
+    LogFunctionEvent(LogEvent::kCompile, func,
+                     absl::StrFormat("refused: %s%s%s", jit::JitRefusalName(compiled.refusal),
+                                     compiled.detail.empty() ? "" : ": ", compiled.detail));
+  }
+}
+
 }  // namespace
 
 bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func) {
   Specialization* pending = state->specializations[*index].get();
   const uint64_t id = pending->id;
   const specializer::Assume assume = pending->assume;
+  const bool jit = pending->jit;
   pending->materializing = true;
   // Until FindSpecialization below, allocating Python objects can run the garbage collector,
   // hence finalizers, hence other threads: nothing here may hold `pending` or an index.
@@ -114,12 +162,34 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
     result.refusal = specializer::Refusal::kInternalError;
     result.detail = "out of memory while attaching the specialization";
   }
+  // The JIT compiles the specialized code, or the function's own code when the specializer
+  // found nothing to do: native code pays without any guard.
+  auto* original = reinterpret_cast<PyCodeObject*>(func->func_code);
+  const bool compile_original = jit && result.refused;
+  jit::CompileResult compiled;
+  if (jit) {
+    if (compile_original) made.code = Ref<PyCodeObject>::Create(original);
+    if (made.code) {
+      compiled = CompileForSpecialization(func, made.code.get(), result.rewrites,
+                                          made.guard_objects, assume);
+    } else {
+      compiled.refusal = jit::JitRefusal::kLayoutMismatch;
+      compiled.detail = "the specialized code does not fit the frame";
+    }
+  }
   // No Python allocation from here on.
   Stats& stats = GlobalStats();
   stats.specialize_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count();
   for (const auto& [pass, count] : result.proposals_by_pass) stats.rewrites_by_pass[pass] += count;
   Specialization* spec = FindSpecialization(state, id, index);
-  if (result.refused) {
+  if (jit) {
+    RecordCompile(func, compiled);
+    state->last_jit_refusal =
+        compiled.code ? ""
+                      : absl::StrFormat("%s%s%s", jit::JitRefusalName(compiled.refusal),
+                                        compiled.detail.empty() ? "" : ": ", compiled.detail);
+  }
+  if (result.refused && !compiled.code) {
     ++stats.auto_refused[static_cast<int>(result.refusal)];
     state->last_refusal = specializer::RefusalMessage(result.refusal);
     if (!result.detail.empty()) state->last_refusal += " (" + result.detail + ")";
@@ -131,7 +201,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
     if (spec != nullptr) DropSpecialization(state, *index);
     return false;
   }
-  ++stats.auto_specialized;
+  if (!result.refused) ++stats.auto_specialized;
   if (LogEnabled(LogEvent::kSpecialize)) {
     int active = 0;
     for (const specializer::Rewrite& r : result.rewrites) active += r.active ? 1 : 0;
@@ -143,13 +213,17 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
                         std::chrono::duration<double, std::micro>(elapsed).count()));
   }
   if (spec == nullptr) return false;  // dropped meanwhile (unspecialize, a newer request)
+  spec->native = std::move(compiled.code);
+  spec->jit_refusal = state->last_jit_refusal;
   spec->code = std::move(made.code);
   spec->callable = std::move(made.callable);
   spec->guard_objects = std::move(made.guard_objects);
   for (const Ref<>& object : spec->guard_objects) spec->guards.Add(GuardOf(object.obj()));
-  spec->given = Ref<>::Create(result.code.obj());
+  spec->given = Ref<>::Create(compile_original ? reinterpret_cast<PyObject*>(original)
+                                               : result.code.obj());
   spec->assumptions = std::move(made.assumptions);
-  spec->rewrites = std::move(result.rewrites);
+  // A refused specialization's rewrites describe code that is not running: keep none.
+  if (!compile_original) spec->rewrites = std::move(result.rewrites);
   spec->attribute_feedback = std::move(result.attribute_feedback);
   spec->materializing = false;
   spec->pending = false;

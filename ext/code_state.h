@@ -9,11 +9,13 @@
 #define FATJIT_EXT_CODE_STATE_H_
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/python.h"
 #include "base/ref.h"
 #include "guards/guard_set.h"
+#include "jit/native_code.h"
 #include "specializer/specialize_function.h"
 
 namespace fatjit {
@@ -38,6 +40,13 @@ struct Specialization {
   std::vector<std::string> assumptions;        // rewrites[i].assumptions index these
   std::vector<specializer::AttributeFeedback> attribute_feedback;  // for the JIT
 
+  // The JIT (jit/): requested by fatjit.jit / specialize(jit=True) / automatic mode; `native`
+  // is set once compiled. Shared so that a call running the code keeps it alive even if the
+  // specialization is dropped meanwhile (by a guard failing for good in a callee).
+  bool jit = false;
+  std::shared_ptr<jit::NativeCode> native;
+  std::string jit_refusal;  // why it was not compiled, if it was not
+
   // The owning function, or null once it died.
   PyObject* owner_function() const;
 };
@@ -48,6 +57,7 @@ inline constexpr int32_t kNotCounted = -1;
 struct CodeState {
   std::vector<std::unique_ptr<Specialization>> specializations;  // newest first
   std::string last_refusal;  // why the last automatic specialization was refused, if it was
+  std::string last_jit_refusal;  // why the JIT last refused to compile the code, if it did
   // Automatic mode (auto_mode.h): fresh calls left until the next attempt to specialize,
   // this one included (1: this call attempts); kNotCounted; 0 once it gave up on the code.
   int32_t calls_until_attempt = kNotCounted;

@@ -76,6 +76,16 @@ PyObject* RunCallable(_PyInterpreterFrame* frame, Ref<> callable) {
   return PyObject_Vectorcall(callable.obj(), stack.data(), npositional, kwnames.obj());
 }
 
+// Runs compiled code on the frame as it is (the original code object, at its start). The copy
+// of the shared pointer keeps the machine code alive for the call even if the specialization
+// is dropped while it runs.
+PyObject* RunNative(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                    std::shared_ptr<jit::NativeCode> native) {
+  ++native->calls;
+  ++jit::GlobalJitCounters().native_calls;
+  return native->entry()(tstate, frame, 0);
+}
+
 void LogGuardFailure(_PyInterpreterFrame* frame, const Guard& guard, GuardResult result) {
   LogFunctionEvent(LogEvent::kGuard, compat::FrameFunction(frame),
                    guard.Describe() + (result == GuardResult::kFailForever
@@ -140,6 +150,7 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
     if (outcome.result == GuardResult::kPass) {
       ++stats.specialized_runs;
       ++spec->runs;
+      if (spec->native) return RunNative(tstate, frame, spec->native);
       if (spec->code) return RunSwapped(tstate, frame, spec->code.get());
       return RunCallable(frame, spec->callable);  // a reference of its own, held for the call
     }

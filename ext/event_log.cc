@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "jit/native_code.h"
 
 namespace fatjit {
 namespace {
@@ -64,6 +65,18 @@ void LogFunctionEvent(LogEvent event, PyFunctionObject* func, std::string_view m
   absl::FPrintF(stderr, "fatjit: %s %s (%s:%d): %s\n", kEventNames[static_cast<int>(event)],
                 Utf8OrPlaceholder(func->func_qualname), Utf8OrPlaceholder(code->co_filename),
                 code->co_firstlineno, message);
+}
+
+namespace {
+void LogDeopt(const jit::DeoptSite& site, _PyInterpreterFrame* frame) {
+  LogFunctionEvent(LogEvent::kDeopt, frame->f_func,
+                   absl::StrFormat("to offset %d with %d on the stack: %s", site.target * 2,
+                                   site.depth, jit::DeoptReasonName(site.reason)));
+}
+}  // namespace
+
+void InitDeoptLog() {
+  if (LogEnabled(LogEvent::kDeopt)) jit::GlobalJitCounters().on_deopt = LogDeopt;
 }
 
 }  // namespace fatjit

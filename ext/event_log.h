@@ -21,7 +21,9 @@ namespace fatjit {
 #define FATJIT_LOG_EVENTS(X)                                                                \
   X(kSpecialize, "specialize", "a function got an automatic specialization")               \
   X(kRefuse, "refuse", "the automatic specializer refused a function, with the reason")     \
-  X(kGuard, "guard", "a guard failed at a call; the next specialization or the original runs")
+  X(kGuard, "guard", "a guard failed at a call; the next specialization or the original runs") \
+  X(kCompile, "compile", "a function was compiled to native code, or the JIT refused it")    \
+  X(kDeopt, "deopt", "native code handed its frame to the interpreter mid-function")
 
 enum class LogEvent : uint8_t {
 #define FATJIT_LOG_ENUM(e, name, doc) e,
@@ -40,6 +42,9 @@ inline bool LogEnabled(LogEvent event) {
 
 // Reads FATJIT_LOG from the environment (C's getenv: the process environment at import).
 void InitEventLogFromEnvironment();
+
+// Logs every deopt of native code when FATJIT_LOG names "deopt" (call after the above).
+void InitDeoptLog();
 
 // Writes "fatjit: <event> <qualname> (<file>:<line>): <message>" and a newline to stderr.
 // Runs no Python code and leaves the error indicator as it was.

@@ -7,6 +7,7 @@
 #include "ext/code_state.h"
 #include "ext/event_log.h"
 #include "ext/guard_objects.h"
+#include "ext/jit_api.h"
 #include "ext/specialize_api.h"
 #include "ext/stats.h"
 
@@ -30,11 +31,15 @@ PyMethodDef kMethods[] = {
      "nothing (for tests and the stdlib sweep)."},
     {"_round_trip", RoundTrip, METH_O,
      "_round_trip(code) -> bool: decode and re-encode co_code and co_exceptiontable (tests)."},
+    {"_jit_report", JitReport, METH_O,
+     "_jit_report(func) -> dict: compile func's code now, attach nothing, report (sweeps)."},
     {"get_specialized", GetSpecialized, METH_O,
      "get_specialized(func) -> [(code, [guards...]), ...], newest first."},
     {"unspecialize", Unspecialize, METH_O, "unspecialize(func): drop func's specializations."},
-    {"explain", Explain, METH_O,
-     "explain(func) -> str: func's specializations, their guards and whether they pass now."},
+    {"explain", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Explain)),
+     METH_VARARGS | METH_KEYWORDS,
+     "explain(func, *, ir=False) -> str: func's specializations, their guards and whether they "
+     "pass now, and its native code; with ir=True, the LLVM IR the JIT makes of it."},
     {"enable", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(EnableAutoMode)),
      METH_VARARGS | METH_KEYWORDS,
      "enable(*, specialize_threshold=None): turn automatic mode on: functions called "
@@ -63,6 +68,7 @@ PyMODINIT_FUNC PyInit__fatjit() {
   PyObject* module = PyModule_Create(&fatjit::kModule);
   if (module == nullptr) return nullptr;
   fatjit::InitEventLogFromEnvironment();
+  fatjit::InitDeoptLog();
   if (!fatjit::InitCodeStateSlot() || !fatjit::AddGuardTypes(module) ||
       PyModule_AddStringConstant(module, "dict_version_backend",
                                  fatjit::DictVersion::BackendName()) < 0) {

@@ -15,6 +15,7 @@
 #include "ext/code_state.h"
 #include "ext/guard_objects.h"
 #include "ext/status_to_python.h"
+#include "jit/compile_function.h"
 
 namespace fatjit {
 namespace {
@@ -277,9 +278,70 @@ void AppendRewrites(std::string& text, const Specialization& spec) {
 
 }  // namespace
 
-PyObject* Explain(PyObject*, PyObject* func_obj) {
+namespace {
+
+// The JIT's part of explain(): native code and its deopts, or why there is none.
+void AppendJitStatus(std::string& text, const Specialization& spec) {
+  if (spec.native) {
+    const jit::NativeCode& native = *spec.native;
+    absl::StrAppendFormat(&text,
+                          "\n    JIT: native code, %u bytes, compiled in %.2f ms, %u native calls, "
+                          "%u deopt sites",
+                          native.code_size(), native.compile_ns * 1e-6, native.calls,
+                          native.deopt_sites().size());
+    for (const jit::DeoptSite& site : native.deopt_sites()) {
+      if (site.count == 0) continue;
+      absl::StrAppendFormat(&text, "\n      deopt to offset %d (%s): %u times", site.target * 2,
+                            jit::DeoptReasonName(site.reason), site.count);
+    }
+  } else if (spec.jit) {
+    absl::StrAppendFormat(&text, "\n    JIT: not compiled (%s)", spec.jit_refusal);
+  }
+}
+
+// explain(func, ir=True): the LLVM IR of func's code as the JIT translates it now (compiled
+// again, then dropped: compiled functions do not keep their IR).
+PyObject* ExplainIr(PyFunctionObject* func) {
+  auto* original = reinterpret_cast<PyCodeObject*>(func->func_code);
+  PyCodeObject* code = original;
+  CodeState* state = CodeStateOf(original);
+  for (size_t i = 0; state != nullptr && i < state->specializations.size(); ++i) {
+    Specialization* spec = state->specializations[i].get();
+    if (spec->owner_function() == reinterpret_cast<PyObject*>(func) && spec->native &&
+        spec->code) {
+      code = spec->code.get();
+      break;
+    }
+  }
+  Ref<PyCodeObject> keep = Ref<PyCodeObject>::Create(code);
+  jit::CompileRequest request;
+  request.original = original;
+  request.compiled = code;
+  request.options.keep_ir = true;
+  jit::CompileResult result = jit::CompileFunction(std::move(request));
+  if (!result.code) {
+    PyErr_Format(PyExc_ValueError, "fatjit.explain: the JIT does not compile %U: %s%s%s",
+                 func->func_qualname, jit::JitRefusalName(result.refusal),
+                 result.detail.empty() ? "" : ": ", result.detail.c_str());
+    return nullptr;
+  }
+  const std::string& ir = result.code->ir();
+  return PyUnicode_FromStringAndSize(ir.data(), static_cast<Py_ssize_t>(ir.size()));
+}
+
+}  // namespace
+
+PyObject* Explain(PyObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"func", "ir", nullptr};
+  PyObject* func_obj;
+  int ir = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$p:explain", const_cast<char**>(kwlist),
+                                   &func_obj, &ir)) {
+    return nullptr;
+  }
   PyFunctionObject* func = FunctionArgument(func_obj, "fatjit.explain");
   if (func == nullptr) return nullptr;
+  if (ir) return ExplainIr(func);
   CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(func->func_code));
   std::string text = absl::StrFormat("%s():", PyUnicode_AsUTF8(func->func_qualname));
   int n = 0;
@@ -318,9 +380,13 @@ PyObject* Explain(PyObject*, PyObject* func_obj) {
                                                                 : "FAILS for good";
       absl::StrAppendFormat(&text, "\n    guard %s: %s", guard->Describe(), status);
     }
+    AppendJitStatus(text, *spec);
     if (spec->automatic) AppendRewrites(text, *spec);
   }
   if (n == 0) text += " no specializations; runs as plain CPython";
+  if (state != nullptr && !state->last_jit_refusal.empty()) {
+    absl::StrAppendFormat(&text, "\n  JIT: not compiled (%s)", state->last_jit_refusal);
+  }
   if (state != nullptr && !state->last_refusal.empty()) {
     absl::StrAppendFormat(&text, "\n  automatic specialization refused: %s", state->last_refusal);
   }

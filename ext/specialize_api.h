@@ -12,7 +12,8 @@ PyObject* Specialize(PyObject* module, PyObject* args, PyObject* kwargs);
 PyObject* SpecializeAuto(PyObject* module, PyObject* args, PyObject* kwargs);
 PyObject* GetSpecialized(PyObject* module, PyObject* func);
 PyObject* Unspecialize(PyObject* module, PyObject* func);
-PyObject* Explain(PyObject* module, PyObject* func);
+// explain(func, *, ir=False)
+PyObject* Explain(PyObject* module, PyObject* args, PyObject* kwargs);
 
 // Shared by the PEP 510 and automatic paths.
 // `func` as a Python function, or null with a TypeError naming `api` and what `func` is.

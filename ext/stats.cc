@@ -4,6 +4,8 @@
 #include "ext/auto_mode.h"
 #include "ext/code_state.h"
 #include "ext/dispatch.h"
+#include "jit/backend_loader.h"
+#include "jit/native_code.h"
 
 namespace fatjit {
 namespace {
@@ -25,6 +27,39 @@ bool SetKindCounts(PyObject* dict, const char* key, const uint64_t* counts) {
     if (!SetInt(by_kind.obj(), GuardKindName(static_cast<GuardKind>(k)), counts[k])) return false;
   }
   return PyDict_SetItemString(dict, key, by_kind.obj()) == 0;
+}
+
+// The JIT's counters: compiles, their time, live code, native calls, deopts and refusals.
+bool SetJit(PyObject* dict, const Stats& s) {
+  const jit::JitCounters& c = jit::GlobalJitCounters();
+  Ref<> j = Ref<>::Steal(PyDict_New());
+  Ref<> deopts = Ref<>::Steal(PyDict_New());
+  Ref<> refused = Ref<>::Steal(PyDict_New());
+  if (!j || !deopts || !refused) return false;
+  for (int r = 0; r < jit::kDeoptReasonCount; ++r) {
+    if (!SetInt(deopts.obj(), jit::DeoptReasonName(static_cast<jit::DeoptReason>(r)),
+                c.deopts[r])) {
+      return false;
+    }
+  }
+  for (int r = 0; r < jit::kJitRefusalCount; ++r) {
+    if (!SetInt(refused.obj(), jit::JitRefusalName(static_cast<jit::JitRefusal>(r)),
+                s.jit_refused[r])) {
+      return false;
+    }
+  }
+  return SetInt(j.obj(), "compiled", s.jit_compiled) && SetInt(j.obj(), "compiles", c.compiles) &&
+         SetFloat(j.obj(), "compile_time_s", c.compile_ns * 1e-9) &&
+         SetFloat(j.obj(), "compile_time_max_s", c.compile_ns_max * 1e-9) &&
+         SetInt(j.obj(), "code_bytes", c.code_bytes) &&
+         SetInt(j.obj(), "native_calls", c.native_calls) &&
+         SetInt(j.obj(), "raises", c.raises) &&
+         PyDict_SetItemString(j.obj(), "deopts", deopts.obj()) == 0 &&
+         PyDict_SetItemString(j.obj(), "refused", refused.obj()) == 0 &&
+         SetInt(j.obj(), "threshold", JitThreshold()) &&
+         PyDict_SetItemString(j.obj(), "backend_loaded",
+                              jit::BackendLoaded() ? Py_True : Py_False) == 0 &&
+         PyDict_SetItemString(dict, "jit", j.obj()) == 0;
 }
 
 }  // namespace
@@ -73,7 +108,8 @@ PyObject* StatsAsDict(PyObject*, PyObject*) {
       !SetKindCounts(dict.obj(), "guard_failures_forever", s.guard_failures_forever) ||
       PyDict_SetItemString(dict.obj(), "fallbacks", fallbacks.obj()) < 0 ||
       PyDict_SetItemString(dict.obj(), "hook_installed",
-                           HookInstalled() ? Py_True : Py_False) < 0) {
+                           HookInstalled() ? Py_True : Py_False) < 0 ||
+      !SetJit(dict.obj(), s)) {
     return nullptr;
   }
   return dict.Release();
@@ -81,6 +117,12 @@ PyObject* StatsAsDict(PyObject*, PyObject*) {
 
 PyObject* ResetStats(PyObject*, PyObject*) {
   GlobalStats() = Stats();
+  jit::JitCounters& c = jit::GlobalJitCounters();
+  const uint64_t live_code = c.code_bytes;
+  auto* observer = c.on_deopt;
+  c = jit::JitCounters();
+  c.code_bytes = live_code;
+  c.on_deopt = observer;
   Py_RETURN_NONE;
 }
 

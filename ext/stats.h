@@ -8,6 +8,7 @@
 
 #include "base/python.h"
 #include "guards/guard.h"
+#include "jit/compile_function.h"
 #include "specializer/specialize_function.h"
 
 namespace fatjit {
@@ -44,6 +45,9 @@ struct Stats {
   uint64_t auto_specialized = 0;
   uint64_t auto_refused[static_cast<int>(specializer::Refusal::kCount)] = {};
   std::map<std::string, uint64_t> rewrites_by_pass;  // proposed, active or not
+  // The JIT (the compile counters themselves are jit::GlobalJitCounters()).
+  uint64_t jit_compiled = 0;
+  uint64_t jit_refused[jit::kJitRefusalCount] = {};
 };
 
 Stats& GlobalStats();

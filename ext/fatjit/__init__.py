@@ -43,7 +43,7 @@ _ASSUME = ("stable", "entry")
 _MISSING = object()
 
 
-def specialize(func=None, code=_MISSING, guards=_MISSING, *, assume="stable"):
+def specialize(func=None, code=_MISSING, guards=_MISSING, *, assume="stable", jit=False):
     """Specialize a function, automatically or with caller-supplied code (PEP 510).
 
     fatjit.specialize(func)                  automatic: at func's first call, derive specialized
@@ -57,6 +57,9 @@ def specialize(func=None, code=_MISSING, guards=_MISSING, *, assume="stable"):
     assume="entry" uses every rewrite, trusting guards checked at call entry for the whole call,
     as FAT Python did: faster where the function calls code that rebinds what it specialized on,
     and then wrong. Opt in only for code you know.
+
+    jit=True also compiles the specialized code (or the function's own code, when there is
+    nothing to specialize) to native code at the first call: see fatjit.jit.
     """
     if assume not in _ASSUME:
         raise ValueError(
@@ -64,15 +67,35 @@ def specialize(func=None, code=_MISSING, guards=_MISSING, *, assume="stable"):
     if func is None:
         if code is not _MISSING or guards is not _MISSING:
             raise TypeError("fatjit.specialize: code and guards need func")
-        return lambda f: _fatjit.specialize_auto(f, assume=assume)
+        return lambda f: _fatjit.specialize_auto(f, assume=assume, jit=jit)
     if code is _MISSING and guards is _MISSING:
-        return _fatjit.specialize_auto(func, assume=assume)
+        return _fatjit.specialize_auto(func, assume=assume, jit=jit)
     if code is _MISSING or guards is _MISSING:
         raise TypeError("fatjit.specialize(func, code, guards): code and guards go together")
+    if jit:
+        raise TypeError("fatjit.specialize: jit=True applies to automatic specialization only; "
+                        "the JIT compiles code it specialized itself")
     if assume != "stable":
         raise TypeError("fatjit.specialize: assume= applies to automatic specialization only; "
                         "with code and guards, the guards are checked at entry by definition")
     return _fatjit.specialize(func, code, guards)
+
+
+def jit(func=None, *, assume="stable"):
+    """Compile a function to native code at its first call: @fatjit.jit or fatjit.jit(func).
+
+    The function is first specialized as fatjit.specialize(func) would (under the same guards),
+    then its bytecode is translated to native code by the LLVM tier. Native code does what the
+    interpreter would, instruction by instruction; where it cannot go on (a guard broke, tracing
+    was switched on, an exception is raised) it hands the frame to the interpreter at the same
+    point, so results, exceptions and tracebacks are the same. Functions the JIT does not compile
+    (generators, coroutines) run as before; fatjit.explain(func) says why. Returns func.
+    """
+    if assume not in _ASSUME:
+        raise ValueError(f"fatjit.jit: assume must be 'stable' or 'entry', not {assume!r}")
+    if func is None:
+        return lambda f: _fatjit.specialize_auto(f, assume=assume, jit=True)
+    return _fatjit.specialize_auto(func, assume=assume, jit=True)
 
 
 if _os.environ.get("FATJIT_STATS", "") not in ("", "0"):
@@ -98,5 +121,5 @@ if _fatjit._in_main_interpreter():
 __all__ = [
     "Guard", "GuardArgType", "GuardBuiltins", "GuardDict", "GuardFunc", "GuardGlobals",
     "GuardType", "disable", "enable", "explain", "get_specialized", "guard_type_dict",
-    "is_enabled", "replace_consts", "reset_stats", "specialize", "stats", "unspecialize",
+    "is_enabled", "jit", "replace_consts", "reset_stats", "specialize", "stats", "unspecialize",
 ]

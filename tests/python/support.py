@@ -38,9 +38,9 @@ def stats_delta(before, after):
     delta = {}
     for key, value in after.items():
         if isinstance(value, dict):
-            delta[key] = {k: value[k] - before[key].get(k, 0) for k in value}
+            delta[key] = stats_delta(before.get(key, {}), value)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            delta[key] = value - before[key]
+            delta[key] = value - before.get(key, 0)
     return delta
 
 

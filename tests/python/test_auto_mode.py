@@ -322,7 +322,7 @@ def test_FATJIT_LOG_lines(tmp_path):
               FATJIT_LOG="specialize, refuse,guard,bogus")
     assert out.returncode == 0, out.stderr
     err = out.stderr.splitlines()
-    assert "fatjit: FATJIT_LOG: unknown event 'bogus' ignored (known: specialize, refuse, guard, all)" in err
+    assert "fatjit: FATJIT_LOG: unknown event 'bogus' ignored (known: specialize, refuse, guard, compile, deopt, all)" in err
     assert any(l.startswith(f"fatjit: specialize f ({script}:4): ") and " guards, " in l for l in err)
     assert any(l.startswith(f"fatjit: refuse g ({script}:") and "nothing_to_specialize" in l
                for l in err)

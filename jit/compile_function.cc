@@ -1,0 +1,739 @@
+// The baseline translation: see compile_function.h for what it assumes and why it is sound.
+#include "jit/compile_function.h"
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <vector>
+
+#include <internal/pycore_interp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "guards/guard_set.h"
+#include "jit/backend_loader.h"
+#include "jit/runtime/frame_exits.h"
+#include "jit/runtime/runtime.h"
+#include "specializer/bytecode/cfg.h"
+#include "specializer/bytecode/decode.h"
+#include "specializer/bytecode/opcode_tables.h"
+#include "specializer/bytecode/stack_depth.h"
+
+namespace fatjit::jit {
+namespace {
+
+using bytecode::Instruction;
+
+// PyObject_IsTrue returns an int; native code calls helpers as returning int64.
+extern "C" int64_t fatjit_rt_is_true(PyObject* value) { return PyObject_IsTrue(value); }
+
+const Helper kEnter{"fatjit_rt_enter", reinterpret_cast<const void*>(&fatjit_rt_enter), 2};
+const Helper kLeave{"fatjit_rt_leave", reinterpret_cast<const void*>(&fatjit_rt_leave), 2,
+                        false};
+const Helper kRaise{"fatjit_rt_raise", reinterpret_cast<const void*>(&fatjit_rt_raise), 4};
+const Helper kDeopt{"fatjit_rt_deopt", reinterpret_cast<const void*>(&fatjit_rt_deopt), 3};
+const Helper kUnboundLocal{"fatjit_rt_unbound_local",
+                               reinterpret_cast<const void*>(&fatjit_rt_unbound_local), 3};
+const Helper kEvalBreaker{"fatjit_rt_eval_breaker",
+                              reinterpret_cast<const void*>(&fatjit_rt_eval_breaker), 1};
+const Helper kGuardsHold{"fatjit_rt_guards_hold",
+                             reinterpret_cast<const void*>(&fatjit_rt_guards_hold), 3};
+const Helper kIsTrue{"fatjit_rt_is_true", reinterpret_cast<const void*>(&fatjit_rt_is_true),
+                         1};
+const Helper kDealloc{"_Py_Dealloc", reinterpret_cast<const void*>(&_Py_Dealloc), 1, false};
+
+struct OpEntry {
+  Helper helper{nullptr, nullptr, 0};
+  HelperKind kind = HelperKind::kRunsCode;
+};
+
+const std::array<OpEntry, 256>& OpTable() {
+  static const std::array<OpEntry, 256> table = [] {
+    std::array<OpEntry, 256> t{};
+#define FATJIT_OP_ENTRY(name, helper_kind) \
+  t[name] = {Helper{"fatjit_rt_" #name, reinterpret_cast<const void*>(&fatjit_rt_##name), 5}, \
+             HelperKind::helper_kind};
+    FATJIT_RUNTIME_OPS(FATJIT_OP_ENTRY)
+#undef FATJIT_OP_ENTRY
+    return t;
+  }();
+  return table;
+}
+
+// Field offsets native code uses. 3.11 layout; base/cpython_compat.h checks the widths.
+constexpr int64_t kLocalsplus = offsetof(_PyInterpreterFrame, localsplus);
+constexpr int64_t kPrevInstr = offsetof(_PyInterpreterFrame, prev_instr);
+constexpr int64_t kCframe = offsetof(PyThreadState, cframe);
+constexpr int64_t kUseTracing = offsetof(_PyCFrame, use_tracing);
+constexpr int64_t kInterp = offsetof(PyThreadState, interp);
+constexpr int64_t kEvalBreakerFlag = offsetof(PyInterpreterState, ceval.eval_breaker);
+constexpr int64_t kRefcnt = offsetof(PyObject, ob_refcnt);
+static_assert(sizeof(((PyObject*)nullptr)->ob_refcnt) == 8);
+static_assert(sizeof(((_PyCFrame*)nullptr)->use_tracing) == 1);
+static_assert(sizeof(((PyInterpreterState*)nullptr)->ceval.eval_breaker) == 4);
+
+bool IsHandlerOnly(int opcode) {
+  switch (opcode) {
+    case PUSH_EXC_INFO:
+    case POP_EXCEPT:
+    case RERAISE:
+    case CHECK_EXC_MATCH:
+    case CHECK_EG_MATCH:
+    case WITH_EXCEPT_START:
+    case PREP_RERAISE_STAR:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool EndsFlow(int opcode) {
+  switch (opcode) {
+    case RETURN_VALUE:
+    case RAISE_VARARGS:
+    case RERAISE:
+    case JUMP_FORWARD:
+    case JUMP_BACKWARD:
+    case JUMP_BACKWARD_NO_INTERRUPT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+int ParameterCount(PyCodeObject* code) {
+  return code->co_argcount + code->co_kwonlyargcount + ((code->co_flags & CO_VARARGS) ? 1 : 0) +
+         ((code->co_flags & CO_VARKEYWORDS) ? 1 : 0);
+}
+
+struct Refused {
+  JitRefusal refusal;
+  std::string detail;
+};
+
+}  // namespace
+
+// Builds one function through an Emitter. Lower() returns false with `refused` set when the
+// function cannot be translated; it may have emitted a partial function then (discarded).
+class FunctionCompiler {
+ public:
+  FunctionCompiler(const CompileRequest& request, Emitter& e, NativeCode& out)
+      : request_(request), e_(e), out_(out) {}
+
+  bool Lower();
+  Refused refused{JitRefusal::kCount, ""};
+
+ private:
+  bool Refuse(JitRefusal refusal, std::string detail) {
+    refused = {refusal, std::move(detail)};
+    return false;
+  }
+  bool LowerInstruction(int index);
+  bool LowerHelper(int index, const OpEntry& op, PyObject* aux);
+
+  // Memory of the frame.
+  int64_t SlotOffset(int depth) const { return kLocalsplus + 8 * (nlocalsplus_ + depth); }
+  int64_t LocalOffset(int index) const { return kLocalsplus + 8 * index; }
+  Value LoadSlot(int depth) { return e_.Load(frame_, SlotOffset(depth)); }
+  void StoreSlot(int depth, Value v) { e_.Store(frame_, SlotOffset(depth), v); }
+  void SetPrevInstr(int opcode_offset) {
+    e_.Store(frame_, kPrevInstr, e_.Ptr(code_units_ + opcode_offset));
+  }
+
+  // Reference counting, inline.
+  void Incref(Value v) {
+    e_.Store(v, kRefcnt, e_.Add(e_.Load(v, kRefcnt), e_.Imm(1)));
+  }
+  void Decref(Value v) {
+    Value n = e_.Sub(e_.Load(v, kRefcnt), e_.Imm(1));
+    e_.Store(v, kRefcnt, n);
+    Block dealloc = e_.NewBlock("dealloc");
+    Block done = e_.NewBlock("decref_done");
+    e_.Branch(e_.Compare(Cmp::kEq, n, e_.Imm(0)), dealloc, done);
+    Enter(dealloc);
+    e_.Call(kDealloc, {v});
+    e_.Jump(done);
+    Enter(done);
+  }
+  // For objects that never reach zero here (True, False, None are referenced by the runtime).
+  void DecrefNoDealloc(Value v) {
+    e_.Store(v, kRefcnt, e_.Sub(e_.Load(v, kRefcnt), e_.Imm(1)));
+  }
+  void XDecref(Value v) {
+    Block some = e_.NewBlock("xdecref");
+    Block done = e_.NewBlock("xdecref_done");
+    e_.Branch(e_.Compare(Cmp::kEq, v, e_.Imm(0)), done, some);
+    Enter(some);
+    Decref(v);
+    e_.Jump(done);
+    Enter(done);
+  }
+
+  // Exits. Each returns a fresh block that hands the frame to the interpreter.
+  Block ErrorExit(int depth, const Instruction& inst);
+  Block DeoptExit(int target_offset, int depth, DeoptReason reason);
+  // After an instruction that may run arbitrary code: deopt to `next_offset` if tracing was
+  // switched on or a re-checked guard fails.
+  void CheckAfterCode(int next_offset, int depth_after);
+  void JumpTo(int offset) { e_.Jump(BlockAt(offset)); }
+  Block BlockAt(int offset) const { return blocks_[decoded_.IndexAt(offset)]; }
+  void Enter(Block b) {
+    e_.SetBlock(b);
+    current_ = b;
+  }
+  Block NextBlock(int index) const { return blocks_[index + 1]; }
+  bool ValidResumePoint(int offset, int depth) const;
+  Block BackEdge(const Instruction& inst, int depth);
+  static bool IsBackward(const Instruction& inst) { return inst.jump_target <= inst.offset; }
+
+  const CompileRequest& request_;
+  Emitter& e_;
+  NativeCode& out_;
+  Value tstate_ = 0;
+  Value frame_ = 0;
+  int nlocalsplus_ = 0;
+  int nparams_ = 0;
+  const _Py_CODEUNIT* code_units_ = nullptr;  // of the original: prev_instr points into it
+  bytecode::DecodedCode decoded_;
+  bytecode::DecodedCode original_decoded_;
+  std::vector<int> depth_;           // per instruction of decoded_, before it
+  std::vector<int> original_depth_;  // per instruction of original_decoded_
+  std::vector<Block> blocks_;        // per instruction; -1 if not reachable normally
+  std::vector<bool> may_be_unbound_;  // per local: a LOAD_FAST must check for null
+  Block current_ = 0;
+  std::string layout_error_;  // set when an exit would resume at a point the original lacks
+};
+
+bool FunctionCompiler::ValidResumePoint(int offset, int depth) const {
+  int index = original_decoded_.IndexAt(offset);
+  return index >= 0 && original_depth_[index] == depth;
+}
+
+Block FunctionCompiler::ErrorExit(int depth, const Instruction& inst) {
+  const int index = original_decoded_.IndexAt(inst.offset);
+  if (index < 0 || original_decoded_.instructions()[index].opcode_offset() != inst.opcode_offset()) {
+    layout_error_ = absl::StrFormat("error exit at %d is not an instruction of the original",
+                                    inst.offset);
+  }
+  Block resume = current_;
+  Block exit = e_.NewBlock("error");
+  Enter(exit);
+  e_.Return(e_.Call(kRaise, {tstate_, frame_, e_.Imm(depth), e_.Imm(inst.opcode_offset())}));
+  Enter(resume);
+  return exit;
+}
+
+Block FunctionCompiler::DeoptExit(int target_offset, int depth, DeoptReason reason) {
+  if (!ValidResumePoint(target_offset, depth)) {
+    layout_error_ = absl::StrFormat("deopt target %d (depth %d) is not a resume point of the "
+                                    "original",
+                                    target_offset, depth);
+  }
+  DeoptSite& site = out_.sites_.emplace_back();
+  site.target = target_offset;
+  site.depth = depth;
+  site.reason = reason;
+  Block resume = current_;
+  Block exit = e_.NewBlock(absl::StrCat("deopt_", DeoptReasonName(reason)));
+  Enter(exit);
+  e_.Return(e_.Call(kDeopt, {tstate_, frame_, e_.Ptr(&site)}));
+  Enter(resume);
+  return exit;
+}
+
+void FunctionCompiler::CheckAfterCode(int next_offset, int depth_after) {
+  Value cframe = e_.Load(tstate_, kCframe);
+  Value tracing = e_.Load(cframe, kUseTracing, Width::k8);
+  Block cont = e_.NewBlock("not_traced");
+  Block deopt = DeoptExit(next_offset, depth_after, DeoptReason::kTracing);
+  e_.BranchUnlikely(e_.Compare(Cmp::kNe, tracing, e_.Imm(0)), deopt, cont);
+  Enter(cont);
+  if (request_.recheck != nullptr) {
+    Value ok =
+        e_.Call(kGuardsHold, {e_.Ptr(request_.recheck.get()), frame_, e_.Imm(nparams_)});
+    Block held = e_.NewBlock("guards_hold");
+    Block failed = DeoptExit(next_offset, depth_after, DeoptReason::kGuardFailed);
+    e_.BranchUnlikely(e_.Compare(Cmp::kEq, ok, e_.Imm(0)), failed, held);
+    Enter(held);
+  }
+}
+
+// A loop back-edge: polls the eval breaker as ceval's backward jumps do (CHECK_EVAL_BREAKER),
+// handles what it can (signals, pending calls, a GIL drop request) and deopts to the loop head
+// for what only the interpreter handles. `depth` is the stack depth at the jump target.
+Block FunctionCompiler::BackEdge(const Instruction& inst, int depth) {
+  Block resume = current_;
+  Block edge = e_.NewBlock("back_edge");
+  Enter(edge);
+  Value interp = e_.Load(tstate_, kInterp);
+  Value breaker = e_.Load(interp, kEvalBreakerFlag, Width::k32);
+  Block pending = e_.NewBlock("eval_breaker");
+  e_.BranchUnlikely(e_.Compare(Cmp::kNe, breaker, e_.Imm(0)), pending, BlockAt(inst.jump_target));
+  Enter(pending);
+  SetPrevInstr(inst.opcode_offset());
+  Value r = e_.Call(kEvalBreaker, {tstate_});
+  Block handled = e_.NewBlock("breaker_handled");
+  Block not_error = e_.NewBlock("breaker_no_error");
+  e_.BranchUnlikely(e_.Compare(Cmp::kSlt, r, e_.Imm(0)), ErrorExit(depth, inst), not_error);
+  Enter(not_error);
+  e_.BranchUnlikely(e_.Compare(Cmp::kNe, r, e_.Imm(0)),
+                    DeoptExit(inst.jump_target, depth, DeoptReason::kEvalBreaker), handled);
+  Enter(handled);
+  CheckAfterCode(inst.jump_target, depth);  // a signal handler may have run anything
+  JumpTo(inst.jump_target);
+  Enter(resume);
+  return edge;
+}
+
+bool FunctionCompiler::Lower() {
+  PyCodeObject* original = request_.original;
+  PyCodeObject* compiled = request_.compiled;
+  const int flags = original->co_flags;
+  if (flags & (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)) {
+    return Refuse(JitRefusal::kGenerator, "");
+  }
+  if ((flags & (CO_OPTIMIZED | CO_NEWLOCALS)) != (CO_OPTIMIZED | CO_NEWLOCALS)) {
+    return Refuse(JitRefusal::kNotFunction, "");
+  }
+  if (compiled->co_nlocalsplus != original->co_nlocalsplus ||
+      compiled->co_stacksize > original->co_stacksize || compiled->co_flags != original->co_flags) {
+    return Refuse(JitRefusal::kLayoutMismatch, "locals, stack size or flags differ");
+  }
+  nlocalsplus_ = original->co_nlocalsplus;
+  nparams_ = ParameterCount(original);
+  code_units_ = _PyCode_CODE(original);
+
+  auto decode = [](PyCodeObject* code, bytecode::DecodedCode& out,
+                   std::vector<int>& depths) -> absl::Status {
+    absl::StatusOr<bytecode::DecodedCode> d =
+        bytecode::Decode(reinterpret_cast<PyObject*>(code), bytecode::CodeForm::kDeoptimized);
+    if (!d.ok()) return d.status();
+    absl::StatusOr<bytecode::ControlFlowGraph> cfg = bytecode::ControlFlowGraph::Build(*d);
+    if (!cfg.ok()) return cfg.status();
+    absl::StatusOr<bytecode::StackDepths> s = bytecode::ComputeStackDepths(*d, *cfg);
+    if (!s.ok()) return s.status();
+    out = *std::move(d);
+    depths = std::move(s->depth_before);
+    return absl::OkStatus();
+  };
+  if (absl::Status s = decode(compiled, decoded_, depth_); !s.ok()) {
+    PyErr_Clear();
+    return Refuse(JitRefusal::kMalformed, std::string(s.message()));
+  }
+  if (compiled == original) {
+    original_decoded_ = decoded_;
+    original_depth_ = depth_;
+  } else if (absl::Status s = decode(original, original_decoded_, original_depth_); !s.ok()) {
+    PyErr_Clear();
+    return Refuse(JitRefusal::kMalformed, std::string(s.message()));
+  }
+
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  const int n = static_cast<int>(insts.size());
+  if (n == 0) return Refuse(JitRefusal::kMalformed, "no instructions");
+
+  // Normal reachability from the entry; handlers are reached only through errors.
+  std::vector<bool> reachable(n, false);
+  std::vector<int> work = {0};
+  reachable[0] = true;
+  while (!work.empty()) {
+    const int i = work.back();
+    work.pop_back();
+    const Instruction& inst = insts[i];
+    auto visit = [&](int index) {
+      if (index >= 0 && index < n && !reachable[index]) {
+        reachable[index] = true;
+        work.push_back(index);
+      }
+    };
+    if (IsHandlerOnly(inst.base_opcode)) continue;  // deopts there
+    if (inst.base_opcode == RAISE_VARARGS) continue;
+    if (inst.is_jump()) visit(decoded_.IndexAt(inst.jump_target));
+    if (!EndsFlow(inst.base_opcode)) visit(i + 1);
+  }
+  for (int i = 0; i < n; ++i) {
+    if (reachable[i] && depth_[i] == bytecode::kUnreachable) {
+      return Refuse(JitRefusal::kMalformed, "reachable instruction without a stack depth");
+    }
+    if (reachable[i] && i + 1 == n && !EndsFlow(insts[i].base_opcode) &&
+        !IsHandlerOnly(insts[i].base_opcode)) {
+      return Refuse(JitRefusal::kMalformed, "falls off the end of the code");
+    }
+  }
+
+  // Locals that may be null at a LOAD_FAST: all but parameters the function never deletes.
+  may_be_unbound_.assign(nlocalsplus_, true);
+  for (int i = 0; i < nparams_ && i < nlocalsplus_; ++i) may_be_unbound_[i] = false;
+  for (const Instruction& inst : insts) {
+    if (inst.base_opcode == DELETE_FAST && inst.oparg < nlocalsplus_) {
+      may_be_unbound_[inst.oparg] = true;
+    }
+  }
+
+  tstate_ = e_.Param(0);
+  frame_ = e_.Param(1);
+  blocks_.assign(n, -1);
+  for (int i = 0; i < n; ++i) {
+    if (reachable[i]) blocks_[i] = e_.NewBlock(absl::StrFormat("i%d", insts[i].offset));
+  }
+
+  // Entry: count the recursion level and link the frame, as ceval's start_frame does.
+  current_ = 0;
+  Value entered = e_.Call(kEnter, {tstate_, frame_});
+  Block fail = e_.NewBlock("recursion_error");
+  e_.BranchUnlikely(e_.Compare(Cmp::kNe, entered, e_.Imm(0)), fail, blocks_[0]);
+  Enter(fail);
+  e_.Return(e_.Imm(0));
+
+  for (int i = 0; i < n; ++i) {
+    if (!reachable[i]) continue;
+    Enter(blocks_[i]);
+    if (!LowerInstruction(i)) return false;
+  }
+  if (!layout_error_.empty()) return Refuse(JitRefusal::kLayoutMismatch, layout_error_);
+  return true;
+}
+
+bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) {
+  const Instruction& inst = decoded_.instructions()[index];
+  // The compiler charges PRECALL with popping the arguments and CALL with the rest; at run time
+  // PRECALL leaves the stack as it is and CALL pops everything. Static depths follow the
+  // compiler (so they match exception table and deopt depths); the helper needs the real one.
+  const int d = depth_[index] + (inst.base_opcode == CALL ? inst.oparg : 0);
+  SetPrevInstr(inst.opcode_offset());
+  Value sp = e_.Add(frame_, e_.Imm(SlotOffset(d)));
+  Value r = e_.Call(op.helper, {tstate_, frame_, sp, e_.Imm(inst.oparg), e_.Ptr(aux)});
+  Block ok = e_.NewBlock("ok");
+  Block error = ErrorExit(d, inst);
+  if (op.kind == HelperKind::kForIter) {
+    e_.BranchUnlikely(e_.Compare(Cmp::kSlt, r, e_.Imm(0)), error, ok);
+    Enter(ok);
+    Block next = e_.NewBlock("next_value");
+    e_.Branch(e_.Compare(Cmp::kEq, r, e_.Imm(1)), BlockAt(inst.jump_target), next);
+    Enter(next);
+  } else {
+    e_.BranchUnlikely(e_.Compare(Cmp::kNe, r, e_.Imm(0)), error, ok);
+    Enter(ok);
+  }
+  if (op.kind != HelperKind::kNoCode) {
+    absl::StatusOr<int> effect = bytecode::StackEffect(inst, false);
+    if (!effect.ok()) return Refuse(JitRefusal::kMalformed, std::string(effect.status().message()));
+    CheckAfterCode(inst.next_offset(), depth_[index] + *effect);
+  }
+  e_.Jump(NextBlock(index));
+  return true;
+}
+
+bool FunctionCompiler::LowerInstruction(int index) {
+  const Instruction& inst = decoded_.instructions()[index];
+  const int d = depth_[index];
+  const int oparg = inst.oparg;
+  PyCodeObject* compiled = request_.compiled;
+  auto name = [&](int i) -> PyObject* { return PyTuple_GET_ITEM(compiled->co_names, i); };
+
+  switch (inst.base_opcode) {
+    case NOP:
+    case RESUME:
+    case KW_NAMES:  // read by the CALL it precedes
+      e_.Jump(NextBlock(index));
+      return true;
+
+    case LOAD_FAST:
+    case LOAD_CLOSURE: {
+      Value v = e_.Load(frame_, LocalOffset(oparg));
+      if (oparg < 0 || oparg >= nlocalsplus_) return Refuse(JitRefusal::kMalformed, "local index");
+      if (may_be_unbound_[oparg]) {
+        Block bound = e_.NewBlock("bound");
+        Block unbound = e_.NewBlock("unbound");
+        e_.BranchUnlikely(e_.Compare(Cmp::kEq, v, e_.Imm(0)), unbound, bound);
+        Enter(unbound);
+        SetPrevInstr(inst.opcode_offset());
+        e_.Call(kUnboundLocal, {tstate_, frame_, e_.Imm(oparg)});
+        e_.Jump(ErrorExit(d, inst));
+        Enter(bound);
+      }
+      Incref(v);
+      StoreSlot(d, v);
+      e_.Jump(NextBlock(index));
+      return true;
+    }
+    case LOAD_CONST: {
+      PyObject* constant = PyTuple_GET_ITEM(compiled->co_consts, oparg);
+      Value v = e_.Ptr(constant);
+      Incref(v);
+      StoreSlot(d, v);
+      e_.Jump(NextBlock(index));
+      return true;
+    }
+    case STORE_FAST: {
+      Value v = LoadSlot(d - 1);
+      Value old = e_.Load(frame_, LocalOffset(oparg));
+      e_.Store(frame_, LocalOffset(oparg), v);
+      XDecref(old);
+      e_.Jump(NextBlock(index));
+      return true;
+    }
+    case POP_TOP:
+      Decref(LoadSlot(d - 1));
+      e_.Jump(NextBlock(index));
+      return true;
+    case PUSH_NULL:
+      StoreSlot(d, e_.Imm(0));
+      e_.Jump(NextBlock(index));
+      return true;
+    case COPY: {
+      Value v = LoadSlot(d - oparg);
+      Incref(v);
+      StoreSlot(d, v);
+      e_.Jump(NextBlock(index));
+      return true;
+    }
+    case SWAP: {
+      Value top = LoadSlot(d - 1);
+      Value other = LoadSlot(d - oparg);
+      StoreSlot(d - 1, other);
+      StoreSlot(d - oparg, top);
+      e_.Jump(NextBlock(index));
+      return true;
+    }
+    case IS_OP: {
+      Value left = LoadSlot(d - 2);
+      Value right = LoadSlot(d - 1);
+      Value same = e_.Compare(oparg ? Cmp::kNe : Cmp::kEq, left, right);
+      Decref(left);
+      Decref(right);
+      Block yes = e_.NewBlock("is_true");
+      Block no = e_.NewBlock("is_false");
+      e_.Branch(same, yes, no);
+      for (auto [block, object] : {std::pair{yes, Py_True}, std::pair{no, Py_False}}) {
+        Enter(block);
+        Value result = e_.Ptr(object);
+        Incref(result);
+        StoreSlot(d - 2, result);
+        e_.Jump(NextBlock(index));
+      }
+      return true;
+    }
+
+    case JUMP_FORWARD:
+    case JUMP_BACKWARD_NO_INTERRUPT:
+      JumpTo(inst.jump_target);
+      return true;
+    case JUMP_BACKWARD:
+      e_.Jump(BackEdge(inst, d));
+      return true;
+    case POP_JUMP_FORWARD_IF_FALSE:
+    case POP_JUMP_BACKWARD_IF_FALSE:
+    case POP_JUMP_FORWARD_IF_TRUE:
+    case POP_JUMP_BACKWARD_IF_TRUE: {
+      const bool jump_if_true =
+          inst.base_opcode == POP_JUMP_FORWARD_IF_TRUE || inst.base_opcode == POP_JUMP_BACKWARD_IF_TRUE;
+      Block jump = IsBackward(inst) ? BackEdge(inst, d - 1) : BlockAt(inst.jump_target);
+      Block on_true = jump_if_true ? jump : NextBlock(index);
+      Block on_false = jump_if_true ? NextBlock(index) : jump;
+      Value v = LoadSlot(d - 1);
+      Block is_true = e_.NewBlock("true");
+      Block not_true = e_.NewBlock("not_true");
+      Block is_false = e_.NewBlock("false");
+      Block general = e_.NewBlock("is_true_call");
+      e_.Branch(e_.Compare(Cmp::kEq, v, e_.Ptr(Py_True)), is_true, not_true);
+      Enter(is_true);
+      DecrefNoDealloc(v);
+      e_.Jump(on_true);
+      Enter(not_true);
+      e_.Branch(e_.Compare(Cmp::kEq, v, e_.Ptr(Py_False)), is_false, general);
+      Enter(is_false);
+      DecrefNoDealloc(v);
+      e_.Jump(on_false);
+      Enter(general);
+      SetPrevInstr(inst.opcode_offset());
+      Value truth = e_.Call(kIsTrue, {v});
+      Decref(v);
+      Block decided = e_.NewBlock("decided");
+      e_.BranchUnlikely(e_.Compare(Cmp::kSlt, truth, e_.Imm(0)), ErrorExit(d - 1, inst), decided);
+      Enter(decided);
+      // __bool__ or __len__ may have run; the successors check again after their own calls.
+      e_.Branch(e_.Compare(Cmp::kNe, truth, e_.Imm(0)), on_true, on_false);
+      return true;
+    }
+    case POP_JUMP_FORWARD_IF_NONE:
+    case POP_JUMP_BACKWARD_IF_NONE:
+    case POP_JUMP_FORWARD_IF_NOT_NONE:
+    case POP_JUMP_BACKWARD_IF_NOT_NONE: {
+      const bool jump_if_none =
+          inst.base_opcode == POP_JUMP_FORWARD_IF_NONE || inst.base_opcode == POP_JUMP_BACKWARD_IF_NONE;
+      Block jump = IsBackward(inst) ? BackEdge(inst, d - 1) : BlockAt(inst.jump_target);
+      Value v = LoadSlot(d - 1);
+      Value is_none = e_.Compare(Cmp::kEq, v, e_.Ptr(Py_None));
+      Block none = e_.NewBlock("none");
+      Block some = e_.NewBlock("not_none");
+      e_.Branch(is_none, none, some);
+      Enter(none);
+      DecrefNoDealloc(v);
+      e_.Jump(jump_if_none ? jump : NextBlock(index));
+      Enter(some);
+      Decref(v);
+      e_.Jump(jump_if_none ? NextBlock(index) : jump);
+      return true;
+    }
+    case JUMP_IF_FALSE_OR_POP:
+    case JUMP_IF_TRUE_OR_POP: {
+      const bool jump_if_true = inst.base_opcode == JUMP_IF_TRUE_OR_POP;
+      Value v = LoadSlot(d - 1);
+      // Jumping keeps the value on the stack; falling through pops it.
+      Block keep = e_.NewBlock("keep_and_jump");
+      Block pop = e_.NewBlock("pop");
+      Block not_true = e_.NewBlock("not_true");
+      Block general = e_.NewBlock("is_true_call");
+      Block is_true = jump_if_true ? keep : pop;
+      Block is_false = jump_if_true ? pop : keep;
+      e_.Branch(e_.Compare(Cmp::kEq, v, e_.Ptr(Py_True)), is_true, not_true);
+      Enter(not_true);
+      Block known_false = e_.NewBlock("false");
+      e_.Branch(e_.Compare(Cmp::kEq, v, e_.Ptr(Py_False)), known_false, general);
+      Enter(known_false);
+      e_.Jump(is_false);
+      Enter(general);
+      SetPrevInstr(inst.opcode_offset());
+      Value truth = e_.Call(kIsTrue, {v});
+      Block decided = e_.NewBlock("decided");
+      e_.BranchUnlikely(e_.Compare(Cmp::kSlt, truth, e_.Imm(0)), ErrorExit(d, inst), decided);
+      Enter(decided);
+      e_.Branch(e_.Compare(Cmp::kNe, truth, e_.Imm(0)), is_true, is_false);
+      Enter(keep);
+      JumpTo(inst.jump_target);
+      Enter(pop);
+      Decref(v);
+      e_.Jump(NextBlock(index));
+      return true;
+    }
+    case RETURN_VALUE: {
+      if (d != 1) return Refuse(JitRefusal::kMalformed, "RETURN_VALUE with a deeper stack");
+      Value v = LoadSlot(0);
+      SetPrevInstr(inst.opcode_offset());
+      e_.Call(kLeave, {tstate_, frame_});
+      e_.Return(v);
+      return true;
+    }
+    case RAISE_VARARGS:
+      if (oparg == 0) {  // a bare raise: the interpreter re-raises without a traceback entry
+        e_.Jump(DeoptExit(inst.offset, d, DeoptReason::kReraise));
+        return true;
+      }
+      SetPrevInstr(inst.opcode_offset());
+      e_.Call(OpTable()[RAISE_VARARGS].helper,
+              {tstate_, frame_, e_.Add(frame_, e_.Imm(SlotOffset(d))), e_.Imm(oparg), e_.Imm(0)});
+      e_.Jump(ErrorExit(d, inst));
+      return true;
+
+    case LOAD_GLOBAL:
+      return LowerHelper(index, OpTable()[LOAD_GLOBAL], name(oparg >> 1));
+    case STORE_GLOBAL:
+    case DELETE_GLOBAL:
+    case LOAD_ATTR:
+    case STORE_ATTR:
+    case DELETE_ATTR:
+    case LOAD_METHOD:
+    case IMPORT_NAME:
+    case IMPORT_FROM:
+      return LowerHelper(index, OpTable()[inst.base_opcode], name(oparg));
+    case CALL: {
+      // KW_NAMES, PRECALL, CALL: the names tuple of the KW_NAMES two instructions back.
+      PyObject* kwnames = nullptr;
+      absl::Span<const Instruction> insts = decoded_.instructions();
+      if (index >= 2 && insts[index - 1].base_opcode == PRECALL &&
+          insts[index - 2].base_opcode == KW_NAMES) {
+        kwnames = PyTuple_GET_ITEM(compiled->co_consts, insts[index - 2].oparg);
+      }
+      return LowerHelper(index, OpTable()[CALL], kwnames);
+    }
+    default:
+      break;
+  }
+  if (IsHandlerOnly(inst.base_opcode)) {
+    e_.Jump(DeoptExit(inst.offset, d,
+                      inst.base_opcode == RERAISE ? DeoptReason::kReraise
+                                                  : DeoptReason::kHandlerCode));
+    return true;
+  }
+  const OpEntry& op = OpTable()[inst.base_opcode];
+  if (op.helper.address == nullptr) {
+    return Refuse(JitRefusal::kUnsupportedOpcode, bytecode::OpcodeName(inst.base_opcode));
+  }
+  return LowerHelper(index, op, nullptr);
+}
+
+const char* JitRefusalName(JitRefusal refusal) {
+  switch (refusal) {
+#define FATJIT_JIT_REFUSAL_NAME(name, id, text) \
+  case JitRefusal::name:                        \
+    return id;
+    FATJIT_JIT_REFUSALS(FATJIT_JIT_REFUSAL_NAME)
+#undef FATJIT_JIT_REFUSAL_NAME
+    case JitRefusal::kCount:
+      break;
+  }
+  return "?";
+}
+
+const char* JitRefusalMessage(JitRefusal refusal) {
+  switch (refusal) {
+#define FATJIT_JIT_REFUSAL_TEXT(name, id, text) \
+  case JitRefusal::name:                        \
+    return text;
+    FATJIT_JIT_REFUSALS(FATJIT_JIT_REFUSAL_TEXT)
+#undef FATJIT_JIT_REFUSAL_TEXT
+    case JitRefusal::kCount:
+      break;
+  }
+  return "?";
+}
+
+CompileResult CompileFunction(CompileRequest request) {
+  CompileResult result;
+  JitCounters& counters = GlobalJitCounters();
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<Backend*> backend = LoadBackend();
+  if (!backend.ok()) {
+    ++counters.compile_failures;
+    result.refusal = JitRefusal::kBackendUnavailable;
+    result.detail = std::string(backend.status().message());
+    return result;
+  }
+  auto code = std::make_unique<NativeCode>(*backend);
+  const char* qualname = PyUnicode_AsUTF8(request.original->co_qualname);
+  if (qualname == nullptr) {
+    PyErr_Clear();
+    qualname = "function";
+  }
+  std::unique_ptr<Emitter> emitter = (*backend)->NewFunction(qualname);
+  FunctionCompiler compiler(request, *emitter, *code);
+  if (!compiler.Lower()) {
+    ++counters.compile_failures;
+    result.refusal = compiler.refused.refusal;
+    result.detail = compiler.refused.detail;
+    return result;
+  }
+  absl::StatusOr<CompiledFunction> compiled =
+      (*backend)->Compile(std::move(emitter), request.options);
+  if (!compiled.ok()) {
+    ++counters.compile_failures;
+    result.refusal = JitRefusal::kBackendError;
+    result.detail = std::string(compiled.status().message());
+    return result;
+  }
+  request.keep_alive.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(request.compiled)));
+  code->Attach(*std::move(compiled), std::move(request.keep_alive), std::move(request.recheck));
+  const uint64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+  code->compile_ns = ns;
+  ++counters.compiles;
+  counters.compile_ns += ns;
+  counters.compile_ns_max = std::max(counters.compile_ns_max, ns);
+  counters.code_bytes += code->code_size();
+  result.code = std::move(code);
+  return result;
+}
+
+}  // namespace fatjit::jit

@@ -1,0 +1,79 @@
+// CompileFunction: the baseline translation of one function's bytecode to native code.
+//
+// Assumes a CPython 3.11 function code object (CO_OPTIMIZED | CO_NEWLOCALS, not a generator or
+// coroutine) and, when `compiled` differs from `original`, a specialization of it that keeps the
+// locals layout and every instruction offset and value-stack layout at the instructions native
+// code can leave from (the specializer's invariant 4: rewritten regions are padded in place).
+//
+// Produces NativeCode whose control flow is the bytecode's: one native block per instruction
+// reachable from the entry along normal edges, with branches on bool inline, local and constant
+// loads, stores and reference counting inline, and every other instruction a call of its runtime
+// helper (jit/runtime/runtime.h). The value stack stays in the frame at depths known at compile
+// time, so leaving native code needs no state reconstruction: an error hands the frame to the
+// interpreter's unwinder at the faulting instruction, a deopt resumes the interpreter at an
+// instruction boundary, both at offsets that mean the same in the original code.
+//
+// Sound because: native code does per instruction what ceval does (the helpers are ceval's
+// semantics; the inline cases are the simple ones), keeps prev_instr at the running instruction
+// before anything can observe the frame, polls the eval breaker at back-edges, and after every
+// instruction that may run arbitrary code deopts if tracing was switched on or (when `recheck`
+// is given) a guard of the specialization no longer holds. Exception handlers are not compiled:
+// they are reached only through an error, and errors run in the interpreter.
+#ifndef FATJIT_JIT_COMPILE_FUNCTION_H_
+#define FATJIT_JIT_COMPILE_FUNCTION_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/ref.h"
+#include "guards/guard_set.h"
+
+#include "base/python.h"
+#include "jit/emitter.h"
+#include "jit/native_code.h"
+
+namespace fatjit::jit {
+
+// Why a function was not compiled; counted by fatjit.stats() and shown by explain().
+#define FATJIT_JIT_REFUSALS(V)                                                                  \
+  V(kGenerator, "generator", "generator, coroutine and async generator functions run interpreted") \
+  V(kNotFunction, "not_a_function", "module and class bodies run interpreted")                 \
+  V(kUnsupportedOpcode, "unsupported_opcode", "an instruction the JIT does not translate")     \
+  V(kMalformed, "malformed", "bytecode the JIT's model rejects")                               \
+  V(kLayoutMismatch, "layout_mismatch", "the specialized code's layout differs from the frame's") \
+  V(kBackendUnavailable, "backend_unavailable", "the LLVM backend could not be loaded")         \
+  V(kBackendError, "backend_error", "the backend failed to compile the function")
+
+enum class JitRefusal : int {
+#define FATJIT_JIT_REFUSAL_ENUM(name, id, text) name,
+  FATJIT_JIT_REFUSALS(FATJIT_JIT_REFUSAL_ENUM)
+#undef FATJIT_JIT_REFUSAL_ENUM
+      kCount
+};
+inline constexpr int kJitRefusalCount = static_cast<int>(JitRefusal::kCount);
+const char* JitRefusalName(JitRefusal refusal);
+const char* JitRefusalMessage(JitRefusal refusal);
+
+struct CompileRequest {
+  PyCodeObject* original = nullptr;  // the code object of the frames the entry will run on
+  PyCodeObject* compiled = nullptr;  // what to translate: `original` or its specialization
+  // Guards to re-check after arbitrary code, or null; the compiled function takes both the set
+  // and the references that keep its guards alive (it may outlive the specialization's).
+  std::unique_ptr<GuardSet> recheck;
+  std::vector<Ref<>> keep_alive;
+  CompileOptions options;
+};
+
+struct CompileResult {
+  std::unique_ptr<NativeCode> code;  // set on success
+  JitRefusal refusal = JitRefusal::kCount;
+  std::string detail;  // for a refusal: what exactly
+};
+
+// Needs the GIL. Never raises (a Python error met while compiling becomes a refusal).
+CompileResult CompileFunction(CompileRequest request);
+
+}  // namespace fatjit::jit
+
+#endif  // FATJIT_JIT_COMPILE_FUNCTION_H_

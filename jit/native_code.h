@@ -1,0 +1,102 @@
+// NativeCode: one compiled function — its native entry, the backend that owns the machine code,
+// and the deopt sites the code exits through (counted per site and reason for explain()).
+//
+// The native entry has the frame-eval shape and runs on a frame of the ORIGINAL code object
+// that the caller pushed (arguments in localsplus, prologue not yet run, prev_instr before the
+// first instruction). It leaves the frame as the interpreter would: on return with an empty
+// value stack; on an error or a deopt by handing the frame to _PyEval_EvalFrameDefault at the
+// same offset (jit/runtime/frame_exits.h).
+#ifndef FATJIT_JIT_NATIVE_CODE_H_
+#define FATJIT_JIT_NATIVE_CODE_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/python.h"
+#include "base/ref.h"
+#include "guards/guard_set.h"
+#include "jit/emitter.h"
+
+namespace fatjit::jit {
+
+// Why native code hands a frame to the interpreter mid-function. Errors (an exception raised in
+// native code) are not deopts: they are counted apart (JitCounters::raises).
+#define FATJIT_DEOPT_REASONS(V)                                                                 \
+  V(kTracing, "tracing", "sys.settrace/setprofile became active")                              \
+  V(kGuardFailed, "guard_failed", "a guard of the specialization failed after arbitrary code") \
+  V(kEvalBreaker, "eval_breaker", "an asynchronous exception or request the interpreter handles") \
+  V(kReraise, "reraise", "a bare raise or RERAISE: the interpreter unwinds without a traceback entry") \
+  V(kHandlerCode, "handler_code", "exception-handler code reached on a normal path")
+
+enum class DeoptReason : int32_t {
+#define FATJIT_DEOPT_ENUM(name, id, text) name,
+  FATJIT_DEOPT_REASONS(FATJIT_DEOPT_ENUM)
+#undef FATJIT_DEOPT_ENUM
+      kCount
+};
+inline constexpr int kDeoptReasonCount = static_cast<int>(DeoptReason::kCount);
+const char* DeoptReasonName(DeoptReason reason);
+
+// Where a deopt exit resumes the interpreter. Native code passes the site's address to
+// fatjit_rt_deopt; the site lives as long as the NativeCode (a deque keeps addresses stable).
+struct DeoptSite {
+  int32_t target = 0;  // offset (code units) of the instruction the interpreter runs next
+  int32_t depth = 0;   // value-stack depth there
+  DeoptReason reason = DeoptReason::kTracing;
+  uint64_t count = 0;  // how often it was taken (under the GIL)
+};
+
+// Process-wide JIT counters (under the GIL), read by fatjit.stats().
+struct JitCounters {
+  uint64_t compiles = 0;
+  uint64_t compile_failures = 0;
+  uint64_t compile_ns = 0;
+  uint64_t compile_ns_max = 0;
+  uint64_t code_bytes = 0;  // native code of live compiled functions
+  uint64_t native_calls = 0;
+  uint64_t deopts[kDeoptReasonCount] = {};
+  uint64_t raises = 0;  // exceptions handed to the interpreter's unwinder
+  // Called at every deopt when set (FATJIT_LOG=deopt); runs no Python code.
+  void (*on_deopt)(const DeoptSite& site, _PyInterpreterFrame* frame) = nullptr;
+};
+JitCounters& GlobalJitCounters();
+
+class NativeCode {
+ public:
+  explicit NativeCode(Backend* backend) : backend_(backend) {}
+  ~NativeCode();
+  NativeCode(const NativeCode&) = delete;
+  NativeCode& operator=(const NativeCode&) = delete;
+
+  using Entry = PyObject* (*)(PyThreadState*, _PyInterpreterFrame*, int);
+  Entry entry() const { return reinterpret_cast<Entry>(compiled_.entry); }
+  size_t code_size() const { return compiled_.code_size; }
+  const std::string& ir() const { return compiled_.ir; }
+  const std::deque<DeoptSite>& deopt_sites() const { return sites_; }
+
+  uint64_t calls = 0;
+  uint64_t compile_ns = 0;
+
+  // Takes the machine code and what it relies on (CompileFunction, once the backend is done).
+  void Attach(CompiledFunction compiled, std::vector<Ref<>> keep_alive,
+              std::unique_ptr<GuardSet> recheck) {
+    compiled_ = std::move(compiled);
+    keep_alive_ = std::move(keep_alive);
+    recheck_ = std::move(recheck);
+  }
+
+ private:
+  friend class FunctionCompiler;
+  Backend* backend_;
+  CompiledFunction compiled_;
+  std::deque<DeoptSite> sites_;
+  std::vector<Ref<>> keep_alive_;  // objects the code embeds (constants, names, guards)
+  std::unique_ptr<GuardSet> recheck_;  // what the code re-checks after arbitrary code
+};
+
+}  // namespace fatjit::jit
+
+#endif  // FATJIT_JIT_NATIVE_CODE_H_

@@ -1,0 +1,130 @@
+// Frame-level helpers: see frame_exits.h. Each mirrors the part of _PyEval_EvalFrameDefault
+// (3.11) named in its comment.
+#include "jit/runtime/frame_exits.h"
+
+#include <internal/pycore_ceval.h>
+#include <internal/pycore_interp.h>
+#include <internal/pycore_runtime.h>
+
+#include "base/cpython_compat.h"
+#include "guards/guard_set.h"
+
+namespace fatjit::jit {
+namespace {
+
+// The interpreter's handover point: what the frame looks like after `depth` stack values, with
+// the next instruction to run at prev_instr + 1.
+PyObject* HandOver(PyThreadState* tstate, _PyInterpreterFrame* frame, int64_t depth,
+                   _Py_CODEUNIT* prev_instr, int throwflag) {
+  // Undo fatjit_rt_enter: the interpreter links the frame and counts the level itself.
+  tstate->cframe->current_frame = frame->previous;
+  ++tstate->recursion_remaining;
+  frame->stacktop = frame->f_code->co_nlocalsplus + static_cast<int>(depth);
+  frame->prev_instr = prev_instr;
+  return _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+}
+
+}  // namespace
+
+const char* DeoptReasonName(DeoptReason reason) {
+  switch (reason) {
+#define FATJIT_DEOPT_NAME(name, id, text) \
+  case DeoptReason::name:                 \
+    return id;
+    FATJIT_DEOPT_REASONS(FATJIT_DEOPT_NAME)
+#undef FATJIT_DEOPT_NAME
+    case DeoptReason::kCount:
+      break;
+  }
+  return "?";
+}
+
+JitCounters& GlobalJitCounters() {
+  static JitCounters counters;
+  return counters;
+}
+
+}  // namespace fatjit::jit
+
+using fatjit::jit::GlobalJitCounters;
+
+extern "C" {
+
+// start_frame: _Py_EnterRecursiveCallTstate; on failure ceval's extra decrement and
+// exit_unwind's increment cancel out. "Push frame": link it below the current frame.
+int64_t fatjit_rt_enter(PyThreadState* tstate, _PyInterpreterFrame* frame) {
+  if (_Py_EnterRecursiveCallTstate(tstate, "")) return -1;
+  frame->previous = tstate->cframe->current_frame;
+  tstate->cframe->current_frame = frame;
+  return 0;
+}
+
+// RETURN_VALUE with frame->is_entry: leave the recursion level, unlink.
+void fatjit_rt_leave(PyThreadState* tstate, _PyInterpreterFrame* frame) {
+  _Py_LeaveRecursiveCallTstate(tstate);
+  tstate->cframe->current_frame = frame->previous;
+}
+
+PyObject* fatjit_rt_raise(PyThreadState* tstate, _PyInterpreterFrame* frame, int64_t depth,
+                          int64_t opcode_offset) {
+  ++GlobalJitCounters().raises;
+  return fatjit::jit::HandOver(tstate, frame, depth, _PyCode_CODE(frame->f_code) + opcode_offset,
+                               1);
+}
+
+PyObject* fatjit_rt_deopt(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                          fatjit::jit::DeoptSite* site) {
+  ++site->count;
+  fatjit::jit::JitCounters& counters = GlobalJitCounters();
+  ++counters.deopts[static_cast<int>(site->reason)];
+  if (counters.on_deopt != nullptr) counters.on_deopt(*site, frame);
+  return fatjit::jit::HandOver(tstate, frame, site->depth,
+                               _PyCode_CODE(frame->f_code) + site->target - 1, 0);
+}
+
+// unbound_local_error: format_exc_check_arg(UnboundLocalError, UNBOUNDLOCAL_ERROR_MSG, name).
+int64_t fatjit_rt_unbound_local(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                                int64_t index) {
+  PyObject* name = PyTuple_GetItem(frame->f_code->co_localsplusnames, index);
+  if (name != nullptr) {
+    PyErr_Format(PyExc_UnboundLocalError,
+                 "cannot access local variable '%U' where it is not associated with a value",
+                 name);
+  }
+  return -1;
+}
+
+// eval_frame_handle_pending, through the exported API: Py_MakePendingCalls handles signals
+// (main thread) and pending calls and clears their request bits; releasing and re-taking the GIL
+// honours a drop request (drop_gil waits for the requester under FORCE_SWITCHING). An
+// asynchronous exception (PyThreadState_SetAsyncExc) is left to the interpreter.
+int64_t fatjit_rt_eval_breaker(PyThreadState* tstate) {
+  PyInterpreterState* interp = tstate->interp;
+  if (_Py_atomic_load_relaxed(&_PyRuntime.ceval.signals_pending) ||
+      _Py_atomic_load_relaxed(&interp->ceval.pending.calls_to_do)) {
+    if (Py_MakePendingCalls() < 0) return -1;
+  }
+  if (_Py_atomic_load_relaxed(&interp->ceval.gil_drop_request)) {
+    PyThreadState* saved = PyEval_SaveThread();
+    PyEval_RestoreThread(saved);
+  }
+  if (tstate->async_exc != nullptr) return 1;
+  return 0;
+}
+
+int64_t fatjit_rt_guards_hold(fatjit::GuardSet* guards, _PyInterpreterFrame* frame,
+                              int64_t nparams) {
+  const fatjit::CallArgs args{frame->localsplus, static_cast<int>(nparams)};
+  return guards->Check(args).result == fatjit::GuardResult::kPass ? 1 : 0;
+}
+
+}  // extern "C"
+
+namespace fatjit::jit {
+NativeCode::~NativeCode() {
+  if (compiled_.entry != nullptr) {
+    GlobalJitCounters().code_bytes -= compiled_.code_size;
+    backend_->Release(compiled_.handle);
+  }
+}
+}  // namespace fatjit::jit

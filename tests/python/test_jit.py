@@ -1,0 +1,420 @@
+"""The JIT tier (issue 5): compiled functions behave exactly as the interpreter runs them.
+
+Each test defines its functions in a fresh module twice: one copy runs plainly, the other is
+compiled by fatjit.jit; results, exceptions, tracebacks and side effects must be the same, and
+the compiled copy must really have run native code (stats and explain say so).
+"""
+
+import gc
+import signal
+import sys
+import threading
+import time
+import traceback
+
+import pytest
+
+import fatjit
+from support import new_module
+
+
+@pytest.fixture
+def jit(no_leaked_specializations):
+    """jit(source, *names) -> (compiled module, plain module): `names` compiled on first call."""
+    compiled = []
+
+    def make(source, *names, **preset):
+        plain = new_module(source, **preset)
+        native = new_module(source, **preset)
+        for name in names:
+            fatjit.jit(getattr(native, name))
+            compiled.append(getattr(native, name))
+        return native, plain
+
+    yield make
+    for func in compiled:
+        fatjit.unspecialize(func)
+
+
+def native_calls():
+    return fatjit.stats()["jit"]["native_calls"]
+
+
+def assert_compiled(func):
+    text = fatjit.explain(func)
+    assert "JIT: native code" in text, text
+
+
+def outcome(call):
+    """(result, None) or (None, (exception type, str, traceback line numbers in this module))."""
+    try:
+        return call(), None
+    except BaseException as e:  # noqa: B902 - comparing every kind of exit
+        lines = [f.lineno for f in traceback.extract_tb(e.__traceback__)
+                 if f.filename.startswith("<fatjit_test_mod")]
+        return None, (type(e), str(e), lines)
+
+
+def test_arithmetic_branches_and_loops(jit):
+    native, plain = jit("""
+        def f(a, b):
+            c = a + b
+            if c > 10:
+                return c * 2
+            return c - 1
+
+        def loop(n):
+            t = 0
+            for i in range(n):
+                if i % 3 == 0:
+                    continue
+                t += i * i
+            return t
+
+        def while_loop(n):
+            i = 0
+            acc = []
+            while i < n:
+                acc.append(i)
+                i += 1
+            return acc
+    """, "f", "loop", "while_loop")
+    before = native_calls()
+    for args in [(1, 2), (5, 7), (1.5, 2), ("a", "b"), ([1], [2])]:
+        assert outcome(lambda: native.f(*args)) == outcome(lambda: plain.f(*args))
+    assert native.loop(1000) == plain.loop(1000)
+    assert native.while_loop(50) == plain.while_loop(50)
+    assert native_calls() - before == 7
+    for name in ("f", "loop", "while_loop"):
+        assert_compiled(getattr(native, name))
+
+
+def test_type_changes_mid_loop_keep_meaning(jit):
+    # Warm up on ints, then a float and a huge int arrive in the same compiled loop.
+    native, plain = jit("""
+        def total(values):
+            t = 0
+            for v in values:
+                t = t + v * 2
+            return t
+    """, "total")
+    for values in [list(range(100)), list(range(50)) + [0.5] + list(range(50)),
+                   [1, 2, 10**30, 3], [1, 2, 2**62, 2**62]]:
+        assert native.total(values) == plain.total(values)
+    assert_compiled(native.total)
+
+
+def test_every_kind_of_statement(jit):
+    source = """
+        import math
+        from collections import OrderedDict
+
+        G = 3
+
+        class Point:
+            def __init__(self, x, y):
+                self.x, self.y = x, y
+            def norm(self):
+                return math.hypot(self.x, self.y)
+
+        def kitchen(n, *args, scale=2, **kw):
+            d = {i: i * scale for i in range(n)}
+            s = {x % 3 for x in range(n)}
+            l = [y for y in d.values() if y > 2]
+            t = tuple(l) + args
+            first, *rest = t or (0,)
+            p = Point(first, len(rest))
+            name = f"{p.norm():.3f}-{n!r}-{kw.get('tag', 'none')}"
+            od = OrderedDict(a=1, **kw)
+            del od["a"]
+            sl = l[1:-1:2]
+            g = G
+            total = sum(x for x in l) + g
+            a = b = 0
+            a += 1; b -= 1
+            flag = not (a and b) or (a is not b)
+            match p:
+                case Point(x=0):
+                    m = "zero"
+                case Point(x=x) if x > 1:
+                    m = f"big {x}"
+                case _:
+                    m = "other"
+            match kw:
+                case {"tag": tag}:
+                    m += tag
+            with open(__file__ if False else "/dev/null") as fh:
+                fh.read()
+            assert n >= 0, "negative"
+            def inner(z):
+                return z + total
+            lam = lambda q: q * g
+            return (d, sorted(s), t, name, dict(od), sl, total, flag, m, inner(1), lam(2),
+                    -n, ~n, +n, n ** 2, n // 3, n % 4, n << 2, n >> 1, n & 5, n | 8, n ^ 3,
+                    3 in l, 4 not in s, [*l, *args], {**kw, "z": 1}, isinstance(p, Point))
+    """
+    native, plain = jit(source, "kitchen")
+    for args, kwargs in [((0,), {}), ((5, 1, 2), {"tag": "t"}), ((9,), {"scale": 3})]:
+        assert outcome(lambda: native.kitchen(*args, **kwargs)) == \
+            outcome(lambda: plain.kitchen(*args, **kwargs))
+    assert_compiled(native.kitchen)
+
+
+def test_exception_raised_and_caught_inside(jit):
+    native, plain = jit("""
+        def f(items):
+            out = []
+            for x in items:
+                try:
+                    out.append(10 // x)
+                except ZeroDivisionError as e:
+                    out.append(str(e))
+                else:
+                    out.append("ok")
+                finally:
+                    out.append("fin")
+            return out
+    """, "f")
+    assert native.f([1, 0, 2, 0]) == plain.f([1, 0, 2, 0])
+    assert fatjit.stats()["jit"]["raises"] >= 2
+
+
+def test_uncaught_exception_traceback_lines(jit):
+    native, plain = jit("""
+        def inner(x):
+            return {"a": 1}[x]
+
+        def outer(x):
+            y = x * 2
+            return inner(y)
+
+        def bad_raise():
+            raise ValueError("boom") from KeyError("cause")
+
+        def unbound(flag):
+            if flag:
+                v = 1
+            return v
+    """, "inner", "outer", "bad_raise", "unbound")
+    for name, args in [("outer", ("b",)), ("bad_raise", ()), ("unbound", (False,)),
+                       ("unbound", (True,))]:
+        got = outcome(lambda: getattr(native, name)(*args))
+        want = outcome(lambda: getattr(plain, name)(*args))
+        assert got == want, name
+    try:
+        native.bad_raise()
+    except ValueError as e:
+        assert isinstance(e.__cause__, KeyError)
+
+
+def test_finally_on_return_and_with(jit):
+    native, plain = jit("""
+        log = []
+
+        class CM:
+            def __enter__(self):
+                log.append("enter")
+                return self
+            def __exit__(self, *exc):
+                log.append(("exit", exc[0]))
+                return False
+
+        def f(x):
+            try:
+                with CM():
+                    if x:
+                        return "early"
+                    log.append("body")
+            finally:
+                log.append("finally")
+            return "late"
+    """, "f")
+    assert native.f(True) == plain.f(True)
+    assert native.f(False) == plain.f(False)
+    assert native.log == plain.log
+
+
+def test_global_rebound_by_callee_mid_function(jit):
+    native, plain = jit("""
+        K = 1
+
+        def rebind():
+            global K
+            K = 100
+
+        def f():
+            a = K
+            rebind()
+            return a + K
+    """, "f")
+    assert native.f() == plain.f() == 101
+    native.K = plain.K = 1
+    assert native.f() == plain.f()
+
+
+def test_settrace_switched_on_by_callee(jit):
+    native, plain = jit("""
+        import sys
+
+        events = []
+
+        def tracer(frame, event, arg):
+            if frame.f_code.co_name == "f":
+                events.append((event, frame.f_lineno))
+            return tracer
+
+        def start():
+            sys.settrace(tracer)
+
+        def f(n):
+            start()
+            t = 0
+            for i in range(n):
+                t += i
+            sys.settrace(None)
+            return t
+    """, "f")
+    assert native.f(3) == plain.f(3)
+    assert native.events == plain.events
+    assert fatjit.stats()["jit"]["deopts"]["tracing"] >= 1
+
+
+def test_frames_seen_from_callees(jit):
+    native, plain = jit("""
+        import sys
+
+        def caller_info():
+            frame = sys._getframe(1)
+            return frame.f_code.co_name, frame.f_lineno, dict(frame.f_locals)
+
+        def f(a):
+            b = a + 1
+            info = caller_info()
+            return info, sorted(locals()), sys._getframe().f_locals["b"]
+    """, "f")
+    assert native.f(5) == plain.f(5)
+
+
+def test_recursion_limit_at_the_same_depth(jit):
+    native, plain = jit("""
+        def depth(n):
+            try:
+                return depth(n + 1)
+            except RecursionError:
+                return n
+
+        def fib(n):
+            return n if n < 2 else fib(n - 1) + fib(n - 2)
+    """, "depth", "fib")
+    assert native.fib(20) == plain.fib(20)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(400)
+    try:
+        assert abs(native.depth(0) - plain.depth(0)) <= 2
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def test_generators_fall_back(jit):
+    native, plain = jit("""
+        def gen(n):
+            for i in range(n):
+                yield i * i
+
+        def uses_gen(n):
+            return sum(gen(n)) + sum(x for x in range(n))
+    """, "gen", "uses_gen")
+    assert list(native.gen(5)) == list(plain.gen(5))
+    assert native.uses_gen(10) == plain.uses_gen(10)
+    assert "JIT: not compiled (generator" in fatjit.explain(native.gen)
+    assert_compiled(native.uses_gen)
+
+
+def test_keyboard_interrupt_in_a_long_compiled_loop(jit):
+    native, _ = jit("""
+        def spin():
+            i = 0
+            while True:
+                i += 1
+    """, "spin")
+    old = signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            native.spin()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert_compiled(native.spin)
+
+
+def test_other_thread_progresses_while_compiled_loop_spins(jit):
+    native, _ = jit("""
+        def spin(stop):
+            i = 0
+            while not stop:
+                i += 1
+            return i
+    """, "spin")
+    progress = []
+    stop = []
+
+    def worker():
+        for k in range(50):
+            progress.append(k)
+            time.sleep(0.001)
+        stop.append(True)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert native.spin(stop) > 0  # returns only because the worker got the GIL
+    t.join()
+    assert len(progress) == 50
+
+
+def test_refcounts_unchanged_after_many_calls(jit):
+    native, _ = jit("""
+        def f(a, b, items):
+            c = (a, b)
+            for x in items:
+                c = (c[0], x)
+            try:
+                {}[a]
+            except KeyError:
+                pass
+            return c[1]
+    """, "f")
+    a, b, items = object(), object(), [object(), object()]
+    native.f(a, b, items)
+    gc.collect()
+    counts = [sys.getrefcount(x) for x in (a, b, *items)]
+    for _ in range(1000):
+        assert native.f(a, b, items) is items[-1]
+    gc.collect()
+    assert [sys.getrefcount(x) for x in (a, b, *items)] == counts
+
+
+def test_explain_dumps_ir_and_stats_count(jit):
+    native, _ = jit("""
+        def f(x):
+            return len(x) + 1
+    """, "f")
+    before = fatjit.stats()["jit"]
+    assert native.f("abc") == 4
+    after = fatjit.stats()["jit"]
+    assert after["compiles"] == before["compiles"] + 1
+    assert after["code_bytes"] > 0
+    assert after["compile_time_s"] > before["compile_time_s"]
+    ir = fatjit.explain(native.f, ir=True)
+    assert "define" in ir and "fatjit_rt_CALL" in ir
+    with pytest.raises(ValueError, match="generator"):
+        fatjit.explain(new_module("def g():\n    yield 1\n").g, ir=True)
+
+
+def test_jit_rejects_bad_input():
+    with pytest.raises(TypeError):
+        fatjit.jit(len)
+    with pytest.raises(ValueError):
+        fatjit.jit(lambda: 0, assume="sometimes")
+    with pytest.raises(TypeError):
+        fatjit.specialize(lambda: 0, (lambda: 1).__code__, [], jit=True)
