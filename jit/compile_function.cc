@@ -32,6 +32,7 @@ const Helper kLeave{"fatjit_rt_leave", reinterpret_cast<const void*>(&fatjit_rt_
                         false};
 const Helper kRaise{"fatjit_rt_raise", reinterpret_cast<const void*>(&fatjit_rt_raise), 4};
 const Helper kDeopt{"fatjit_rt_deopt", reinterpret_cast<const void*>(&fatjit_rt_deopt), 3};
+const Helper kExit{"fatjit_rt_exit", reinterpret_cast<const void*>(&fatjit_rt_exit), 3};
 const Helper kUnboundLocal{"fatjit_rt_unbound_local",
                                reinterpret_cast<const void*>(&fatjit_rt_unbound_local), 3};
 const Helper kEvalBreaker{"fatjit_rt_eval_breaker",
@@ -171,6 +172,7 @@ class FunctionCompiler {
 
   // Exits. Each returns a fresh block that hands the frame to the interpreter.
   Block ErrorExit(int depth, const Instruction& inst);
+  void CheckErrorPoint(const Instruction& inst);
   Block DeoptExit(int target_offset, int depth, DeoptReason reason);
   // After an instruction that may run arbitrary code: deopt to `next_offset` if tracing was
   // switched on or a re-checked guard fails.
@@ -201,6 +203,9 @@ class FunctionCompiler {
   std::vector<Block> blocks_;        // per instruction; -1 if not reachable normally
   std::vector<bool> may_be_unbound_;  // per local: a LOAD_FAST must check for null
   Block current_ = 0;
+  // Helper calls leave through one shared block that reads their site from a stack slot.
+  Value exit_site_slot_ = 0;
+  Block shared_exit_ = -1;
   std::string layout_error_;  // set when an exit would resume at a point the original lacks
 };
 
@@ -209,12 +214,16 @@ bool FunctionCompiler::ValidResumePoint(int offset, int depth) const {
   return index >= 0 && original_depth_[index] == depth;
 }
 
-Block FunctionCompiler::ErrorExit(int depth, const Instruction& inst) {
+void FunctionCompiler::CheckErrorPoint(const Instruction& inst) {
   const int index = original_decoded_.IndexAt(inst.offset);
   if (index < 0 || original_decoded_.instructions()[index].opcode_offset() != inst.opcode_offset()) {
     layout_error_ = absl::StrFormat("error exit at %d is not an instruction of the original",
                                     inst.offset);
   }
+}
+
+Block FunctionCompiler::ErrorExit(int depth, const Instruction& inst) {
+  CheckErrorPoint(inst);
   Block resume = current_;
   Block exit = e_.NewBlock("error");
   Enter(exit);
@@ -372,6 +381,8 @@ bool FunctionCompiler::Lower() {
 
   tstate_ = e_.Param(0);
   frame_ = e_.Param(1);
+  exit_site_slot_ = e_.StackSlot();
+  shared_exit_ = e_.NewBlock("exit");
   blocks_.assign(n, -1);
   for (int i = 0; i < n; ++i) {
     if (reachable[i]) blocks_[i] = e_.NewBlock(absl::StrFormat("i%d", insts[i].offset));
@@ -390,6 +401,8 @@ bool FunctionCompiler::Lower() {
     Enter(blocks_[i]);
     if (!LowerInstruction(i)) return false;
   }
+  Enter(shared_exit_);
+  e_.Return(e_.Call(kExit, {tstate_, frame_, e_.Load(exit_site_slot_, 0)}));
   if (!layout_error_.empty()) return Refuse(JitRefusal::kLayoutMismatch, layout_error_);
   return true;
 }
@@ -400,27 +413,53 @@ bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) 
   // PRECALL leaves the stack as it is and CALL pops everything. Static depths follow the
   // compiler (so they match exception table and deopt depths); the helper needs the real one.
   const int d = depth_[index] + (inst.base_opcode == CALL ? inst.oparg : 0);
+  absl::StatusOr<int> effect = bytecode::StackEffect(inst, false);
+  if (!effect.ok()) return Refuse(JitRefusal::kMalformed, std::string(effect.status().message()));
+  const bool runs_code = op.kind != HelperKind::kNoCode;
+  // Where this instruction leaves: errors at its own offset and depth; after a call that turned
+  // tracing on, to the next instruction.
+  DeoptSite& site = out_.sites_.emplace_back();
+  site.opcode_offset = inst.opcode_offset();
+  site.error_depth = d;
+  site.target = inst.next_offset();
+  site.depth = depth_[index] + *effect;
+  site.reason = DeoptReason::kTracing;
+  CheckErrorPoint(inst);
+  if (runs_code && !ValidResumePoint(site.target, site.depth)) {
+    layout_error_ = absl::StrFormat("no resume point after %d", inst.offset);
+  }
+
   SetPrevInstr(inst.opcode_offset());
+  e_.Store(exit_site_slot_, 0, e_.Ptr(&site));
   Value sp = e_.Add(frame_, e_.Imm(SlotOffset(d)));
   Value r = e_.Call(op.helper, {tstate_, frame_, sp, e_.Imm(inst.oparg), e_.Ptr(aux)});
-  Block ok = e_.NewBlock("ok");
-  Block error = ErrorExit(d, inst);
+  Block next = NextBlock(index);
   if (op.kind == HelperKind::kForIter) {
-    e_.BranchUnlikely(e_.Compare(Cmp::kSlt, r, e_.Imm(0)), error, ok);
-    Enter(ok);
-    Block next = e_.NewBlock("next_value");
-    e_.Branch(e_.Compare(Cmp::kEq, r, e_.Imm(1)), BlockAt(inst.jump_target), next);
-    Enter(next);
-  } else {
-    e_.BranchUnlikely(e_.Compare(Cmp::kNe, r, e_.Imm(0)), error, ok);
-    Enter(ok);
+    Block not_error = e_.NewBlock("not_error");
+    e_.BranchUnlikely(e_.Compare(Cmp::kSlt, r, e_.Imm(0)), shared_exit_, not_error);
+    Enter(not_error);
+    Block next_value = e_.NewBlock("next_value");
+    e_.Branch(e_.Compare(Cmp::kEq, r, e_.Imm(1)), BlockAt(inst.jump_target), next_value);
+    Enter(next_value);
+    r = e_.Imm(0);
   }
-  if (op.kind != HelperKind::kNoCode) {
-    absl::StatusOr<int> effect = bytecode::StackEffect(inst, false);
-    if (!effect.ok()) return Refuse(JitRefusal::kMalformed, std::string(effect.status().message()));
-    CheckAfterCode(inst.next_offset(), depth_[index] + *effect);
+  if (!runs_code) {
+    e_.BranchUnlikely(e_.Compare(Cmp::kNe, r, e_.Imm(0)), shared_exit_, next);
+    return true;
   }
-  e_.Jump(NextBlock(index));
+  // One test for both: the helper failed, or tracing was switched on while it ran.
+  Value tracing = e_.Load(e_.Load(tstate_, kCframe), kUseTracing, Width::k8);
+  Value leave = e_.Compare(Cmp::kNe, e_.Or(r, tracing), e_.Imm(0));
+  if (request_.recheck == nullptr) {
+    e_.BranchUnlikely(leave, shared_exit_, next);
+    return true;
+  }
+  Block cont = e_.NewBlock("stay");
+  e_.BranchUnlikely(leave, shared_exit_, cont);
+  Enter(cont);
+  Value ok = e_.Call(kGuardsHold, {e_.Ptr(request_.recheck.get()), frame_, e_.Imm(nparams_)});
+  Block failed = DeoptExit(site.target, site.depth, DeoptReason::kGuardFailed);
+  e_.BranchUnlikely(e_.Compare(Cmp::kEq, ok, e_.Imm(0)), failed, next);
   return true;
 }
 

@@ -55,6 +55,10 @@ class Emitter {
 
   virtual Value Add(Value a, Value b) = 0;
   virtual Value Sub(Value a, Value b) = 0;
+  virtual Value Or(Value a, Value b) = 0;
+  // The address of an 8-byte slot in the native function's own stack frame, valid (and
+  // uninitialized) for the whole call: for values several blocks read without dominating them.
+  virtual Value StackSlot() = 0;
   virtual Value Compare(Cmp cmp, Value a, Value b) = 0;  // an i1 condition
 
   // Calls helper.address with args.size() == helper.nargs int64 arguments; returns its int64

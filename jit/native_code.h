@@ -42,11 +42,15 @@ const char* DeoptReasonName(DeoptReason reason);
 
 // Where a deopt exit resumes the interpreter. Native code passes the site's address to
 // fatjit_rt_deopt; the site lives as long as the NativeCode (a deque keeps addresses stable).
+// A site can also be an instruction's exit for errors: fatjit_rt_exit takes an exception that is
+// set as raised by the instruction at `opcode_offset` with `error_depth` values on the stack.
 struct DeoptSite {
   int32_t target = 0;  // offset (code units) of the instruction the interpreter runs next
   int32_t depth = 0;   // value-stack depth there
   DeoptReason reason = DeoptReason::kTracing;
-  uint64_t count = 0;  // how often it was taken (under the GIL)
+  int32_t opcode_offset = -1;  // the instruction whose errors leave through this site
+  int32_t error_depth = 0;
+  uint64_t count = 0;  // how often it was taken as a deopt (under the GIL)
 };
 
 // Process-wide JIT counters (under the GIL), read by fatjit.stats().

@@ -180,6 +180,20 @@ class LlvmEmitter final : public Emitter {
     return Push(builder_.CreateSub(AsI64(a), AsI64(b)));
   }
 
+  Value Or(Value a, Value b) override {
+    if (!CanEmit("Or")) return Push(llvm::PoisonValue::get(i64_));
+    return Push(builder_.CreateOr(AsI64(a), AsI64(b)));
+  }
+
+  Value StackSlot() override {
+    // Allocas go first in the entry block (where LLVM expects static ones).
+    llvm::BasicBlock& entry = function_->getEntryBlock();
+    llvm::IRBuilder<> at_entry(&entry, entry.begin());
+    llvm::AllocaInst* slot = at_entry.CreateAlloca(i64_, nullptr, "slot");
+    llvm::Value* address = at_entry.CreatePtrToInt(slot, i64_);
+    return Push(address);
+  }
+
   Value Compare(Cmp cmp, Value a, Value b) override {
     if (!CanEmit("Compare")) return Push(llvm::PoisonValue::get(builder_.getInt1Ty()));
     return Push(builder_.CreateICmp(Predicate(cmp), AsI64(a), AsI64(b)));
@@ -272,9 +286,33 @@ class LlvmEmitter final : public Emitter {
   // alignment 1: the frontend's addresses carry no alignment promise, and x86-64 emits the
   // same instructions either way.
   llvm::Value* Address(Value address, int64_t offset) {
-    llvm::Value* base = builder_.CreateIntToPtr(AsI64(address), builder_.getPtrTy());
+    llvm::Value* base = BasePointer(address);
     if (offset == 0) return base;
     return builder_.CreateGEP(builder_.getInt8Ty(), base, builder_.getInt64(offset));
+  }
+
+  // The pointer for an address value. Parameters (tstate, frame) and stack slots are converted
+  // once, in the entry block, which dominates every use: fewer instructions for the code
+  // generator, which is most of the compile time at O0.
+  llvm::Value* BasePointer(Value address) {
+    llvm::Value* v = AsI64(address);
+    const bool entry_defined =
+        llvm::isa<llvm::Argument>(v) ||
+        (llvm::isa<llvm::PtrToIntInst>(v) &&
+         llvm::cast<llvm::Instruction>(v)->getParent() == &function_->getEntryBlock());
+    if (!entry_defined) return builder_.CreateIntToPtr(v, builder_.getPtrTy());
+    auto it = pointers_.find(v);
+    if (it != pointers_.end()) return it->second;
+    llvm::Value* pointer;
+    if (auto* as_int = llvm::dyn_cast<llvm::PtrToIntInst>(v)) {
+      pointer = as_int->getPointerOperand();
+    } else {
+      llvm::BasicBlock& entry = function_->getEntryBlock();
+      llvm::IRBuilder<> at_entry(&entry, entry.getFirstInsertionPt());
+      pointer = at_entry.CreateIntToPtr(v, builder_.getPtrTy());
+    }
+    pointers_.try_emplace(v, pointer);
+    return pointer;
   }
 
   llvm::BasicBlock* GetBlock(Block block) {
@@ -313,6 +351,7 @@ class LlvmEmitter final : public Emitter {
   std::string symbol_;
   llvm::Function* function_ = nullptr;
   std::vector<llvm::Value*> values_;  // null: the result of a helper returning nothing
+  llvm::DenseMap<llvm::Value*, llvm::Value*> pointers_;  // entry-block pointers of addresses
   std::vector<llvm::BasicBlock*> blocks_;
   llvm::StringMap<const void*> helpers_;  // name -> address, for the JITDylib
   std::string error_;

@@ -82,6 +82,12 @@ PyObject* fatjit_rt_deopt(PyThreadState* tstate, _PyInterpreterFrame* frame,
                                _PyCode_CODE(frame->f_code) + site->target - 1, 0);
 }
 
+PyObject* fatjit_rt_exit(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                         fatjit::jit::DeoptSite* site) {
+  if (PyErr_Occurred()) return fatjit_rt_raise(tstate, frame, site->error_depth, site->opcode_offset);
+  return fatjit_rt_deopt(tstate, frame, site);
+}
+
 // unbound_local_error: format_exc_check_arg(UnboundLocalError, UNBOUNDLOCAL_ERROR_MSG, name).
 int64_t fatjit_rt_unbound_local(PyThreadState* tstate, _PyInterpreterFrame* frame,
                                 int64_t index) {

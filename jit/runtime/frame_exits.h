@@ -39,6 +39,10 @@ PyObject* fatjit_rt_raise(PyThreadState* tstate, _PyInterpreterFrame* frame, int
 // Resumes the interpreter at site->target with site->depth values on the stack.
 PyObject* fatjit_rt_deopt(PyThreadState* tstate, _PyInterpreterFrame* frame,
                           fatjit::jit::DeoptSite* site);
+// The shared exit of helper calls: with an exception set, fatjit_rt_raise at the site's
+// instruction and error depth; otherwise fatjit_rt_deopt to the site (tracing went on).
+PyObject* fatjit_rt_exit(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                         fatjit::jit::DeoptSite* site);
 // Raises UnboundLocalError for localsplus[index] as LOAD_FAST does. Returns -1.
 int64_t fatjit_rt_unbound_local(PyThreadState* tstate, _PyInterpreterFrame* frame, int64_t index);
 // The eval breaker was set at a back-edge: runs pending signal handlers and calls, and lets
