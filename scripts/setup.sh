@@ -14,6 +14,7 @@ APT_PACKAGES=(
   python3-dev          # headers of Debian's python3 (3.11.2), the second target interpreter
   python3-pytest python3-hypothesis   # test tools for Debian's python3 (PEP 668: no pip there)
   pypy3                # the pypy mode of benchmarks/run.py (Debian's PyPy 7.3, Python 3.9)
+  valgrind             # scripts/leak_check.sh: the compiled workload under memcheck (ctest)
 )
 
 missing=()
