@@ -51,6 +51,7 @@ bool SetJit(PyObject* dict, const Stats& s) {
   return SetInt(j.obj(), "compiled", s.jit_compiled) && SetInt(j.obj(), "compiles", c.compiles) &&
          SetFloat(j.obj(), "compile_time_s", c.compile_ns * 1e-9) &&
          SetFloat(j.obj(), "compile_time_max_s", c.compile_ns_max * 1e-9) &&
+         SetFloat(j.obj(), "backend_load_s", c.backend_load_ns * 1e-9) &&
          SetInt(j.obj(), "code_bytes", c.code_bytes) &&
          SetInt(j.obj(), "native_calls", c.native_calls) &&
          SetInt(j.obj(), "raises", c.raises) &&
@@ -119,9 +120,11 @@ PyObject* ResetStats(PyObject*, PyObject*) {
   GlobalStats() = Stats();
   jit::JitCounters& c = jit::GlobalJitCounters();
   const uint64_t live_code = c.code_bytes;
+  const uint64_t load_ns = c.backend_load_ns;
   auto* observer = c.on_deopt;
   c = jit::JitCounters();
   c.code_bytes = live_code;
+  c.backend_load_ns = load_ns;
   c.on_deopt = observer;
   Py_RETURN_NONE;
 }

@@ -59,6 +59,7 @@ struct JitCounters {
   uint64_t compile_failures = 0;
   uint64_t compile_ns = 0;
   uint64_t compile_ns_max = 0;
+  uint64_t backend_load_ns = 0;  // loading libfatjit_llvm.so and libLLVM, once
   uint64_t code_bytes = 0;  // native code of live compiled functions
   uint64_t native_calls = 0;
   uint64_t deopts[kDeoptReasonCount] = {};

@@ -35,6 +35,23 @@ def format_stats(stats):
         ("fallbacks", f"{fallbacks:,}  ({_by_reason(stats['fallbacks'])})"),
         ("specializations live", f"{stats['specializations']:,}"),
     ]
+    jit = stats["jit"]
+    if jit["compiles"] or sum(jit["refused"].values()) or jit["threshold"] >= 0:
+        threshold = (f"threshold {jit['threshold']:,} calls" if jit["threshold"] >= 0
+                     else "decorators only")
+        jit_refused = sum(jit["refused"].values())
+        rows += [
+            ("JIT", threshold),
+            ("functions compiled", f"{jit['compiled']:,}  ({jit['code_bytes'] / 1024:,.0f} KiB "
+                                   f"of native code live)"),
+            ("JIT refused", f"{jit_refused:,}  ({_by_reason(jit['refused'])})"),
+            ("time compiling", f"{jit['compile_time_s'] * 1e3:.1f} ms  (max "
+                               f"{jit['compile_time_max_s'] * 1e3:.1f} ms per function; "
+                               f"{jit['backend_load_s'] * 1e3:.0f} ms loading LLVM)"),
+            ("native calls", f"{jit['native_calls']:,}"),
+            ("deopts", f"{sum(jit['deopts'].values()):,}  ({_by_reason(jit['deopts'])})"),
+            ("exceptions unwound", f"{jit['raises']:,}  (handed to the interpreter)"),
+        ]
     width = max(len(name) for name, _ in rows)
     program = (getattr(sys, "argv", None) or [""])[0]
     # Every process of a program that starts others prints its own table: say whose it is.
