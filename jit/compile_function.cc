@@ -3,6 +3,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <cstddef>
 #include <vector>
 
@@ -747,6 +748,7 @@ CompileResult CompileFunction(CompileRequest request) {
     return result;
   }
   auto code = std::make_unique<NativeCode>(*backend);
+  if (const char* level = std::getenv("FATJIT_JIT_OPT")) request.options.opt_level = std::atoi(level);
   const char* qualname = PyUnicode_AsUTF8(request.original->co_qualname);
   if (qualname == nullptr) {
     PyErr_Clear();

@@ -581,8 +581,10 @@ absl::StatusOr<CompiledFunction> LlvmBackend::Compile(std::unique_ptr<Emitter> e
   CompiledFunction compiled;
   if (options.keep_ir) compiled.ir = ModuleText(module);
 
+  // opt_level 1: the optimizing code generator (instruction selection, register allocation)
+  // without the IR pass pipeline.
   absl::StatusOr<std::unique_ptr<llvm::MemoryBuffer>> object =
-      Codegen(module, optimize ? o2_ : o0_);
+      Codegen(module, options.opt_level >= 1 ? o2_ : o0_);
   if (!object.ok()) return object.status();
   compiled.code_size = CodeSize(**object, built->symbol());
 

@@ -28,6 +28,7 @@
 
 #include "base/python.h"
 #include "base/ref.h"
+#include "jit/runtime/fast_paths.h"
 #include "jit/runtime/runtime.h"
 
 #include <opcode.h>  // NB_*: BINARY_OP's oparg
@@ -363,11 +364,17 @@ extern "C" int64_t fatjit_rt_BINARY_OP(PyThreadState*, _PyInterpreterFrame*, PyO
     PyErr_Format(PyExc_SystemError, "bad BINARY_OP oparg %lld", static_cast<long long>(oparg));
     return -1;
   }
-  return BinaryResult(sp, kBinaryOps[oparg](sp[-2], sp[-1]));
+  bool handled;
+  PyObject* result = FastBinaryOp(static_cast<int>(oparg), sp[-2], sp[-1], &handled);
+  if (!handled) result = kBinaryOps[oparg](sp[-2], sp[-1]);
+  return BinaryResult(sp, result);
 }
 
 extern "C" int64_t fatjit_rt_COMPARE_OP(PyThreadState*, _PyInterpreterFrame*, PyObject** sp,
                                         int64_t oparg, PyObject*) {
+  if (PyObject* fast = FastCompare(static_cast<int>(oparg), sp[-2], sp[-1])) {
+    return BinaryResult(sp, fast);
+  }
   return BinaryResult(sp, PyObject_RichCompare(sp[-2], sp[-1], static_cast<int>(oparg)));
 }
 
@@ -386,6 +393,7 @@ extern "C" int64_t fatjit_rt_CONTAINS_OP(PyThreadState*, _PyInterpreterFrame*, P
 
 extern "C" int64_t fatjit_rt_BINARY_SUBSCR(PyThreadState*, _PyInterpreterFrame*, PyObject** sp,
                                            int64_t, PyObject*) {
+  if (PyObject* fast = FastSubscript(sp[-2], sp[-1])) return BinaryResult(sp, fast);
   return BinaryResult(sp, PyObject_GetItem(sp[-2], sp[-1]));
 }
 

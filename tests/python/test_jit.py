@@ -6,6 +6,7 @@ the compiled copy must really have run native code (stats and explain say so).
 """
 
 import gc
+import re
 import signal
 import sys
 import threading
@@ -38,6 +39,15 @@ def jit(no_leaked_specializations):
 
 def native_calls():
     return fatjit.stats()["jit"]["native_calls"]
+
+
+def native_calls_of(*funcs):
+    """The native calls of these functions' compiled code, from explain() (exact even when
+    automatic mode compiles everything else too, as in the JIT stress setting)."""
+    total = 0
+    for func in funcs:
+        total += sum(int(n) for n in re.findall(r"(\d+) native calls", fatjit.explain(func)))
+    return total
 
 
 def assert_compiled(func):
@@ -79,12 +89,11 @@ def test_arithmetic_branches_and_loops(jit):
                 i += 1
             return acc
     """, "f", "loop", "while_loop")
-    before = native_calls()
     for args in [(1, 2), (5, 7), (1.5, 2), ("a", "b"), ([1], [2])]:
         assert outcome(lambda: native.f(*args)) == outcome(lambda: plain.f(*args))
     assert native.loop(1000) == plain.loop(1000)
     assert native.while_loop(50) == plain.while_loop(50)
-    assert native_calls() - before == 7
+    assert native_calls_of(native.f, native.loop, native.while_loop) == 7
     for name in ("f", "loop", "while_loop"):
         assert_compiled(getattr(native, name))
 
@@ -418,3 +427,43 @@ def test_jit_rejects_bad_input():
         fatjit.jit(lambda: 0, assume="sometimes")
     with pytest.raises(TypeError):
         fatjit.specialize(lambda: 0, (lambda: 1).__code__, [], jit=True)
+
+
+# The operator helpers' fast paths (jit/runtime/fast_paths.h) against the interpreter, on the
+# edges of compact ints (one 30-bit digit), big ints, floats with NaN, inf and -0.0. One compiled
+# function per operator, so that each runs natively (after an exception a call finishes in the
+# interpreter).
+_OPERATORS = ["a + b", "a - b", "a * b", "a / b", "a // b", "a % b", "a & b", "a | b", "a ^ b",
+              "a << 3", "a >> 2", "a < b", "a <= b", "a == b", "a != b", "a > b", "a >= b",
+              "[a, b][1]", "(a, b)[-1]", "[a, b][-3]"]
+_OPS_SOURCE = "".join(f"def op{i}(a, b):\n    return {expr}\n" for i, expr in enumerate(_OPERATORS))
+_OPS_SOURCE += """
+def augmented(a, b):
+    x = a
+    x += b
+    x *= 2
+    x -= b
+    return x
+"""
+_EDGES = [0, 1, -1, 2**30 - 1, -(2**30 - 1), 2**30, -(2**30), 2**62, -(2**63), 10**30, 7, -7]
+_FLOATS = [0.0, -0.0, 1.5, -2.25, float("inf"), float("-inf"), float("nan"), 1e308]
+
+
+def _outcome_repr(call):
+    try:
+        return repr(call())
+    except Exception as e:  # noqa: BLE001 - the exception type is the outcome
+        return type(e).__name__
+
+
+@pytest.mark.parametrize("a", _EDGES + _FLOATS)
+def test_operator_fast_paths_match_the_interpreter(jit, a):
+    names = [f"op{i}" for i in range(len(_OPERATORS))] + ["augmented"]
+    native, plain = jit(_OPS_SOURCE, *names)
+    before = native_calls()
+    for b in _EDGES + _FLOATS + [True, 3]:
+        for name in names:
+            want = _outcome_repr(lambda: getattr(plain, name)(a, b))
+            got = _outcome_repr(lambda: getattr(native, name)(a, b))
+            assert got == want, (name, a, b)
+    assert native_calls() - before == len(names) * (len(_EDGES) + len(_FLOATS) + 2)
