@@ -49,6 +49,11 @@ struct OpEntry {
   HelperKind kind = HelperKind::kRunsCode;
 };
 
+const OpEntry kLoadGlobalCached{
+    Helper{"fatjit_rt_LOAD_GLOBAL_CACHED",
+           reinterpret_cast<const void*>(&fatjit_rt_LOAD_GLOBAL_CACHED), 5},
+    HelperKind::kRunsCode};
+
 const std::array<OpEntry, 256>& OpTable() {
   static const std::array<OpEntry, 256> table = [] {
     std::array<OpEntry, 256> t{};
@@ -666,8 +671,11 @@ bool FunctionCompiler::LowerInstruction(int index) {
       e_.Jump(ErrorExit(d, inst));
       return true;
 
-    case LOAD_GLOBAL:
-      return LowerHelper(index, OpTable()[LOAD_GLOBAL], name(oparg >> 1));
+    case LOAD_GLOBAL: {
+      GlobalCache& cache = out_.global_caches_.emplace_back();
+      cache.name = name(oparg >> 1);
+      return LowerHelper(index, kLoadGlobalCached, reinterpret_cast<PyObject*>(&cache));
+    }
     case STORE_GLOBAL:
     case DELETE_GLOBAL:
     case LOAD_ATTR:

@@ -19,6 +19,7 @@
 #include "base/ref.h"
 #include "guards/guard_set.h"
 #include "jit/emitter.h"
+#include "jit/runtime/global_cache.h"
 
 namespace fatjit::jit {
 
@@ -98,6 +99,7 @@ class NativeCode {
   Backend* backend_;
   CompiledFunction compiled_;
   std::deque<DeoptSite> sites_;
+  std::deque<GlobalCache> global_caches_;  // one per LOAD_GLOBAL site
   std::vector<Ref<>> keep_alive_;  // objects the code embeds (constants, names, guards)
   std::unique_ptr<GuardSet> recheck_;  // what the code re-checks after arbitrary code
 };

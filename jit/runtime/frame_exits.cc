@@ -12,6 +12,25 @@
 namespace fatjit::jit {
 namespace {
 
+// Entered with throwflag = 1 while tracing or profiling is on, _PyEval_EvalFrameDefault reports
+// a 'call' event first (TRACE_FUNCTION_THROW_ENTRY, meant for generator.throw()), but the frame
+// has been running all along: the interpreter would report only the 'exception' event. Tracing
+// can be on there when a callee switched it on and then raised. For that one entry the handover
+// puts in trace and profile functions that swallow the 'call' event and put the real ones back;
+// nothing else runs in between (the real objects stay in c_traceobj/c_profileobj).
+thread_local Py_tracefunc t_real_trace = nullptr;
+thread_local Py_tracefunc t_real_profile = nullptr;
+
+int SwallowCallTrace(PyObject*, PyFrameObject*, int, PyObject*) {
+  PyThreadState_Get()->c_tracefunc = t_real_trace;
+  return 0;
+}
+
+int SwallowCallProfile(PyObject*, PyFrameObject*, int, PyObject*) {
+  PyThreadState_Get()->c_profilefunc = t_real_profile;
+  return 0;
+}
+
 // The interpreter's handover point: what the frame looks like after `depth` stack values, with
 // the next instruction to run at prev_instr + 1.
 PyObject* HandOver(PyThreadState* tstate, _PyInterpreterFrame* frame, int64_t depth,
@@ -21,7 +40,23 @@ PyObject* HandOver(PyThreadState* tstate, _PyInterpreterFrame* frame, int64_t de
   ++tstate->recursion_remaining;
   frame->stacktop = frame->f_code->co_nlocalsplus + static_cast<int>(depth);
   frame->prev_instr = prev_instr;
-  return _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+  const bool swallow_call = throwflag && tstate->cframe->use_tracing;
+  if (swallow_call) {
+    if (tstate->c_tracefunc != nullptr) {
+      t_real_trace = tstate->c_tracefunc;
+      tstate->c_tracefunc = SwallowCallTrace;
+    }
+    if (tstate->c_profilefunc != nullptr) {
+      t_real_profile = tstate->c_profilefunc;
+      tstate->c_profilefunc = SwallowCallProfile;
+    }
+  }
+  PyObject* result = _PyEval_EvalFrameDefault(tstate, frame, throwflag);
+  if (swallow_call) {  // not reached (RecursionError at entry): put them back here
+    if (tstate->c_tracefunc == SwallowCallTrace) tstate->c_tracefunc = t_real_trace;
+    if (tstate->c_profilefunc == SwallowCallProfile) tstate->c_profilefunc = t_real_profile;
+  }
+  return result;
 }
 
 }  // namespace

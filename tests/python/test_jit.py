@@ -467,3 +467,48 @@ def test_operator_fast_paths_match_the_interpreter(jit, a):
             got = _outcome_repr(lambda: getattr(native, name)(a, b))
             assert got == want, (name, a, b)
     assert native_calls() - before == len(names) * (len(_EDGES) + len(_FLOATS) + 2)
+
+
+def test_global_cache_follows_every_rebinding(jit):
+    # LOAD_GLOBAL's per-site cache (jit/runtime/global_cache.h) against rebinding, deleting and
+    # shadowing globals and builtins, between calls and by a callee in the middle of a loop.
+    native, plain = jit("""
+        import builtins
+        K = 1
+        REAL_LEN = len
+
+        def bump(i):
+            global K
+            if i == 3:
+                K = 10
+            if i == 5:
+                builtins.len = lambda x: -1
+            if i == 7:
+                builtins.len = REAL_LEN
+
+        def f(n):
+            out = []
+            for i in range(n):
+                out.append((K, len("ab")))
+                bump(i)
+            return out
+    """, "f")
+    import builtins
+    real_len = builtins.len
+    try:
+        want = plain.f(10)
+        builtins.len = real_len
+        plain.K = 1
+        assert native.f(10) == want
+        builtins.len = real_len
+        native.K = 5
+        assert native.f(2) == [(5, 2), (5, 2)]
+        native.len = lambda x: 99  # a module global shadowing the builtin
+        assert native.f(1) == [(5, 99)]
+        del native.len
+        assert native.f(1) == [(5, 2)]
+        del native.K
+        with pytest.raises(NameError, match="name 'K' is not defined"):
+            native.f(1)
+    finally:
+        builtins.len = real_len
