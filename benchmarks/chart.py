@@ -95,11 +95,17 @@ def write_chart(report, path):
         ax.legend(loc="lower right", fontsize=8)
     notes = ["n/a: %s: %s" % (m, info["reason"]) for m, info in report["modes"].items()
              if not info["available"]]
-    notes.append("numba and native have only the numeric kernels (and fib); numba's compile "
-                 "time is excluded (see the JSON); geomean (common): over the programs every "
-                 "mode ran")
+    if report["modes"].get("fatjit-auto", {}).get("available"):
+        notes.append("fatjit-auto: python -m fatjit with FATJIT_SPECIALIZE_THRESHOLD=0 "
+                     "FATJIT_JIT_THRESHOLD=0: every function the process calls is compiled at "
+                     "its first call (a stress setting); fatjit-jit: only the program's hot "
+                     "functions, under fatjit.jit")
+    notes.append("numba and native have only the numeric kernels (and fib); numba's and the "
+                 "JIT's compile times are excluded (warm-up calls; see the JSON); geomean "
+                 "(common): over the programs every mode ran")
     fig.text(0.01, 0.005, "\n".join(notes), fontsize=7, va="bottom", ha="left", wrap=True)
-    fig.tight_layout(rect=(0, (0.13 * len(notes) + 0.1) / fig_height, 1, 1))
+    lines = sum(-(-len(note) // 170) for note in notes)  # wrapped at about 170 characters
+    fig.tight_layout(rect=(0, (0.13 * lines + 0.1) / fig_height, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -1,8 +1,8 @@
 """fatjit's benchmark runner: every suite program in every mode, side by side, in one run.
 
     python3 benchmarks/run.py --quick     # CI: every program once in every available mode,
-                                          # results checked; ~30 s on 2 cores
-    python3 benchmarks/run.py --full      # the real figures: ~6 min on 2 cores today
+                                          # results checked; ~1.5 min on 2 cores
+    python3 benchmarks/run.py --full      # the real figures: ~16 min on 2 cores today
     python3 benchmarks/run.py --full --only nbody,fib --modes cpython,pypy
 
 Writes a table to stdout, JSON and a PNG bar chart of speed-ups (benchmarks/results/latest.* for
@@ -15,8 +15,14 @@ Modes (each program runs as its own subprocess per mode, see worker.py):
   fatjit-specialize  the same interpreter, fatjit imported, the program's HOT functions passed
                      to fatjit.specialize(f) (the automatic specializer; n/a while
                      fatjit.specialize(f) raises NotImplementedError)
-  fatjit-jit         the same with fatjit.jit(f) (n/a while fatjit has no `jit`)
-  fatjit-auto        `python -m fatjit worker.py ...` (n/a while there is no fatjit.__main__)
+  fatjit-jit         the same with fatjit.jit(f): specialized, then compiled to native code at
+                     the first call (n/a while fatjit has no `jit`; a JIT that exists but
+                     compiles nothing, e.g. its backend does not load, FAILS every program)
+  fatjit-auto        `python -m fatjit worker.py ...` with FATJIT_SPECIALIZE_THRESHOLD=0 and
+                     FATJIT_JIT_THRESHOLD=0: the program unchanged, and every function the
+                     process calls (the stdlib's and the worker's too) specialized and compiled
+                     at its first call: the stress setting, not the default thresholds (n/a
+                     while there is no fatjit.__main__ or enable() takes no jit_threshold)
   pypy               Debian's pypy3 (--pypy), plain
   numba              the runner's interpreter, the program's NUMBA kernels under numba.njit;
                      compile time measured apart (only the numeric kernels have NUMBA)
@@ -44,6 +50,15 @@ Memory: the peak RSS of each process (VmHWM, which it reads from /proc/self/stat
 ru_maxrss, into which Linux copies the parent's RSS at fork), the maximum over its processes.
 Correctness: every call within a process must return the same value, and the runner checks
 each process's value with the program's check() (independent computation, in this process).
+A fatjit-jit or fatjit-auto process must also show that its mode was in effect (native calls,
+no backend failure, see worker.py), or it fails: a result computed by the interpreter alone
+must not pass as the JIT's.
+
+JIT figures (fatjit-jit, fatjit-auto): those two modes run with FATJIT_LOG=compile, which writes
+one line to stderr per compile (when it happens: during the warm-up calls, never in steady
+state); the runner takes each compile's duration and code size from those lines and the rest
+(compiles, code bytes, native calls, deopts, raises, refusals) from fatjit.stats()["jit"], and
+prints them as a second table and into the JSON (cell "jit").
 """
 
 import argparse
@@ -52,6 +67,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -67,6 +83,17 @@ sys.path.insert(0, BENCH_DIR)
 import suite  # noqa: E402  (after the path insert)
 
 MODES = ["cpython", "fatjit-specialize", "fatjit-jit", "fatjit-auto", "pypy", "numba", "native"]
+JIT_MODES = ("fatjit-jit", "fatjit-auto")
+MODE_LEGEND = [
+    "fatjit-specialize: the program's HOT functions under fatjit.specialize (interpreted "
+    "specialized bytecode)",
+    "fatjit-jit: the same HOT functions under fatjit.jit: specialized, then compiled to native "
+    "code at their first call; the rest of the program runs interpreted",
+    "fatjit-auto: the program unchanged, run by `python -m fatjit` with "
+    "FATJIT_SPECIALIZE_THRESHOLD=0 FATJIT_JIT_THRESHOLD=0: every function the process calls "
+    "(the program's, the stdlib's, the worker's) is specialized and compiled at its first call; "
+    "a stress setting, not the default thresholds",
+]
 SETTINGS = {  # processes per (program, mode), warm-up calls and timed calls per process
     "quick": {"processes": 1, "warmups": 0, "runs": 1, "timeout": 300},
     "full": {"processes": 5, "warmups": 2, "runs": 3, "timeout": 900},
@@ -145,24 +172,65 @@ def fatjit_modes(python, fatjit_path):
                "NotImplementedError)") if status == 3 else "probe failed: " + last_line(out)
         modes.append(Mode("fatjit-specialize", reason=why))
 
-    status, out = probe([python], env, "import sys, fatjit; sys.exit(0 if hasattr(fatjit, 'jit') else 3)")
-    if status == 0:
-        modes.append(Mode("fatjit-jit", [python], env, where))
+    # fatjit-jit and fatjit-auto log each compile (FATJIT_LOG=compile: one line on stderr per
+    # compile or refusal, written when it happens, never in steady state): run_worker reads the
+    # per-function compile times and code sizes from those lines.
+    jit_env = dict(env, FATJIT_LOG="compile")
+    # A JIT that exists but cannot compile (its backend does not load, say) is a failure, not
+    # "n/a": the mode stays available and every one of its processes fails, loudly.
+    status, out = probe([python], env, JIT_PROBE)
+    if status == 3:
+        modes.append(Mode("fatjit-jit", reason="JIT tier not built yet (fatjit has no attribute "
+                                               "jit)"))
     else:
-        why = ("JIT tier not built yet (fatjit has no attribute jit)" if status == 3
-               else "probe failed: " + last_line(out))
-        modes.append(Mode("fatjit-jit", reason=why))
+        modes.append(Mode("fatjit-jit", [python], jit_env, where + "; " + (
+            last_line(out) if status == 0 else "JIT PROBE FAILED: " + last_line(out))))
 
+    auto_env = dict(jit_env, FATJIT_SPECIALIZE_THRESHOLD="0", FATJIT_JIT_THRESHOLD="0")
     status, out = probe([python], env, (
-        "import sys, importlib.util\n"
-        "sys.exit(0 if importlib.util.find_spec('fatjit.__main__') else 3)"))
+        "import sys, importlib.util, fatjit\n"
+        "if not importlib.util.find_spec('fatjit.__main__'): sys.exit(3)\n"
+        "try:\n    fatjit.enable(specialize_threshold=0, jit_threshold=0)\n"
+        "except TypeError as e:\n    print(e); sys.exit(4)\n"
+        "fatjit.disable()\n"))
     if status == 0:
-        modes.append(Mode("fatjit-auto", [python, "-m", "fatjit"], env, where))
+        modes.append(Mode("fatjit-auto", [python, "-m", "fatjit"], auto_env,
+                          where + "; python -m fatjit with FATJIT_SPECIALIZE_THRESHOLD=0 "
+                          "FATJIT_JIT_THRESHOLD=0"))
     else:
         why = ("automatic mode not built yet (no fatjit.__main__: `python -m fatjit` fails)"
-               if status == 3 else "probe failed: " + last_line(out))
+               if status == 3 else "automatic mode has no JIT threshold yet (%s)" % last_line(out)
+               if status == 4 else "probe failed: " + last_line(out))
         modes.append(Mode("fatjit-auto", reason=why))
     return modes
+
+
+# fatjit-jit's probe: fails (status 3) without fatjit.jit, else prints how long loading the LLVM
+# backend (libfatjit_llvm.so, at the first compile of a process) and compiling a one-line
+# function take.
+JIT_PROBE = """\
+import sys, fatjit
+if not hasattr(fatjit, "jit"):
+    sys.exit(3)
+def f(x):
+    return x + 1
+def g(x):
+    return x + 2
+fatjit.jit(f)(1)
+first = fatjit.stats()["jit"]["compile_time_s"]
+fatjit.jit(g)(1)
+jit = fatjit.stats()["jit"]
+if jit["compiled"] != 2:
+    print("fatjit.jit compiled %d of 2 one-line functions: %s" % (jit["compiled"], jit["refused"]))
+    sys.exit(1)
+if "backend_load_s" in jit:
+    print("JIT backend: loading LLVM %.1f ms per process (apart from compile time), compiling "
+          "a one-line function %.1f ms" % (jit["backend_load_s"] * 1e3,
+                                           (jit["compile_time_s"] - first) * 1e3))
+else:
+    print("JIT backend: first compile in a process %.1f ms (loads LLVM), the next %.1f ms" % (
+        first * 1e3, (jit["compile_time_s"] - first) * 1e3))
+"""
 
 
 def pypy_mode(pypy):
@@ -245,6 +313,8 @@ def run_worker(mode, name, n, setting, timeout):
     # ru_maxrss only if the process does not report its VmHWM: it overstates (see the docstring)
     sample = {"wall": time.perf_counter() - started, "peak_rss_mb": rusage.ru_maxrss / 1024.0
               if rusage else None}
+    if mode.env and mode.env.get("FATJIT_LOG"):
+        stderr = read_compile_log(stderr, sample)
     if status == "timeout":
         sample["error"] = "timed out after %d s" % timeout
     elif status == UNAVAILABLE:
@@ -260,6 +330,32 @@ def run_worker(mode, name, n, setting, timeout):
             if sample.get("peak_rss_kb"):  # VmHWM, measured by the process itself
                 sample["peak_rss_mb"] = sample.pop("peak_rss_kb") / 1024.0
     return sample
+
+
+COMPILED_LINE = re.compile(r"^fatjit: compile (\S+) \((.*)\): compiled: (\d+) bytes of native "
+                           r"code, (\d+) deopt sites, ([\d.]+) ms$")
+REFUSED_LINE = re.compile(r"^fatjit: compile (\S+) \((.*)\): refused: (\w+)")
+
+
+def read_compile_log(stderr, sample):
+    """Moves FATJIT_LOG=compile's lines from stderr into sample: "compiles", one
+    [qualname, code bytes, ms, file] per compile in the order they happened, and "jit_refusals",
+    [qualname, reason] per function the JIT refused. Returns the rest of stderr."""
+    compiles, refusals, rest = [], [], []
+    for line in stderr.splitlines():
+        compiled = COMPILED_LINE.match(line)
+        refused = None if compiled else REFUSED_LINE.match(line)
+        if compiled:
+            where = compiled.group(2).rsplit(":", 1)[0]
+            compiles.append([compiled.group(1), int(compiled.group(3)), float(compiled.group(5)),
+                             where])
+        elif refused:
+            refusals.append([refused.group(1), refused.group(3)])
+        else:
+            rest.append(line)
+    sample["compiles"] = compiles
+    sample["jit_refusals"] = refusals
+    return "\n".join(rest)
 
 
 def wait_with_timeout(proc, timeout):
@@ -370,6 +466,8 @@ def summarize(programs, modes, samples, size_key):
                 cell["compile_s"] = statistics.median(s["compile"] for s in got if "compile" in s)
             if any("stats" in s for s in got):
                 cell["fatjit_stats"] = got[-1]["stats"]
+            if mode_name in JIT_MODES:
+                cell["jit"] = jit_summary(got)
         base = row.get("cpython", {})
         for cell in row.values():
             if cell.get("status") == "ok" and base.get("status") == "ok" and cell["median_s"] > 0:
@@ -382,6 +480,58 @@ def summarize(programs, modes, samples, size_key):
                 cell["ratio_of_medians"] = base["median_s"] / cell["median_s"]
         table[name] = {"n": module.SIZES[size_key], "category": module.CATEGORY, "modes": row}
     return table
+
+
+def jit_summary(got):
+    """The JIT's figures for one program in one mode, over its processes: from fatjit.stats()
+    ["jit"] (compiles, total and longest compile, loading LLVM, native code bytes, native calls,
+    raises and deopts handed to the interpreter, refusals) and from the FATJIT_LOG=compile lines
+    (each compile's duration and size). Loading the LLVM backend (once per process) is not
+    compile time: fatjit counts it apart (backend_load_s). A fatjit older than that counted it in
+    the process's first compile: then that compile is given apart ("first_compile_ms") and the
+    per-function median and maximum are over the other compiles (over all of them when a process
+    compiles just one function). Counts are the last process's (they do not vary between
+    processes); times are medians over the processes, the maximum over all of them."""
+    last = got[-1]["stats"]["jit"]
+    events = [s.get("compiles") or [] for s in got]
+    loads = [s["stats"]["jit"].get("backend_load_s") for s in got]
+    load_apart = all(load is not None for load in loads)
+    every = [e[2] for es in events for e in es]
+    later = every if load_apart else [e[2] for es in events for e in es[1:]]
+    per_function = {}  # the program's own functions (fatjit-auto compiles the stdlib's too)
+    suite_dir = os.path.join(BENCH_DIR, "suite")
+    for es in events:
+        for qualname, size, ms, where in es:
+            if os.path.dirname(os.path.abspath(where)) == suite_dir:
+                per_function.setdefault(qualname, {"code_bytes": size, "ms": []})["ms"].append(ms)
+    return {
+        "compiles": last["compiles"],
+        "compiled": last["compiled"],
+        "compile_time_s": statistics.median(s["stats"]["jit"]["compile_time_s"] for s in got),
+        "compile_time_max_s": max(s["stats"]["jit"]["compile_time_max_s"] for s in got),
+        "backend_load_ms": statistics.median(loads) * 1e3 if load_apart else None,
+        "first_compile_ms": None if load_apart or not all(events) else
+        statistics.median(es[0][2] for es in events),
+        "compile_ms_median": statistics.median(later or every) if every else None,
+        "compile_ms_max": max(later or every) if every else None,
+        "compile_ms_over": "all compiles" if load_apart or not later else
+        "compiles after the first",
+        "code_bytes": last["code_bytes"],
+        "native_calls": last["native_calls"],
+        "raises": last["raises"],
+        "deopts": sum(last["deopts"].values()),
+        "deopts_by_reason": {k: v for k, v in last["deopts"].items() if v},
+        "refused": {k: v for k, v in last["refused"].items() if v},
+        "refused_functions": got[-1].get("jit_refusals", []),
+        "functions": {q: {"code_bytes": f["code_bytes"], "compile_ms": statistics.median(f["ms"])}
+                      for q, f in per_function.items()},
+        "compiles_outside_program": sum(1 for e in events[-1]
+                                        if os.path.dirname(os.path.abspath(e[3])) != suite_dir),
+        "slowest_compiles": [[q, os.path.basename(where), size, ms] for q, size, ms, where in
+                             sorted(events[-1], key=lambda e: -e[2])[:3]],
+        "hot": got[-1].get("hot", {}),
+        "first_call_s": statistics.median(s["first"] for s in got),
+    }
 
 
 def geomeans(table, modes):
@@ -460,6 +610,8 @@ def print_report(report, modes, common, out=sys.stdout):
         machine["git"], report["load_average"]["start"], report["load_average"]["end"]))
     for name, mode in modes.items():
         p("  %-18s %s" % (name, mode.description if mode.available else "n/a: " + mode.reason))
+    for line in MODE_LEGEND:
+        p("  " + line)
     p()
     p("speed-up over cpython (higher is faster): median over the repetitions of the paired "
       "ratio cpython / mode; in parentheses the mode's median time per run(n); ± = half the "
@@ -517,6 +669,9 @@ def print_report(report, modes, common, out=sys.stdout):
         p("%-17s %9s  " % (name, "") + "".join(
             "%-12s" % ("%.1f" % entry["modes"][m]["peak_rss_mb"]
                        if entry["modes"][m].get("status") == "ok" else "-") for m in shown))
+    for mode in JIT_MODES:
+        if mode in shown:
+            print_jit_table(table, mode, p)
     compiled = [(name, entry["modes"]["numba"]) for name, entry in table.items()
                 if "numba" in entry["modes"] and "compile_s" in entry["modes"]["numba"]]
     if compiled:
@@ -544,6 +699,43 @@ def print_report(report, modes, common, out=sys.stdout):
     p("wall time %.0f s; JSON %s; chart %s" % (report["wall_s"], report["outputs"]["json"],
                                                 report["outputs"]["chart"]
                                                 or "not written: " + report["outputs"]["chart_note"]))
+
+
+def print_jit_table(table, mode, p):
+    """The JIT's compile time, code size and handovers to the interpreter, per program."""
+    p()
+    p("%s: compile time and native code (compiles, code bytes, native calls, deopts and raises "
+      "from fatjit.stats()['jit'] of the last process; compile times from FATJIT_LOG=compile, "
+      "median over processes)" % mode)
+    p("  load = loading LLVM, once per process (not compile time; \"+N\": a fatjit that counts it "
+      "in the first compile, which is given instead, load included); median, max = per compiled "
+      "function (over the compiles after the first in that case); calls = calls that entered "
+      "native code; deopts, raises = frames handed to the interpreter mid-function (a deopt, or "
+      "an exception raised in native code)%s" % (
+          "; compiles include every stdlib function the process called"
+          if mode == "fatjit-auto" else ""))
+    p("%-17s %8s %9s %8s %8s %8s %9s %10s %7s %7s  %s" % (
+        "benchmark", "compiles", "total ms", "load", "median", "max", "code KB", "calls",
+        "deopts", "raises", "refused"))
+    for name, entry in table.items():
+        cell = entry["modes"][mode]
+        jit = cell.get("jit")
+        if cell.get("status") != "ok" or not jit:
+            p("%-17s %s" % (name, cell.get("status", "-")))
+            continue
+
+        def ms(value):
+            return "%.1f" % value if value is not None else "-"
+        load = (ms(jit["backend_load_ms"]) if jit["backend_load_ms"] is not None
+                else "+" + ms(jit["first_compile_ms"]))
+        alone = jit["compile_ms_over"] == "all compiles" and jit["backend_load_ms"] is None
+        refused = ", ".join("%s %d" % item for item in sorted(jit["refused"].items())) or "-"
+        p("%-17s %8d %9.1f %8s %8s %8s %9.1f %10d %7d %7d  %s" % (
+            name, jit["compiles"], jit["compile_time_s"] * 1e3, load,
+            "-" if alone else ms(jit["compile_ms_median"]),
+            "-" if alone else ms(jit["compile_ms_max"]),
+            jit["code_bytes"] / 1024.0, jit["native_calls"], jit["deopts"], jit["raises"],
+            refused))
 
 
 def main():

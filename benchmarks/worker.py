@@ -4,16 +4,22 @@ benchmarks/run.py starts this script once per (benchmark, mode, repetition), und
 interpreter (python3, pypy3, or `python3 -m fatjit`), and reads the last line it prints:
 
     FATJIT-BENCH {"first": s, "times": [s, ...], "result": ..., "peak_rss_kb": k,
-                  "compile": s, "stats": {...}}
+                  "compile": s, "stats": {...}, "hot": {...}}
 
-`first` is the duration of the first call (PyPy's warm-up shows there), `times` the
-timed calls after the warm-up calls, `result` what run(n) returned (every call must return the
-same value; the runner then checks it with the program's check()), `compile` numba's
-compile time, `peak_rss_kb` the process's peak RSS (VmHWM), `stats` fatjit.stats() after the
-last call in the fatjit modes.
+`first` is the duration of the first call (PyPy's warm-up shows there; in fatjit-jit and
+fatjit-auto it includes the compiles), `times` the timed calls after the warm-up calls, `result`
+what run(n) returned (every call must return the same value; the runner then checks it with the
+program's check()), `compile` numba's compile time, `peak_rss_kb` the process's peak RSS
+(VmHWM), `stats` fatjit.stats() after the last call in the fatjit modes, `hot` (fatjit-jit and
+fatjit-auto) what fatjit.explain says of each HOT function's native code: bytes, native calls,
+deopts by reason, or why it was not compiled.
 
 Modes (what this script does to the program before the first call):
-  cpython, pypy, fatjit-auto   nothing (fatjit-auto is this script run by `python -m fatjit`)
+  cpython, pypy                nothing
+  fatjit-auto                  nothing: this script runs under `python -m fatjit` with
+                               FATJIT_SPECIALIZE_THRESHOLD=0 FATJIT_JIT_THRESHOLD=0 (run.py sets
+                               them), so every function the process calls is compiled at its
+                               first call
   fatjit-specialize            fatjit.specialize(f) for every f named in the program's HOT
   fatjit-jit                   fatjit.jit(f) for every f named in HOT
   numba                        numba.njit(f) for every f named in NUMBA, stored back in the module
@@ -22,7 +28,10 @@ Modes (what this script does to the program before the first call):
                                duration (callees included) is reported apart as `compile`
 
 Exit status: 0 with the line above; 1 if the program raised or returned different results on
-different calls; 3 if the mode is not available (the reason is on stderr).
+different calls, or if a fatjit mode was not in effect (fatjit-jit / fatjit-auto compiled
+nothing, or the JIT backend failed to load or compile: results checked in such a process would
+be the interpreter's, so it must not pass as a JIT result); 3 if the mode is not available (the
+reason is on stderr).
 Keeps to Python 3.9 syntax: Debian's pypy3 runs it too.
 
     python3 benchmarks/worker.py BENCH N [--mode MODE] [--warmups W] [--runs R]
@@ -32,6 +41,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 import time
 
@@ -106,6 +116,64 @@ def apply_mode(module, mode):
     raise ValueError("unknown mode %r" % mode)
 
 
+NATIVE_LINE = re.compile(r"JIT: native code, (\d+) bytes, compiled in ([\d.]+) ms, (\d+) native "
+                         r"calls, (\d+) deopt sites")
+DEOPT_LINE = re.compile(r"deopt to offset \d+ \((\w+)\): (\d+) times")
+NOT_COMPILED_LINE = re.compile(r"JIT: not compiled \((.*)\)$")
+
+
+def hot_report(module):
+    """{dotted name: what fatjit.explain(f) says of f's native code} for the HOT functions:
+    code_bytes, compile_ms, native_calls, deopts {reason: count} (summed over its
+    specializations), or not_compiled: the reason. (explain's text is the only per-function
+    view fatjit offers; a line this does not recognize leaves the entry empty, never wrong.)"""
+    import fatjit
+    report = {}
+    for dotted in module.HOT:
+        func = resolve(module, dotted)[2]
+        entry = {}
+        for line in fatjit.explain(func).splitlines():
+            line = line.strip()
+            native = NATIVE_LINE.search(line)
+            if native:
+                entry["code_bytes"] = entry.get("code_bytes", 0) + int(native.group(1))
+                entry["compile_ms"] = entry.get("compile_ms", 0.0) + float(native.group(2))
+                entry["native_calls"] = entry.get("native_calls", 0) + int(native.group(3))
+                entry.setdefault("deopts", {})
+                continue
+            deopt = DEOPT_LINE.search(line)
+            if deopt:
+                deopts = entry.setdefault("deopts", {})
+                deopts[deopt.group(1)] = deopts.get(deopt.group(1), 0) + int(deopt.group(2))
+                continue
+            refused = NOT_COMPILED_LINE.search(line)
+            if refused and "code_bytes" not in entry:
+                entry["not_compiled"] = refused.group(1)
+        report[dotted] = entry
+    return report
+
+
+def mode_not_in_effect(mode, stats):
+    """Why a fatjit-jit / fatjit-auto process did not run what its mode claims, or None."""
+    jit = stats.get("jit")
+    if jit is None:
+        return "fatjit.stats() has no 'jit' section"
+    broken = {k: jit["refused"].get(k, 0) for k in ("backend_unavailable", "backend_error")}
+    if any(broken.values()):
+        return "the JIT backend failed: %s (see FATJIT_LOG=compile)" % broken
+    if mode == "fatjit-auto":
+        if not stats.get("auto_mode") or stats.get("specialize_threshold") != 0 \
+                or jit.get("threshold") != 0:
+            return ("automatic mode is not on with both thresholds 0: auto_mode=%s "
+                    "specialize_threshold=%s jit threshold=%s" % (
+                        stats.get("auto_mode"), stats.get("specialize_threshold"),
+                        jit.get("threshold")))
+    if jit["compiled"] == 0 or jit["native_calls"] == 0:
+        return "nothing ran as native code (compiled %d, native calls %d)" % (
+            jit["compiled"], jit["native_calls"])
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bench")
@@ -142,6 +210,13 @@ def main():
     if args.mode.startswith("fatjit-"):
         import fatjit
         report["stats"] = fatjit.stats()
+        if args.mode in ("fatjit-jit", "fatjit-auto"):
+            report["hot"] = hot_report(module)
+            why = mode_not_in_effect(args.mode, report["stats"])
+            if why:
+                print("%s [%s]: mode not in effect: %s" % (args.bench, args.mode, why),
+                      file=sys.stderr)
+                return 1
     sys.stdout.flush()
     print(MARKER + json.dumps(report))
     return 0

@@ -192,6 +192,10 @@ class FunctionCompiler {
   Block NextBlock(int index) const { return blocks_[index + 1]; }
   bool ValidResumePoint(int offset, int depth) const;
   Block BackEdge(const Instruction& inst, int depth);
+  // ceval's CHECK_EVAL_BREAKER inside `inst` (RESUME, and the end of CALL and CALL_FUNCTION_EX):
+  // continues in the current block when nothing is pending or what was is handled; an error
+  // (a signal handler raised) leaves at `inst` with `depth` values on the stack.
+  void PollEvalBreaker(const Instruction& inst, int depth);
   static bool IsBackward(const Instruction& inst) { return inst.jump_target <= inst.offset; }
 
   const CompileRequest& request_;
@@ -298,6 +302,27 @@ Block FunctionCompiler::BackEdge(const Instruction& inst, int depth) {
   JumpTo(inst.jump_target);
   Enter(resume);
   return edge;
+}
+
+void FunctionCompiler::PollEvalBreaker(const Instruction& inst, int depth) {
+  Value interp = e_.Load(tstate_, kInterp);
+  Value breaker = e_.Load(interp, kEvalBreakerFlag, Width::k32);
+  Block pending = e_.NewBlock("eval_breaker");
+  Block cont = e_.NewBlock("no_eval_breaker");
+  e_.BranchUnlikely(e_.Compare(Cmp::kNe, breaker, e_.Imm(0)), pending, cont);
+  Enter(pending);
+  SetPrevInstr(inst.opcode_offset());
+  Value r = e_.Call(kEvalBreaker, {tstate_});
+  Block not_error = e_.NewBlock("breaker_no_error");
+  e_.BranchUnlikely(e_.Compare(Cmp::kSlt, r, e_.Imm(0)), ErrorExit(depth, inst), not_error);
+  Enter(not_error);
+  Block handled = e_.NewBlock("breaker_handled");
+  e_.BranchUnlikely(e_.Compare(Cmp::kNe, r, e_.Imm(0)),
+                    DeoptExit(inst.next_offset(), depth, DeoptReason::kEvalBreaker), handled);
+  Enter(handled);
+  CheckAfterCode(inst.next_offset(), depth);  // a signal handler may have run anything
+  e_.Jump(cont);
+  Enter(cont);
 }
 
 bool FunctionCompiler::Lower() {
@@ -456,13 +481,20 @@ bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) 
   // One test for both: the helper failed, or tracing was switched on while it ran.
   Value tracing = e_.Load(e_.Load(tstate_, kCframe), kUseTracing, Width::k8);
   Value leave = e_.Compare(Cmp::kNe, e_.Or(r, tracing), e_.Imm(0));
-  if (request_.recheck == nullptr) {
+  // ceval's calls end with CHECK_EVAL_BREAKER: a signal handler raises at the call.
+  const bool polls = inst.base_opcode == CALL || inst.base_opcode == CALL_FUNCTION_EX;
+  if (request_.recheck == nullptr && !polls) {
     e_.BranchUnlikely(leave, shared_exit_, next);
     return true;
   }
   Block cont = e_.NewBlock("stay");
   e_.BranchUnlikely(leave, shared_exit_, cont);
   Enter(cont);
+  if (polls) PollEvalBreaker(inst, site.depth);
+  if (request_.recheck == nullptr) {
+    e_.Jump(next);
+    return true;
+  }
   Value ok = e_.Call(kGuardsHold, {e_.Ptr(request_.recheck.get()), frame_, e_.Imm(nparams_)});
   Block failed = DeoptExit(site.target, site.depth, DeoptReason::kGuardFailed);
   e_.BranchUnlikely(e_.Compare(Cmp::kEq, ok, e_.Imm(0)), failed, next);
@@ -477,8 +509,11 @@ bool FunctionCompiler::LowerInstruction(int index) {
   auto name = [&](int i) -> PyObject* { return PyTuple_GET_ITEM(compiled->co_names, i); };
 
   switch (inst.base_opcode) {
+    case RESUME:  // the function's start (oparg 0): ceval polls the eval breaker here
+      if (oparg < 2) PollEvalBreaker(inst, d);
+      e_.Jump(NextBlock(index));
+      return true;
     case NOP:
-    case RESUME:
     case KW_NAMES:  // read by the CALL it precedes
       e_.Jump(NextBlock(index));
       return true;

@@ -15,9 +15,10 @@
 //
 // Sound because: native code does per instruction what ceval does (the helpers are ceval's
 // semantics; the inline cases are the simple ones), keeps prev_instr at the running instruction
-// before anything can observe the frame, polls the eval breaker at back-edges, and after every
-// instruction that may run arbitrary code deopts if tracing was switched on or (when `recheck`
-// is given) a guard of the specialization no longer holds. Exception handlers are not compiled:
+// before anything can observe the frame, polls the eval breaker where ceval does (back-edges,
+// RESUME, the end of CALL and CALL_FUNCTION_EX), and after every instruction that may run
+// arbitrary code deopts if tracing was switched on or (when `recheck` is given) a guard of the
+// specialization no longer holds. Exception handlers are not compiled:
 // they are reached only through an error, and errors run in the interpreter.
 #ifndef FATJIT_JIT_COMPILE_FUNCTION_H_
 #define FATJIT_JIT_COMPILE_FUNCTION_H_

@@ -8,8 +8,10 @@
 # worker processes. Prints the test modules that fail only under fatjit.
 # Not part of the default test run: the default subset takes minutes.
 #
-# Usage: scripts/cpython_regrtest.sh [TEST...]      (default: the subset below)
-# Environment: PYTHON (python3), BUILD (build), JOBS (2), THRESHOLD (0),
+# Usage: scripts/cpython_regrtest.sh [--jit] [TEST...]      (default: the subset below)
+#   --jit  also compile: FATJIT_JIT_THRESHOLD=$JIT_THRESHOLD (0: every function specialized and
+#          compiled to native code at its first call, the JIT's stress setting)
+# Environment: PYTHON (python3), BUILD (build), JOBS (2), THRESHOLD (0), JIT_THRESHOLD (0),
 #              OUT (/tmp/fatjit-regrtest: logs), REGRTEST_ARGS (extra arguments, e.g. -u all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,12 @@ PYTHON=${PYTHON:-python3}
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
 THRESHOLD=${THRESHOLD:-0}
+JIT_THRESHOLD=${JIT_THRESHOLD:-0}
+JIT_ENV=()
+if [[ ${1:-} == --jit ]]; then
+  shift
+  JIT_ENV=(FATJIT_JIT_THRESHOLD="$JIT_THRESHOLD")
+fi
 OUT=${OUT:-/tmp/fatjit-regrtest}
 PYPATH=$(cd "$BUILD/python" && pwd)
 TESTS=("$@")
@@ -28,7 +36,7 @@ if [[ ${#TESTS[@]} -eq 0 ]]; then
 fi
 mkdir -p "$OUT"
 # Each run gets the environment of a plain shell minus anything of fatjit's.
-unset FATJIT FATJIT_SPECIALIZE_THRESHOLD FATJIT_STATS FATJIT_LOG
+unset FATJIT FATJIT_SPECIALIZE_THRESHOLD FATJIT_JIT_THRESHOLD FATJIT_STATS FATJIT_LOG
 
 # 1. The probe: automatic mode is on in a worker process, at the threshold asked for.
 probe=$(mktemp -d)
@@ -47,12 +55,16 @@ class AutoModeInWorker(unittest.TestCase):
         stats = fatjit.stats()
         self.assertEqual(stats["specialize_threshold"], int(os.environ["FATJIT_SPECIALIZE_THRESHOLD"]))
         self.assertGreater(stats["auto_specialized"], 0)
+        if "FATJIT_JIT_THRESHOLD" in os.environ:
+            self.assertEqual(stats["jit"]["threshold"], int(os.environ["FATJIT_JIT_THRESHOLD"]))
+            self.assertGreater(stats["jit"]["native_calls"], 0)
 EOF
-FATJIT=auto FATJIT_SPECIALIZE_THRESHOLD=$THRESHOLD PYTHONPATH=$PYPATH \
-  "$PYTHON" -m test --testdir "$probe" -j2 test_fatjit_probe >"$OUT/probe.log" 2>&1 || {
+env ${JIT_ENV[@]+"${JIT_ENV[@]}"} FATJIT=auto FATJIT_SPECIALIZE_THRESHOLD="$THRESHOLD" \
+  PYTHONPATH="$PYPATH" "$PYTHON" -m test --testdir "$probe" -j2 test_fatjit_probe \
+  >"$OUT/probe.log" 2>&1 || {
   cat "$OUT/probe.log"; echo "cpython_regrtest: automatic mode is not on in regrtest workers" >&2
   exit 1; }
-echo "probe: automatic mode on in regrtest workers (threshold $THRESHOLD)"
+echo "probe: automatic mode on in regrtest workers (threshold $THRESHOLD${JIT_ENV[@]+, JIT threshold $JIT_THRESHOLD})"
 
 # 2. The two runs. --rerun re-runs a failed module once, so one flaky failure does not count.
 run() {  # run NAME ENV... : python -m test with the given environment, log in $OUT/NAME.log
@@ -63,7 +75,7 @@ run() {  # run NAME ENV... : python -m test with the given environment, log in $
   echo "$name: exit status $status, $((SECONDS - start)) s, log $OUT/$name.log"
 }
 run baseline
-run fatjit FATJIT=auto FATJIT_SPECIALIZE_THRESHOLD="$THRESHOLD"
+run fatjit ${JIT_ENV[@]+"${JIT_ENV[@]}"} FATJIT=auto FATJIT_SPECIALIZE_THRESHOLD="$THRESHOLD"
 
 # 3. The comparison: modules that did not pass, per run, from regrtest's summary.
 "$PYTHON" - "$OUT/baseline.log" "$OUT/fatjit.log" <<'EOF'

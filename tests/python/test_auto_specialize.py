@@ -108,6 +108,9 @@ def test_decorator_forms(auto):
     assert "(assume=entry)" in fatjit.explain(mod.entry)
 
 
+@pytest.mark.no_jit_stress(
+    "exact auto_specialized delta: stress mode specializes the test's helpers (StatsWatch, "
+    "fixtures) at their first calls too")
 def test_specialized_at_first_call(auto):
     """Marking makes nothing: get_specialized is empty until the first call, which specializes
     and runs the specialized code; then there is exactly one specialization."""
@@ -177,6 +180,9 @@ def test_specialize_again_replaces_the_automatic_specialization(auto):
     assert "LOAD_CONST 100" in fatjit.explain(mod.f)
 
 
+@pytest.mark.no_jit_stress(
+    "asserts f stays unspecialized after unspecialize(): stress mode's automatic mode "
+    "specializes it at its next call")
 def test_unspecialize_before_first_call(auto):
     mod = new_module(SIMPLE)
     watch = StatsWatch()
@@ -248,6 +254,9 @@ def test_results_equal_the_original(auto, assume):
 # Invalidation: a failed guard sends the next call to the original code
 
 
+@pytest.mark.no_jit_stress(
+    "exact specialized_runs delta: stress mode runs the test's helpers (StatsWatch, explain's "
+    "Python part) specialized too")
 def test_rebinding_a_folded_global(auto):
     mod = new_module(SIMPLE)
     auto(mod.f)
@@ -648,6 +657,9 @@ def test_explain_entry_marks_every_rewrite_active(auto):
     assert all(l.endswith("active)") and "inactive" not in l for l in active_lines(mod.f))
 
 
+@pytest.mark.no_jit_stress(
+    "exact auto_specialized delta: stress mode may specialize the test's helpers (a fixture's "
+    "new closure) meanwhile")
 def test_stats_count_specializations_and_rewrites_by_pass(auto):
     mod = new_module("""
         import math
@@ -681,6 +693,9 @@ REFUSALS = {
 }
 
 
+@pytest.mark.no_jit_stress(
+    "asserts the hook is gone once nothing is specialized: stress mode keeps automatic mode, "
+    "hence the hook, on")
 @pytest.mark.parametrize("reason", sorted(REFUSALS))
 def test_refusals_counted_by_reason(auto, reason):
     source, message = REFUSALS[reason]
@@ -736,6 +751,9 @@ def test_specialize_report_runs_without_attaching():
 # Tracing, recursion, generators, closures, methods, exceptions
 
 
+@pytest.mark.no_jit_stress(
+    "exact tracing-fallback count: under stress the rebinding helper that f calls is "
+    "specialized too and falls back as well")
 def test_tracing_runs_the_original(auto):
     """With a tracer or a profiler on, the original code runs and the tracer sees its lines."""
     mod, ref = twins(REBIND_DURING_CALL)
@@ -819,7 +837,11 @@ def test_coroutines(auto):
     assert len(fatjit.get_specialized(mod.coro)) == 1
 
 
-@pytest.mark.parametrize("assume", ["stable", "entry"])
+@pytest.mark.parametrize("assume", [
+    pytest.param("stable", marks=pytest.mark.no_jit_stress(
+        "asserts the refused with_cell stays unspecialized: stress mode then compiles its "
+        "original code")),
+    "entry"])
 def test_closures(auto, assume):
     """A closure instance is specialized alone; other closures of the same code are not."""
     mod, ref = twins("""

@@ -206,6 +206,9 @@ def test_cell_variables(spec, path):
 
 # --- recursion ------------------------------------------------------------------------------
 
+@pytest.mark.no_jit_stress(
+    "exact specialized_runs delta: stress mode runs the test's helpers (StatsWatch) specialized"
+    " too")
 @pytest.mark.parametrize("path", ["swap", "call"])
 def test_recursive_specialized_function(spec, path):
     """Each recursive call dispatches again and runs the specialization."""
@@ -239,6 +242,9 @@ def test_guard_invalidated_during_recursion(spec):
     assert mod.f(2) == ["spec", "orig", "orig"]
 
 
+@pytest.mark.no_jit_stress(
+    "asserts f has no specialization after it dropped its own: stress mode specializes f again "
+    "at its next call")
 def test_specialization_unspecializes_itself_while_running(spec):
     """Dropping the running specialization from inside it is safe; later calls run the original."""
     mod = new_module("""
@@ -300,6 +306,9 @@ def test_specialized_generator_reports_the_code_it_runs(spec):
     assert g.gi_code is g.gi_frame.f_code
 
 
+@pytest.mark.no_jit_stress(
+    "exact specialized_runs delta: stress mode runs pytest.raises and the test's helpers "
+    "specialized too")
 def test_original_generator_resumes_and_throw_are_counted(spec):
     """A generator of the original code (guard failed) is resumed as is, counted as a fallback."""
     mod = new_module(GEN_SOURCE + "\n    X = 1\n")
@@ -320,6 +329,9 @@ def test_original_generator_resumes_and_throw_are_counted(spec):
     assert delta["fallbacks"]["throw"] == 1
 
 
+@pytest.mark.no_jit_stress(
+    "exact specialized_runs/guard_checks deltas: stress mode runs pytest.raises and the test's "
+    "helpers specialized too")
 def test_specialized_generator_resumes_without_dispatch(spec):
     """Resuming a specialized generator continues its own frame: one dispatch, at creation."""
     mod = new_module(GEN_SOURCE)
@@ -466,6 +478,9 @@ def test_called_specialization_sees_the_real_caller(spec):
 
 # --- callable stand-ins ---------------------------------------------------------------------
 
+@pytest.mark.no_jit_stress(
+    "exact specialized_runs delta: stress mode runs the test's helpers (StatsWatch) specialized"
+    " too")
 def test_builtin_stand_in(spec):
     """fat's example: def f(x): return chr(x), specialized by the builtin chr itself."""
     mod = new_module("""

@@ -11,6 +11,17 @@ source (so every variant has its own, identical state):
           rebind nothing they read while they run; cases whose body calls a rebinding helper
           skip this variant, see corpus.Case.rebinds_mid_call)
 
+test_compiled_equals_original runs the same cases against the JIT tier:
+
+  jit       fatjit.specialize(f, jit=True): the stable specialization compiled to native code (or
+            the function's own code, when the specializer refuses), must equal orig, always
+  jit_entry fatjit.specialize(f, assume="entry", jit=True): native code re-checks the guards
+            after every instruction that may run code and deopts to the original code when one
+            fails, so it must equal orig even in cases that rebind globals mid-call (except
+            generators, which the JIT leaves to the interpreted entry-only specialization)
+
+Generators are not compiled (the JIT refuses them): their cases run the interpreted fallback.
+
 The driver calls every variant with the same inputs, then applies the case's sequence of state
 changes to every variant (rebinding or deleting globals, module attributes, shadowing a builtin
 in the module, replacing one in builtins, mutating lists in place, changing
@@ -50,7 +61,11 @@ STATE_NAMES = sorted(set(corpus.REBIND_TARGETS) | {"G_LIST", "G_NESTED", "CALLS"
 # What the coverage test and the report read: per variant, cases that were specialized and
 # the number of calls that ran specialized code.
 COVERAGE = {"stable": {"specialized": 0, "runs": 0, "cases": 0},
-            "entry": {"specialized": 0, "runs": 0, "cases": 0}}
+            "entry": {"specialized": 0, "runs": 0, "cases": 0},
+            "jit": {"specialized": 0, "runs": 0, "cases": 0, "compiled": 0, "native_calls": 0},
+            "jit_entry": {"specialized": 0, "runs": 0, "cases": 0, "compiled": 0,
+                          "native_calls": 0}}
+JIT_LABELS = {"jit": "stable", "jit_entry": "entry"}  # variant -> the assume= it compiles
 
 
 def compile_case(case):
@@ -137,10 +152,13 @@ class Variant:
         self.initial_classes = {name: dict(vars(self.namespace[name]))
                                 for name in ("Config", "SubConfig")}
         self.specialized_once = False
+        self.compiled_once = False
         self.mark()
 
     def mark(self):
-        if self.label != "orig":
+        if self.label in JIT_LABELS:
+            fatjit.specialize(self.func, assume=JIT_LABELS[self.label], jit=True)
+        elif self.label != "orig":
             fatjit.specialize(self.func, assume=self.label)
 
     def restore(self):
@@ -192,13 +210,18 @@ class Variant:
     def call(self, inputs, keyword, generator):
         a, s, k = inputs
         kwargs = {"k": k} if keyword else {}
-        runs = fatjit.stats()["specialized_runs"]
+        before = fatjit.stats()
         result = outcome(self.func, (a, s), kwargs, generator)
-        ran_specialized = fatjit.stats()["specialized_runs"] - runs
+        after = fatjit.stats()
         if self.label != "orig":
-            COVERAGE[self.label]["runs"] += ran_specialized
+            COVERAGE[self.label]["runs"] += after["specialized_runs"] - before["specialized_runs"]
             if fatjit.get_specialized(self.func):
                 self.specialized_once = True
+        if self.label in JIT_LABELS:
+            native = after["jit"]["native_calls"] - before["jit"]["native_calls"]
+            COVERAGE[self.label]["native_calls"] += native
+            if native and not self.compiled_once:
+                self.compiled_once = "JIT: native code" in fatjit.explain(self.func)
         return result, state(self.namespace)
 
     def drop(self):
@@ -222,9 +245,10 @@ def describe(case, history, step, label, got, want):
     return "\n".join(lines)
 
 
-def run_case(case):
+def run_case(case, labels=("stable", "entry")):
     code = compile_case(case)
-    labels = ["orig", "stable"] + ([] if case.rebinds_mid_call else ["entry"])
+    labels = ["orig"] + [label for label in labels if not (case.rebinds_mid_call and (
+        label == "entry" or (label == "jit_entry" and case.generator)))]
     variants = [Variant(label, case, code) for label in labels]
     saved_builtins = {name: getattr(builtins, name) for name in corpus.BUILTIN_FAKES}
     history = []
@@ -261,6 +285,8 @@ def run_case(case):
     for variant in variants[1:]:
         COVERAGE[variant.label]["cases"] += 1
         COVERAGE[variant.label]["specialized"] += variant.specialized_once
+        if variant.label in JIT_LABELS:
+            COVERAGE[variant.label]["compiled"] += variant.compiled_once
 
 
 # Mismatches this corpus found, reported, and not fixed yet. Each is recognized by a probe, so
@@ -307,6 +333,13 @@ def test_specialized_equals_original(case):
     run_case(case)
 
 
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_compiled_equals_original(case):
+    """Every call of the compiled variants returns or raises exactly what CPython does, with the
+    same traceback lines and columns, and leaves the same module state."""
+    run_case(case, labels=("jit", "jit_entry"))
+
+
 def test_corpus_is_big_and_varied():
     """At least 300 functions; the features the issue lists all occur in the corpus."""
     assert len(CASES) >= 300
@@ -349,3 +382,15 @@ def test_zz_specialized_code_ran():
     for label in ("stable", "entry"):
         assert COVERAGE[label]["specialized"] >= 0.3 * COVERAGE[label]["cases"], label
         assert COVERAGE[label]["runs"] >= COVERAGE[label]["cases"], label
+
+
+def test_zz_compiled_code_ran():
+    """After the compiled corpus ran: every non-generator case was compiled (explain says "JIT:
+    native code") and its calls ran native code."""
+    if COVERAGE["jit"]["cases"] < len(CASES) - len(KNOWN_MISMATCHES):
+        pytest.skip("the compiled corpus did not run in full in this session (-k or a failure)")
+    print(f"\ncompiled code ran: {COVERAGE['jit']}, {COVERAGE['jit_entry']}")
+    functions = sum(not c.generator for c in CASES)
+    assert COVERAGE["jit"]["compiled"] == functions
+    assert COVERAGE["jit_entry"]["compiled"] == functions
+    assert COVERAGE["jit"]["native_calls"] >= 5 * functions

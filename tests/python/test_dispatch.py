@@ -20,6 +20,9 @@ SOURCE = """
 """
 
 
+@pytest.mark.no_jit_stress(
+    "exact specialized_runs delta: stress mode also runs the other function's len lambda and "
+    "StatsWatch specialized")
 def test_other_function_on_the_same_code_never_runs_it(spec):
     """FunctionType(f.__code__, other_globals) runs its own code with its own globals."""
     mod = new_module(SOURCE)
@@ -57,6 +60,9 @@ def test_exec_of_the_code_object_runs_the_original(spec):
     assert mod.RESULT == ["orig", "spec"]
 
 
+@pytest.mark.no_jit_stress(
+    "exact specialized_runs delta: the tracer function itself runs specialized under stress "
+    "(tracing pauses inside it)")
 def test_tracing_runs_the_original_code(spec):
     """With sys.settrace active, the original code runs (and is traced), counted as 'tracing'."""
     mod = new_module(SOURCE)

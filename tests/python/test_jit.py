@@ -288,6 +288,41 @@ def test_settrace_switched_on_by_callee(jit):
     assert fatjit.stats()["jit"]["deopts"]["tracing"] >= 1
 
 
+@pytest.mark.parametrize("switch", ["settrace", "setprofile"])
+def test_tracing_switched_on_by_a_callee_that_raises(jit, switch):
+    # Regression (CPython's test_sys_settrace test_09_settrace_and_raise): the error handover
+    # entered the interpreter with throwflag=1 while tracing was on, which reported a spurious
+    # 'call' event for the frame (as for generator.throw()) before its 'exception' event.
+    native, plain = jit(f"""
+        import sys
+
+        events = []
+
+        def tracer(frame, event, arg):
+            if frame.f_code.co_name == "f":
+                events.append((event, frame.f_lineno))
+            return tracer
+
+        def start_and_raise():
+            sys.{switch}(tracer)
+            sys._getframe().f_back.f_trace = tracer
+            raise RuntimeError("raised with tracing on")
+
+        def f():
+            try:
+                start_and_raise()
+            except RuntimeError:
+                pass
+            x = 1
+            sys.{switch}(None)
+            return x
+    """, "f")
+    assert native.f() == plain.f() == 1
+    assert native.events == plain.events
+    assert plain.events and plain.events[0][0] != "call"
+    assert_compiled(native.f)
+
+
 def test_frames_seen_from_callees(jit):
     native, plain = jit("""
         import sys
@@ -355,6 +390,40 @@ def test_keyboard_interrupt_in_a_long_compiled_loop(jit):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert_compiled(native.spin)
+
+
+def test_signal_handler_raises_right_after_the_call(jit):
+    # Regression (CPython's test_threading test_interrupt_main_with_signal_handler): ceval ends
+    # CALL with CHECK_EVAL_BREAKER, so a handler of a signal tripped during a call raises at that
+    # call, inside its try block; native code polled only at back-edges, so it raised later.
+    native, plain = jit("""
+        import _thread
+        import signal
+
+        def handler(signum, frame):
+            1 / 0
+
+        def caught():
+            try:
+                _thread.interrupt_main(signal.SIGTERM)
+            except ZeroDivisionError:
+                return "raised at the call"
+            return "not raised at the call"
+
+        def uncaught():
+            x = [1]
+            _thread.interrupt_main(signal.SIGTERM)
+            return x
+    """, "caught", "uncaught")
+    old = signal.signal(signal.SIGTERM, plain.handler)
+    try:
+        assert native.caught() == plain.caught() == "raised at the call"
+        got, want = outcome(native.uncaught), outcome(plain.uncaught)
+        assert got == want and want[1][0] is ZeroDivisionError
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert_compiled(native.caught)
+    assert_compiled(native.uncaught)
 
 
 def test_other_thread_progresses_while_compiled_loop_spins(jit):
@@ -460,13 +529,13 @@ def _outcome_repr(call):
 def test_operator_fast_paths_match_the_interpreter(jit, a):
     names = [f"op{i}" for i in range(len(_OPERATORS))] + ["augmented"]
     native, plain = jit(_OPS_SOURCE, *names)
-    before = native_calls()
     for b in _EDGES + _FLOATS + [True, 3]:
         for name in names:
             want = _outcome_repr(lambda: getattr(plain, name)(a, b))
             got = _outcome_repr(lambda: getattr(native, name)(a, b))
             assert got == want, (name, a, b)
-    assert native_calls() - before == len(names) * (len(_EDGES) + len(_FLOATS) + 2)
+    assert native_calls_of(*(getattr(native, name) for name in names)) == \
+        len(names) * (len(_EDGES) + len(_FLOATS) + 2)
 
 
 def test_global_cache_follows_every_rebinding(jit):

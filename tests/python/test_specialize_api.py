@@ -24,6 +24,9 @@ def test_specialize_returns_the_function(spec):
     assert spec(mod.f, mod.f_spec.__code__, [fatjit.GuardBuiltins("len")]) is mod.f
 
 
+@pytest.mark.no_jit_stress(
+    "asserts the manual specialization is f's only one: stress mode gave f an automatic one at "
+    "the call before")
 def test_specialized_code_runs_while_guards_pass(spec):
     """With passing guards, calls run the specialized code (here by swapping the frame's code)."""
     mod = new_module(SOURCE)
@@ -125,6 +128,9 @@ def test_unspecialize_leaves_other_functions_alone(spec):
     assert mod.g("a") == ("spec", 2)
 
 
+@pytest.mark.no_jit_stress(
+    "asserts no specialization exists and the hook goes with the last: stress mode keeps "
+    "thousands, and the hook, on")
 def test_hook_installed_only_while_a_specialization_exists(spec):
     """The PEP 523 hook is installed by the first specialization and removed with the last."""
     before = fatjit.stats()
@@ -199,6 +205,9 @@ def test_stats_has_documented_counters():
     assert isinstance(stats["hook_installed"], bool)
 
 
+@pytest.mark.no_jit_stress(
+    "exact specialized_runs/guard_checks deltas: stress mode runs the test's helpers "
+    "specialized too")
 def test_stats_count_runs_checks_and_failures(spec):
     """specialized_runs, guard_checks and guard_failures[kind] move with calls and failures."""
     mod = new_module(SOURCE)
