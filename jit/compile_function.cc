@@ -192,10 +192,11 @@ class FunctionCompiler {
   Block NextBlock(int index) const { return blocks_[index + 1]; }
   bool ValidResumePoint(int offset, int depth) const;
   Block BackEdge(const Instruction& inst, int depth);
-  // ceval's CHECK_EVAL_BREAKER inside `inst` (RESUME, and the end of CALL and CALL_FUNCTION_EX):
-  // continues in the current block when nothing is pending or what was is handled; an error
-  // (a signal handler raised) leaves at `inst` with `depth` values on the stack.
-  void PollEvalBreaker(const Instruction& inst, int depth);
+  // ceval's CHECK_EVAL_BREAKER in `inst` (backward jumps, RESUME, the end of CALL and
+  // CALL_FUNCTION_EX): continues in the current block when nothing is pending or what was is
+  // handled; an error (a signal handler raised) leaves at `inst` with `depth` values on the
+  // stack; what only the interpreter handles deopts to `resume_offset`.
+  void PollEvalBreaker(const Instruction& inst, int depth, int resume_offset);
   static bool IsBackward(const Instruction& inst) { return inst.jump_target <= inst.offset; }
 
   const CompileRequest& request_;
@@ -278,33 +279,18 @@ void FunctionCompiler::CheckAfterCode(int next_offset, int depth_after) {
 }
 
 // A loop back-edge: polls the eval breaker as ceval's backward jumps do (CHECK_EVAL_BREAKER),
-// handles what it can (signals, pending calls, a GIL drop request) and deopts to the loop head
-// for what only the interpreter handles. `depth` is the stack depth at the jump target.
+// then jumps to the loop head. `depth` is the stack depth at the jump target.
 Block FunctionCompiler::BackEdge(const Instruction& inst, int depth) {
   Block resume = current_;
   Block edge = e_.NewBlock("back_edge");
   Enter(edge);
-  Value interp = e_.Load(tstate_, kInterp);
-  Value breaker = e_.Load(interp, kEvalBreakerFlag, Width::k32);
-  Block pending = e_.NewBlock("eval_breaker");
-  e_.BranchUnlikely(e_.Compare(Cmp::kNe, breaker, e_.Imm(0)), pending, BlockAt(inst.jump_target));
-  Enter(pending);
-  SetPrevInstr(inst.opcode_offset());
-  Value r = e_.Call(kEvalBreaker, {tstate_});
-  Block handled = e_.NewBlock("breaker_handled");
-  Block not_error = e_.NewBlock("breaker_no_error");
-  e_.BranchUnlikely(e_.Compare(Cmp::kSlt, r, e_.Imm(0)), ErrorExit(depth, inst), not_error);
-  Enter(not_error);
-  e_.BranchUnlikely(e_.Compare(Cmp::kNe, r, e_.Imm(0)),
-                    DeoptExit(inst.jump_target, depth, DeoptReason::kEvalBreaker), handled);
-  Enter(handled);
-  CheckAfterCode(inst.jump_target, depth);  // a signal handler may have run anything
+  PollEvalBreaker(inst, depth, inst.jump_target);
   JumpTo(inst.jump_target);
   Enter(resume);
   return edge;
 }
 
-void FunctionCompiler::PollEvalBreaker(const Instruction& inst, int depth) {
+void FunctionCompiler::PollEvalBreaker(const Instruction& inst, int depth, int resume_offset) {
   Value interp = e_.Load(tstate_, kInterp);
   Value breaker = e_.Load(interp, kEvalBreakerFlag, Width::k32);
   Block pending = e_.NewBlock("eval_breaker");
@@ -318,9 +304,9 @@ void FunctionCompiler::PollEvalBreaker(const Instruction& inst, int depth) {
   Enter(not_error);
   Block handled = e_.NewBlock("breaker_handled");
   e_.BranchUnlikely(e_.Compare(Cmp::kNe, r, e_.Imm(0)),
-                    DeoptExit(inst.next_offset(), depth, DeoptReason::kEvalBreaker), handled);
+                    DeoptExit(resume_offset, depth, DeoptReason::kEvalBreaker), handled);
   Enter(handled);
-  CheckAfterCode(inst.next_offset(), depth);  // a signal handler may have run anything
+  CheckAfterCode(resume_offset, depth);  // a signal handler may have run anything
   e_.Jump(cont);
   Enter(cont);
 }
@@ -490,7 +476,7 @@ bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) 
   Block cont = e_.NewBlock("stay");
   e_.BranchUnlikely(leave, shared_exit_, cont);
   Enter(cont);
-  if (polls) PollEvalBreaker(inst, site.depth);
+  if (polls) PollEvalBreaker(inst, site.depth, inst.next_offset());
   if (request_.recheck == nullptr) {
     e_.Jump(next);
     return true;
@@ -510,7 +496,7 @@ bool FunctionCompiler::LowerInstruction(int index) {
 
   switch (inst.base_opcode) {
     case RESUME:  // the function's start (oparg 0): ceval polls the eval breaker here
-      if (oparg < 2) PollEvalBreaker(inst, d);
+      if (oparg < 2) PollEvalBreaker(inst, d, inst.next_offset());
       e_.Jump(NextBlock(index));
       return true;
     case NOP:
