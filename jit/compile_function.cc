@@ -158,6 +158,8 @@ class FunctionCompiler {
     Block done = e_.NewBlock("decref_done");
     e_.Branch(e_.Compare(Cmp::kEq, n, e_.Imm(0)), dealloc, done);
     Enter(dealloc);
+    // A finalizer (__del__, a weakref callback, ResourceWarning) may look at the frame's line.
+    if (lowering_opcode_offset_ >= 0) SetPrevInstr(lowering_opcode_offset_);
     e_.Call(kDealloc, {v});
     e_.Jump(done);
     Enter(done);
@@ -214,6 +216,7 @@ class FunctionCompiler {
   std::vector<Block> blocks_;        // per instruction; -1 if not reachable normally
   std::vector<bool> may_be_unbound_;  // per local: a LOAD_FAST must check for null
   Block current_ = 0;
+  int lowering_opcode_offset_ = -1;  // of the instruction LowerInstruction is translating
   // Helper calls leave through one shared block that reads their site from a stack slot.
   Value exit_site_slot_ = 0;
   Block shared_exit_ = -1;
@@ -489,6 +492,7 @@ bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) 
 
 bool FunctionCompiler::LowerInstruction(int index) {
   const Instruction& inst = decoded_.instructions()[index];
+  lowering_opcode_offset_ = inst.opcode_offset();
   const int d = depth_[index];
   const int oparg = inst.oparg;
   PyCodeObject* compiled = request_.compiled;

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 
 import pytest
 
@@ -321,6 +322,49 @@ def test_tracing_switched_on_by_a_callee_that_raises(jit, switch):
     assert native.events == plain.events
     assert plain.events and plain.events[0][0] != "call"
     assert_compiled(native.f)
+
+
+def test_finalizer_run_by_an_inline_decref_sees_the_current_line(jit):
+    # Regression (CPython's test_warnings test_tracemalloc): STORE_FAST and POP_TOP release
+    # references inline, and the last one runs the finalizer (__del__, a file's ResourceWarning)
+    # with prev_instr still at the previous helper call, so it saw that call's line.
+    native, plain = jit("""
+        import sys
+        import warnings
+
+        lines = []
+
+        class Finalized:
+            def __del__(self):
+                lines.append(sys._getframe(1).f_lineno)
+
+        def store():
+            d = Finalized()
+            x = 1
+            d = None
+            return x
+
+        def pop():
+            Finalized()
+            return 2
+
+        def unclosed_file():
+            f = open(__file__, "rb")
+            x = 3
+            f = None
+            return x
+    """, "store", "pop", "unclosed_file", __file__=__file__)
+    assert native.store() == plain.store() == 1
+    assert native.pop() == plain.pop() == 2
+    assert native.lines == plain.lines
+    for module in (native, plain):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            assert module.unclosed_file() == 3
+        module.warned = [(w.category, w.lineno) for w in caught]
+    assert native.warned == plain.warned and plain.warned[0][0] is ResourceWarning
+    for name in ("store", "pop", "unclosed_file"):
+        assert_compiled(getattr(native, name))
 
 
 def test_frames_seen_from_callees(jit):
