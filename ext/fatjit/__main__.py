@@ -32,6 +32,8 @@ environment:
   FATJIT_STATS=1                 print a summary table to stderr at exit
   FATJIT_LOG=EVENT,...           one line per event on stderr: specialize, refuse, guard,
                                  or all
+  FATJIT_AST=1                   specialize imported modules from their source as well
+                                 (the AST specializer's import hook)
 """
 
 
@@ -163,6 +165,9 @@ def main(argv):
     except ValueError as error:  # a malformed FATJIT_SPECIALIZE_THRESHOLD
         sys.stderr.write(f"python -m fatjit: error: {error}\n")
         return 2
+    if os.environ.get("FATJIT_AST", "") == "1":  # the AST specializer's import hook
+        from fatjit._ast import import_hook
+        import_hook.install()
     try:
         run()
     except SystemExit:

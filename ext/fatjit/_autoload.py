@@ -6,9 +6,19 @@ must not break because of fatjit: a failure to turn it on is reported on one lin
 a fatjit that cannot be imported at all is reported by site ("Error processing line ..." or
 "Error in sitecustomize"); either way the program then runs without it. Sub-interpreters (which
 run site too) are left alone silently: automatic mode belongs to the main interpreter.
+FATJIT_AST=1 also installs the AST specializer's import hook (fatjit/_ast/import_hook.py):
+modules imported from then on get source-level specializations.
 """
 
 import sys
+
+
+def install_ast_hook_if_asked():
+    """FATJIT_AST=1: the import hook of the AST specializer (only in automatic mode)."""
+    import os
+    if os.environ.get("FATJIT_AST", "") == "1":
+        from fatjit._ast import import_hook
+        import_hook.install()
 
 
 def _enable():
@@ -16,6 +26,7 @@ def _enable():
         import fatjit
         if fatjit._fatjit._in_main_interpreter():
             fatjit.enable()
+            install_ast_hook_if_asked()
     except Exception as exc:  # noqa: BLE001  (any failure: report it and run without fatjit)
         print(f"fatjit: FATJIT=auto ignored: {type(exc).__name__}: {exc}", file=sys.stderr)
 

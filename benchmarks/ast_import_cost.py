@@ -1,0 +1,171 @@
+"""What the AST specializer's import hook (FATJIT=auto FATJIT_AST=1) costs at import time, and
+what it brings on the benchmark suite, side by side.
+
+    python3 benchmarks/ast_import_cost.py                   # ~30 stdlib modules, 5 rounds
+    python3 benchmarks/ast_import_cost.py --suite globals_builtins,nbody --n full
+
+Imports: each module is imported in a fresh process (its own dependencies included, as a
+program would), timed in-process with perf_counter around the import statement; the median of
+the rounds is reported per mode:
+  cpython      plain python3, .pyc files present (warm)
+  auto         FATJIT=auto, no hook: automatic mode's own cost
+  ast-first    FATJIT=auto FATJIT_AST=1, .pyc present, AST cache absent: parse, passes,
+               second compile, cache write, registration
+  ast-second   the same again: the AST cache is read (and each specialization registered)
+Every mode uses a private PYTHONPYCACHEPREFIX (copied from a warmed one), so the runs never write
+into the interpreter's own __pycache__ directories. Modules imported at start-up (before the
+hook is installed) are not transformed: the list avoids them.
+
+Suite (--suite): benchmarks/worker.py per program in modes cpython, auto (python -m fatjit)
+and auto+ast (the same with FATJIT_AST=1), median of the timed calls, 3 processes each.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DEFAULT_PACKAGE = os.path.join(ROOT, "build", "python")
+
+MODULES = ["argparse", "ast", "base64", "calendar", "colorsys", "configparser", "csv",
+           "dataclasses", "difflib", "email.message", "fractions", "gettext", "glob",
+           "graphlib", "heapq", "html.parser", "http.client", "inspect", "json", "queue",
+           "logging", "pathlib", "pprint", "random", "shlex", "statistics", "string",
+           "textwrap", "tokenize", "tomllib", "urllib.parse", "uuid", "zipfile"]
+
+PROGRAM = """
+import sys, time
+t0 = time.perf_counter()
+import {module}
+t1 = time.perf_counter()
+import json
+out = {{"import_s": t1 - t0}}
+if "fatjit._ast" in sys.modules:
+    out["ast"] = sys.modules["fatjit._ast"].stats()
+print("AST-COST " + json.dumps(out))
+"""
+
+
+def environment(package, prefix, mode):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FATJIT") and k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+    env["PYTHONPATH"] = package
+    env["PYTHONPYCACHEPREFIX"] = prefix
+    if mode != "cpython":
+        env["FATJIT"] = "auto"
+    if mode.startswith("ast"):
+        env["FATJIT_AST"] = "1"
+    return env
+
+
+def measure(python, package, prefix, mode, module):
+    done = subprocess.run([python, "-c", PROGRAM.format(module=module)],
+                          env=environment(package, prefix, mode), capture_output=True,
+                          text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} {module}: {done.stderr.strip()[-500:]}")
+    line = [l for l in done.stdout.splitlines() if l.startswith("AST-COST ")][-1]
+    return json.loads(line[len("AST-COST "):])
+
+
+def import_costs(args):
+    work = tempfile.mkdtemp(prefix="fatjit-ast-cost-")
+    warm = os.path.join(work, "warm")
+    modules = args.modules.split(",") if args.modules else MODULES
+    rows = {}
+    try:
+        for module in modules:  # warm the .pyc files of every module and its dependencies
+            measure(args.python, args.package, warm, "cpython", module)
+        for module in modules:
+            times = {"cpython": [], "auto": [], "ast-first": [], "ast-second": []}
+            functions = transformed = 0
+            for _ in range(args.rounds):
+                for mode in ("cpython", "auto"):
+                    times[mode].append(measure(args.python, args.package, warm, mode,
+                                               module)["import_s"])
+                fresh = os.path.join(work, "fresh")
+                shutil.rmtree(fresh, ignore_errors=True)
+                shutil.copytree(warm, fresh)
+                first = measure(args.python, args.package, fresh, "ast-first", module)
+                second = measure(args.python, args.package, fresh, "ast-second", module)
+                times["ast-first"].append(first["import_s"])
+                times["ast-second"].append(second["import_s"])
+                functions = second.get("ast", {}).get("functions_specialized", 0)
+                transformed = second.get("ast", {}).get("modules_specialized", 0)
+                assert second.get("ast", {}).get("cache_misses", 0) == 0, (module, second)
+            rows[module] = ({mode: statistics.median(v) for mode, v in times.items()},
+                            functions, transformed)
+            med = rows[module][0]
+            print(f"{module:16} cpython {med['cpython'] * 1e3:7.2f} ms  auto {med['auto'] * 1e3:7.2f}"
+                  f"  ast-first {med['ast-first'] * 1e3:7.2f}  ast-second "
+                  f"{med['ast-second'] * 1e3:7.2f}   modules specialized {transformed:3d}, "
+                  f"functions {functions:4d}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    total = {mode: sum(r[0][mode] for r in rows.values()) for mode in
+             ("cpython", "auto", "ast-first", "ast-second")}
+    print(f"\n{'total':16} cpython {total['cpython'] * 1e3:7.1f} ms  auto {total['auto'] * 1e3:7.1f}"
+          f"  ast-first {total['ast-first'] * 1e3:7.1f}  ast-second {total['ast-second'] * 1e3:7.1f}"
+          f"   (sum of per-module medians over {len(rows)} modules, {args.rounds} rounds)")
+    print(f"ratios vs auto: ast-first {total['ast-first'] / total['auto']:.2f}x, "
+          f"ast-second {total['ast-second'] / total['auto']:.2f}x")
+
+
+def suite(args):
+    rows = []
+    for bench in args.suite.split(","):
+        sizes = {}
+        out = subprocess.run([args.python, "-c", f"import sys; sys.path.insert(0, {HERE!r}); "
+                              f"import suite.{bench} as m; print(m.SIZES[{args.n!r}])"],
+                             capture_output=True, text=True, check=True)
+        n = int(out.stdout.strip())
+        for mode in ("cpython", "auto", "auto+ast"):
+            medians = []
+            for _ in range(args.processes):
+                with tempfile.TemporaryDirectory() as prefix:
+                    env = environment(args.package, prefix,
+                                      {"cpython": "cpython", "auto": "auto",
+                                       "auto+ast": "ast"}[mode])
+                    command = [args.python] + (["-m", "fatjit"] if mode != "cpython" else []) + [
+                        os.path.join(HERE, "worker.py"), bench, str(n), "--warmups", "1",
+                        "--runs", "3"]
+                    done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                          timeout=900, cwd=HERE)
+                    if done.returncode != 0:
+                        raise RuntimeError(f"{bench} {mode}: {done.stderr[-500:]}")
+                    line = [l for l in done.stdout.splitlines()
+                            if l.startswith("FATJIT-BENCH ")][-1]
+                    medians.append(statistics.median(json.loads(line[13:])["times"]))
+            sizes[mode] = statistics.median(medians)
+        rows.append((bench, sizes))
+        print(f"{bench:18} cpython {sizes['cpython'] * 1e3:9.2f} ms  auto "
+              f"{sizes['auto'] * 1e3:9.2f} ms  auto+ast {sizes['auto+ast'] * 1e3:9.2f} ms   "
+              f"auto+ast vs auto {sizes['auto'] / sizes['auto+ast']:.2f}x faster, vs cpython "
+              f"{sizes['cpython'] / sizes['auto+ast']:.2f}x", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--package", default=DEFAULT_PACKAGE,
+                        help="directory holding the fatjit package (default build/python)")
+    parser.add_argument("--modules", help="comma-separated module names (default: ~30 stdlib)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--suite", help="comma-separated suite programs: run those instead")
+    parser.add_argument("--n", default="quick", choices=("quick", "full"))
+    parser.add_argument("--processes", type=int, default=3)
+    args = parser.parse_args()
+    if args.suite:
+        suite(args)
+    else:
+        import_costs(args)
+
+
+if __name__ == "__main__":
+    main()
