@@ -18,8 +18,8 @@ Modes (each program runs as its own subprocess per mode, see worker.py):
   fatjit-jit         the same with fatjit.jit(f): specialized, then compiled to native code at
                      the first call (n/a while fatjit has no `jit`; a JIT that exists but
                      compiles nothing, e.g. its backend does not load, FAILS every program)
-  fatjit-auto        `python -m fatjit worker.py ...` with FATJIT_SPECIALIZE_THRESHOLD=0 and
-                     FATJIT_JIT_THRESHOLD=0: the program unchanged, and every function the
+  fatjit-auto        `python -m fatjit worker.py ...` with FATJIT_SPECIALIZE_THRESHOLD=0,
+                     FATJIT_JIT_THRESHOLD=0, FATJIT_JIT_BACKGROUND=0: the program unchanged, and every function the
                      process calls (the stdlib's and the worker's too) specialized and compiled
                      at its first call: the stress setting, not the default thresholds (n/a
                      while there is no fatjit.__main__ or enable() takes no jit_threshold)
@@ -186,7 +186,11 @@ def fatjit_modes(python, fatjit_path):
         modes.append(Mode("fatjit-jit", [python], jit_env, where + "; " + (
             last_line(out) if status == 0 else "JIT PROBE FAILED: " + last_line(out))))
 
-    auto_env = dict(jit_env, FATJIT_SPECIALIZE_THRESHOLD="0", FATJIT_JIT_THRESHOLD="0")
+    # FATJIT_JIT_BACKGROUND=0: compiled in the calling thread at the first call, as documented
+    # (automatic mode's default compiles on a background thread, so the first calls would run
+    # bytecode while codegen is under way)
+    auto_env = dict(jit_env, FATJIT_SPECIALIZE_THRESHOLD="0", FATJIT_JIT_THRESHOLD="0",
+                    FATJIT_JIT_BACKGROUND="0")
     status, out = probe([python], env, (
         "import sys, importlib.util, fatjit\n"
         "if not importlib.util.find_spec('fatjit.__main__'): sys.exit(3)\n"

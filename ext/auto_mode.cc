@@ -6,11 +6,13 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "ext/auto_specialize.h"
 #include "ext/dispatch.h"
 #include "ext/tuning.h"
+#include "jit/compile_function.h"
 
 namespace fatjit {
 namespace {
@@ -18,6 +20,7 @@ namespace {
 int32_t g_threshold = tuning::kDefaultSpecializeThreshold;  // in force: min(specialize, jit)
 int32_t g_specialize_threshold = tuning::kDefaultSpecializeThreshold;
 int32_t g_jit_threshold = -1;
+bool g_jit_background = true;
 
 // Calls to wait before the attempt after `attempts` attempts, or 0 for none.
 int32_t CallsBeforeNextAttempt(int32_t attempts) {
@@ -40,7 +43,7 @@ bool Attempt(CodeState* state, PyFunctionObject* func) {
   ++state->attempts;
   state->calls_until_attempt = CallsBeforeNextAttempt(state->attempts);
   if (!AddPendingAutomatic(state, reinterpret_cast<PyObject*>(func),
-                           specializer::Assume::kStable, JitRequested())) {
+                           specializer::Assume::kStable, JitRequested(), g_jit_background)) {
     PyErr_Clear();  // out of memory: the original code runs
     return false;
   }
@@ -115,6 +118,7 @@ bool CountCallSlow(CodeState* state, _PyInterpreterFrame* frame) {
 
 int32_t SpecializeThreshold() { return g_specialize_threshold; }
 int32_t JitThreshold() { return g_jit_threshold; }
+bool JitBackground() { return g_jit_background; }
 
 std::string DescribeHotness(const CodeState& state) {
   if (state.attempts == 0 && state.calls_until_attempt == kNotCounted) return "";
@@ -156,12 +160,69 @@ bool ThresholdArgument(PyObject* arg, const char* keyword, const char* variable,
   return true;
 }
 
+// enable(jit_background=): a bool, or None for FATJIT_JIT_BACKGROUND ("0" or "1"; unset = 1).
+bool BackgroundArgument(PyObject* arg, bool* background) {
+  if (arg == Py_None) {
+    const char* text = std::getenv("FATJIT_JIT_BACKGROUND");
+    if (text == nullptr || *text == '\0' || std::strcmp(text, "1") == 0) {
+      *background = true;
+      return true;
+    }
+    if (std::strcmp(text, "0") == 0) {
+      *background = false;
+      return true;
+    }
+    PyErr_Format(PyExc_ValueError, "fatjit: FATJIT_JIT_BACKGROUND must be 0 or 1, not '%s'",
+                 text);
+    return false;
+  }
+  if (!PyBool_Check(arg)) {
+    PyErr_Format(PyExc_TypeError, "fatjit.enable: jit_background must be a bool or None, not %s",
+                 Py_TYPE(arg)->tp_name);
+    return false;
+  }
+  *background = arg == Py_True;
+  return true;
+}
+
+bool CodeLimitFromEnvironment() {
+  const char* text = std::getenv("FATJIT_CODE_LIMIT");
+  if (text == nullptr || *text == '\0') {
+    jit::SetCodeLimit(tuning::kDefaultCodeLimitBytes);
+    return true;
+  }
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long value = std::strtoull(text, &end, 10);
+  uint64_t scale = 1;
+  if (end != text && *end != '\0' && end[1] == '\0') {
+    switch (*end) {
+      case 'K': case 'k': scale = 1ull << 10; ++end; break;
+      case 'M': case 'm': scale = 1ull << 20; ++end; break;
+      case 'G': case 'g': scale = 1ull << 30; ++end; break;
+      default: break;
+    }
+  }
+  if (!std::isdigit(static_cast<unsigned char>(*text)) || errno != 0 || *end != '\0' ||
+      value > (UINT64_MAX >> 30)) {
+    PyErr_Format(PyExc_ValueError,
+                 "fatjit: FATJIT_CODE_LIMIT must be a number of bytes of native code, optionally "
+                 "with K, M or G (0 = no limit), not '%s'",
+                 text);
+    return false;
+  }
+  jit::SetCodeLimit(value * scale);
+  return true;
+}
+
 PyObject* EnableAutoMode(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"specialize_threshold", "jit_threshold", nullptr};
+  static const char* kwlist[] = {"specialize_threshold", "jit_threshold", "jit_background",
+                                 nullptr};
   PyObject* specialize_obj = Py_None;
   PyObject* jit_obj = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OO:enable", const_cast<char**>(kwlist),
-                                   &specialize_obj, &jit_obj)) {
+  PyObject* background_obj = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOO:enable", const_cast<char**>(kwlist),
+                                   &specialize_obj, &jit_obj, &background_obj)) {
     return nullptr;
   }
   if (!InMainInterpreter("fatjit.enable")) return nullptr;
@@ -172,8 +233,11 @@ PyObject* EnableAutoMode(PyObject*, PyObject* args, PyObject* kwargs) {
       !ThresholdArgument(jit_obj, "jit_threshold", "FATJIT_JIT_THRESHOLD", -1, &jit_threshold)) {
     return nullptr;
   }
+  bool jit_background;
+  if (!BackgroundArgument(background_obj, &jit_background)) return nullptr;
   g_specialize_threshold = specialize_threshold;
   g_jit_threshold = jit_threshold;
+  g_jit_background = jit_background;
   g_threshold = jit_threshold >= 0 ? std::min(specialize_threshold, jit_threshold)
                                    : specialize_threshold;
   internal::g_auto_mode_on = true;

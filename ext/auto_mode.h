@@ -64,12 +64,19 @@ int32_t JitThreshold();
 // Automatic mode compiles what it specializes: a JIT threshold is set. A function is attempted
 // at min(specialize threshold, JIT threshold) calls.
 inline bool JitRequested() { return JitThreshold() >= 0; }
+// Automatic mode's compiles run on the background thread: FATJIT_JIT_BACKGROUND or
+// enable(jit_background=), read at enable(); on unless set to 0/False.
+bool JitBackground();
+
+// FATJIT_CODE_LIMIT (bytes, with an optional K/M/G; unset: tuning::kDefaultCodeLimitBytes)
+// into jit::SetCodeLimit. At module init; false with ValueError for a malformed value.
+bool CodeLimitFromEnvironment();
 
 // What automatic mode did and will do with this code object, for explain(); empty if it
 // never counted it.
 std::string DescribeHotness(const CodeState& state);
 
-// fatjit.enable(*, specialize_threshold=None), fatjit.disable(), fatjit.is_enabled().
+// fatjit.enable(*, specialize_threshold=None, jit_threshold=None, jit_background=None), fatjit.disable(), fatjit.is_enabled().
 // enable() and disable() raise RuntimeError in a sub-interpreter.
 PyObject* EnableAutoMode(PyObject* module, PyObject* args, PyObject* kwargs);
 PyObject* DisableAutoMode(PyObject* module, PyObject* unused);

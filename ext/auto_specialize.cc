@@ -10,6 +10,7 @@
 #include "ext/specialize_api.h"
 #include "ext/stats.h"
 #include "jit/compile_function.h"
+#include "jit/compile_queue.h"
 
 namespace fatjit {
 
@@ -44,7 +45,7 @@ PyObject* SpecializeAuto(PyObject*, PyObject* args, PyObject* kwargs) {
 }
 
 bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume assume,
-                         bool jit) {
+                         bool jit, bool jit_background) {
   // A new request replaces the function's earlier automatic specialization.
   for (size_t i = 0; i < state->specializations.size();) {
     const auto& spec = state->specializations[i];
@@ -61,6 +62,7 @@ bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume a
   spec->pending = true;
   spec->assume = assume;
   spec->jit = jit;
+  spec->jit_background = jit && jit_background;
   state->last_refusal.clear();
   AddSpecialization(state, std::move(spec));
   return true;
@@ -100,13 +102,13 @@ bool Make(specializer::SpecializeResult& result, PyFunctionObject* func, Made& m
   return true;
 }
 
-// Compiles `code` (the specialization, or the function's own code) for frames of `func`.
+// The compile of `code` (the specialization, or the function's own code) for frames of `func`.
 // Native code re-checks the guards after arbitrary code when a rewrite relies on them beyond the
 // entry (assume="entry"); automatic specializations under "stable" use none past the entry.
-jit::CompileResult CompileForSpecialization(PyFunctionObject* func, PyCodeObject* code,
-                                            const std::vector<specializer::Rewrite>& rewrites,
-                                            const std::vector<Ref<>>& guard_objects,
-                                            specializer::Assume assume) {
+jit::CompileRequest RequestForSpecialization(PyFunctionObject* func, PyCodeObject* code,
+                                             const std::vector<specializer::Rewrite>& rewrites,
+                                             const std::vector<Ref<>>& guard_objects,
+                                             specializer::Assume assume) {
   jit::CompileRequest request;
   request.original = reinterpret_cast<PyCodeObject*>(func->func_code);
   request.compiled = code;
@@ -119,14 +121,21 @@ jit::CompileResult CompileForSpecialization(PyFunctionObject* func, PyCodeObject
       request.keep_alive.push_back(object);
     }
   }
-  return jit::CompileFunction(std::move(request));
+  return request;
 }
 
+std::string RefusalText(const jit::CompileResult& compiled) {
+  if (compiled.code) return "";
+  return absl::StrFormat("%s%s%s", jit::JitRefusalName(compiled.refusal),
+                         compiled.detail.empty() ? "" : ": ", compiled.detail);
+}
+
+// `func` may be null (it died while a background compile ran): counted, not logged.
 void RecordCompile(PyFunctionObject* func, const jit::CompileResult& compiled) {
   Stats& stats = GlobalStats();
   if (compiled.code) {
     ++stats.jit_compiled;
-    if (LogEnabled(LogEvent::kCompile)) {
+    if (func != nullptr && LogEnabled(LogEvent::kCompile)) {
       LogFunctionEvent(LogEvent::kCompile, func,
                        absl::StrFormat("compiled: %u bytes of native code, %u deopt sites, %.2f ms",
                                        compiled.code->code_size(),
@@ -136,11 +145,42 @@ void RecordCompile(PyFunctionObject* func, const jit::CompileResult& compiled) {
     return;
   }
   ++stats.jit_refused[static_cast<int>(compiled.refusal)];
-  if (LogEnabled(LogEvent::kCompile)) {
+  if (func != nullptr && LogEnabled(LogEvent::kCompile)) {
     LogFunctionEvent(LogEvent::kCompile, func,
                      absl::StrFormat("refused: %s%s%s", jit::JitRefusalName(compiled.refusal),
                                      compiled.detail.empty() ? "" : ": ", compiled.detail));
   }
+}
+
+// Runs on the compiler thread with the GIL (compile_queue.h): attaches the machine code to the
+// specialization `id` of `code_ref`'s code object if both are still there.
+// `on_worker` is false when the queue could not take the job and codegen ran in the caller.
+void FinishBackgroundCompile(const Ref<>& code_ref, uint64_t id,
+                             std::unique_ptr<jit::LoweredFunction> lowered, bool dropped,
+                             bool on_worker) {
+  PyObject* code = PyWeakref_GET_OBJECT(code_ref.obj());
+  CodeState* state =
+      code == Py_None ? nullptr : CodeStateOf(reinterpret_cast<PyCodeObject*>(code));
+  size_t index = 0;
+  Specialization* spec = state == nullptr ? nullptr : FindSpecialization(state, id, &index);
+  jit::JitCounters& counters = jit::GlobalJitCounters();
+  if (dropped) {
+    ++counters.background_dropped;
+    if (spec != nullptr) {
+      spec->jit_in_flight = false;
+      spec->jit_refusal = "background compile dropped (interpreter exit or fork)";
+    }
+    return;
+  }
+  jit::CompileResult compiled = jit::FinishCompile(std::move(lowered));
+  if (on_worker) ++counters.background_compiles;
+  PyObject* func = spec == nullptr ? nullptr : spec->owner_function();
+  RecordCompile(reinterpret_cast<PyFunctionObject*>(func), compiled);
+  if (spec == nullptr) return;  // dropped meanwhile: the code is freed with `compiled`
+  spec->jit_in_flight = false;
+  state->last_jit_refusal = RefusalText(compiled);
+  spec->jit_refusal = state->last_jit_refusal;
+  if (compiled.code) spec->native = std::move(compiled.code);
 }
 
 }  // namespace
@@ -150,6 +190,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   const uint64_t id = pending->id;
   const specializer::Assume assume = pending->assume;
   const bool jit = pending->jit;
+  const bool background = pending->jit_background;
   pending->materializing = true;
   // Until FindSpecialization below, allocating Python objects can run the garbage collector,
   // hence finalizers, hence other threads: nothing here may hold `pending` or an index.
@@ -167,11 +208,25 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   auto* original = reinterpret_cast<PyCodeObject*>(func->func_code);
   const bool compile_original = jit && result.refused;
   jit::CompileResult compiled;
+  std::unique_ptr<jit::LoweredFunction> lowered;  // background: codegen still to run
+  Ref<> code_ref;                                  // background: finds the code object again
   if (jit) {
     if (compile_original) made.code = Ref<PyCodeObject>::Create(original);
     if (made.code) {
-      compiled = CompileForSpecialization(func, made.code.get(), result.rewrites,
-                                          made.guard_objects, assume);
+      jit::CompileRequest request = RequestForSpecialization(
+          func, made.code.get(), result.rewrites, made.guard_objects, assume);
+      if (background) {
+        code_ref = Ref<>::Steal(PyWeakref_NewRef(reinterpret_cast<PyObject*>(original), nullptr));
+        if (!code_ref) PyErr_Clear();  // out of memory: compile here and now
+      }
+      if (code_ref) {
+        jit::LowerResult l = jit::LowerFunction(std::move(request));
+        lowered = std::move(l.lowered);
+        compiled.refusal = l.refusal;
+        compiled.detail = std::move(l.detail);
+      } else {
+        compiled = jit::CompileFunction(std::move(request));
+      }
     } else {
       compiled.refusal = jit::JitRefusal::kLayoutMismatch;
       compiled.detail = "the specialized code does not fit the frame";
@@ -182,14 +237,11 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   stats.specialize_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count();
   for (const auto& [pass, count] : result.proposals_by_pass) stats.rewrites_by_pass[pass] += count;
   Specialization* spec = FindSpecialization(state, id, index);
-  if (jit) {
+  if (jit && !lowered) {
     RecordCompile(func, compiled);
-    state->last_jit_refusal =
-        compiled.code ? ""
-                      : absl::StrFormat("%s%s%s", jit::JitRefusalName(compiled.refusal),
-                                        compiled.detail.empty() ? "" : ": ", compiled.detail);
+    state->last_jit_refusal = RefusalText(compiled);
   }
-  if (result.refused && !compiled.code) {
+  if (result.refused && !compiled.code && !lowered) {
     ++stats.auto_refused[static_cast<int>(result.refusal)];
     state->last_refusal = specializer::RefusalMessage(result.refusal);
     if (!result.detail.empty()) state->last_refusal += " (" + result.detail + ")";
@@ -227,6 +279,17 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   spec->attribute_feedback = std::move(result.attribute_feedback);
   spec->materializing = false;
   spec->pending = false;
+  if (lowered) {
+    const uint64_t spec_id = spec->id;
+    spec->jit_in_flight = true;
+    // The queue takes the job unless it is full or shut down; then codegen runs here.
+    auto finish = [code_ref, spec_id](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
+      FinishBackgroundCompile(code_ref, spec_id, std::move(done), dropped, true);
+    };
+    if (!jit::CompileQueue::Get().Submit(lowered, finish)) {
+      FinishBackgroundCompile(code_ref, spec_id, std::move(lowered), false, false);
+    }
+  }
   return true;
 }
 

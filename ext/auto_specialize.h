@@ -13,8 +13,9 @@ namespace fatjit {
 // Gives `func` (a Python function whose code has `state`) a pending automatic specialization,
 // replacing its earlier automatic one. Dropping that one can run arbitrary code (__del__).
 // False with an exception set on failure (out of memory).
+// With `jit_background`, MaterializePending hands codegen to the background compiler thread.
 bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume assume,
-                         bool jit);
+                         bool jit, bool jit_background = false);
 
 // Turns the pending automatic specialization state->specializations[*index] of `func` into a
 // real one, or drops it if the specializer refuses. Returns whether it is still there, at

@@ -46,6 +46,10 @@ struct Specialization {
   bool jit = false;
   std::shared_ptr<jit::NativeCode> native;
   std::string jit_refusal;  // why it was not compiled, if it was not
+  // Automatic mode compiles on the background thread (jit/compile_queue.h): the specialization
+  // runs its bytecode until `native` is set; `jit_in_flight` while the compile is under way.
+  bool jit_background = false;
+  bool jit_in_flight = false;
 
   // The owning function, or null once it died.
   PyObject* owner_function() const;

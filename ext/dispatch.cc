@@ -1,7 +1,11 @@
 // The PEP 523 dispatcher: see dispatch.h for what it assumes and guarantees.
 #include "ext/dispatch.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <vector>
+
+#include <internal/pycore_interp.h>
 
 #include "base/cpython_compat.h"
 #include "ext/auto_mode.h"
@@ -9,6 +13,7 @@
 #include "ext/code_state.h"
 #include "ext/event_log.h"
 #include "ext/stats.h"
+#include "jit/runtime/native_call.h"
 
 namespace fatjit {
 namespace {
@@ -175,12 +180,57 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
   return compat::EvalFrameDefault(tstate, frame, throwflag);
 }
 
+// The direct-call resolver (jit/runtime/native_call.h): the one outcome of Dispatch on a fresh
+// frame pushed by native code's CALL that needs no side effect, namely "the first specialization
+// of this function passes its guards and is native". Everything else returns null, and the
+// caller runs the hook, which decides as always: a dead owner or a pending specialization (which
+// Dispatch drops or materializes), a guard failure (counted there, a later specialization may
+// pass), swapped code or a stand-in callable, auto-mode counting, tracing, another hook. On
+// success it counts what Dispatch would have counted for the same run.
+std::shared_ptr<jit::NativeCode> ResolveDirectCall(PyThreadState* tstate,
+                                                   _PyInterpreterFrame* frame) {
+  if (tstate->interp->eval_frame != Dispatch || compat::TracingActive(tstate)) return nullptr;
+  PyCodeObject* code = compat::FrameCode(frame);
+  CodeState* state = CodeStateOf(code);
+  if (state == nullptr) return nullptr;
+  PyObject* func = reinterpret_cast<PyObject*>(compat::FrameFunction(frame));
+  for (const std::unique_ptr<Specialization>& entry : state->specializations) {
+    Specialization* spec = entry.get();
+    // spec->owner_function(), inline: this runs at every call.
+    PyObject* owner = PyWeakref_GET_OBJECT(spec->owner.obj());
+    if (owner == Py_None) return nullptr;
+    if (owner != func) continue;
+    if (spec->pending || !spec->native) return nullptr;
+    const CallArgs args{compat::FrameLocals(frame), ParameterCount(code)};
+    if (spec->guards.Check(args).result != GuardResult::kPass) return nullptr;
+    static Stats& stats = GlobalStats();
+    static jit::JitCounters& jit_counters = jit::GlobalJitCounters();
+    ++stats.guard_checks;
+    ++stats.specialized_runs;
+    ++spec->runs;
+    ++spec->native->calls;
+    ++jit_counters.native_calls;
+    return spec->native;
+  }
+  return nullptr;
+}
+
+// FATJIT_JIT_DIRECT_CALLS=0 keeps every call from native code on the ordinary path.
+bool DirectCallsEnabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("FATJIT_JIT_DIRECT_CALLS");
+    return value == nullptr || std::strcmp(value, "0") != 0;
+  }();
+  return enabled;
+}
+
 }  // namespace
 
 void InstallOrRemoveHook() {
   bool wanted = AutoModeOn() || LiveSpecializations() > 0;
   if (wanted == g_hook_installed) return;
   compat::SetEvalFrameHook(wanted ? Dispatch : nullptr);
+  jit::SetDirectCallResolver(wanted && DirectCallsEnabled() ? ResolveDirectCall : nullptr);
   g_hook_installed = wanted;
 }
 

@@ -3,6 +3,7 @@
 
 #include "ext/specialize_api.h"
 #include "jit/compile_function.h"
+#include "jit/compile_queue.h"
 
 namespace fatjit {
 
@@ -22,6 +23,31 @@ PyObject* JitReport(PyObject*, PyObject* func_obj) {
                        static_cast<Py_ssize_t>(ok ? result.code->code_size() : 0), "compile_s",
                        ok ? result.code->compile_ns * 1e-9 : 0.0, "deopt_sites",
                        static_cast<Py_ssize_t>(ok ? result.code->deopt_sites().size() : 0));
+}
+
+PyObject* JitShutdown(PyObject*, PyObject*) {
+  jit::CompileQueue::Get().Shutdown();
+  Py_RETURN_NONE;
+}
+
+PyObject* JitBeforeFork(PyObject*, PyObject*) {
+  jit::CompileQueue::Get().BeforeFork();
+  Py_RETURN_NONE;
+}
+
+PyObject* JitAfterForkInParent(PyObject*, PyObject*) {
+  jit::CompileQueue::Get().AfterForkInParent();
+  Py_RETURN_NONE;
+}
+
+PyObject* JitAfterForkInChild(PyObject*, PyObject*) {
+  jit::CompileQueue::Get().AfterForkInChild();
+  Py_RETURN_NONE;
+}
+
+PyObject* WaitForCompiles(PyObject*, PyObject*) {
+  jit::CompileQueue::Get().Drain();
+  Py_RETURN_NONE;
 }
 
 }  // namespace fatjit

@@ -33,6 +33,16 @@ PyMethodDef kMethods[] = {
      "_round_trip(code) -> bool: decode and re-encode co_code and co_exceptiontable (tests)."},
     {"_jit_report", JitReport, METH_O,
      "_jit_report(func) -> dict: compile func's code now, attach nothing, report (sweeps)."},
+    {"_jit_shutdown", JitShutdown, METH_NOARGS,
+     "_jit_shutdown(): stop the background compiler thread (atexit)."},
+    {"_jit_before_fork", JitBeforeFork, METH_NOARGS,
+     "_jit_before_fork(): hold the background compiler idle across fork."},
+    {"_jit_after_fork_in_parent", JitAfterForkInParent, METH_NOARGS,
+     "_jit_after_fork_in_parent(): let the background compiler go on."},
+    {"_jit_after_fork_in_child", JitAfterForkInChild, METH_NOARGS,
+     "_jit_after_fork_in_child(): the child starts with no compiler thread and an empty queue."},
+    {"wait_for_compiles", WaitForCompiles, METH_NOARGS,
+     "wait_for_compiles(): return once no background compile is queued or under way."},
     {"get_specialized", GetSpecialized, METH_O,
      "get_specialized(func) -> [(code, [guards...]), ...], newest first."},
     {"unspecialize", Unspecialize, METH_O, "unspecialize(func): drop func's specializations."},
@@ -69,7 +79,7 @@ PyMODINIT_FUNC PyInit__fatjit() {
   if (module == nullptr) return nullptr;
   fatjit::InitEventLogFromEnvironment();
   fatjit::InitDeoptLog();
-  if (!fatjit::InitCodeStateSlot() || !fatjit::AddGuardTypes(module) ||
+  if (!fatjit::CodeLimitFromEnvironment() || !fatjit::InitCodeStateSlot() || !fatjit::AddGuardTypes(module) ||
       PyModule_AddStringConstant(module, "dict_version_backend",
                                  fatjit::DictVersion::BackendName()) < 0) {
     Py_DECREF(module);

@@ -294,6 +294,8 @@ void AppendJitStatus(std::string& text, const Specialization& spec) {
       absl::StrAppendFormat(&text, "\n      deopt to offset %d (%s): %u times", site.target * 2,
                             jit::DeoptReasonName(site.reason), site.count);
     }
+  } else if (spec.jit_in_flight) {
+    text += "\n    JIT: compiling on the background thread (the bytecode runs meanwhile)";
   } else if (spec.jit) {
     absl::StrAppendFormat(&text, "\n    JIT: not compiled (%s)", spec.jit_refusal);
   }

@@ -5,6 +5,7 @@
 #include "ext/code_state.h"
 #include "ext/dispatch.h"
 #include "jit/backend_loader.h"
+#include "jit/compile_queue.h"
 #include "jit/native_code.h"
 
 namespace fatjit {
@@ -54,10 +55,18 @@ bool SetJit(PyObject* dict, const Stats& s) {
          SetFloat(j.obj(), "backend_load_s", c.backend_load_ns * 1e-9) &&
          SetInt(j.obj(), "code_bytes", c.code_bytes) &&
          SetInt(j.obj(), "native_calls", c.native_calls) &&
+         SetInt(j.obj(), "direct_calls", c.direct_calls) &&
          SetInt(j.obj(), "raises", c.raises) &&
+         SetInt(j.obj(), "attr_cache_hits", c.attr_cache_hits) &&
+         SetInt(j.obj(), "attr_cache_misses", c.attr_cache_misses) &&
+         SetInt(j.obj(), "background_compiles", c.background_compiles) &&
+         SetInt(j.obj(), "background_dropped", c.background_dropped) &&
+         SetInt(j.obj(), "in_flight", jit::CompileQueue::Get().InFlight()) &&
+         SetInt(j.obj(), "code_limit", jit::CodeLimit()) &&
          PyDict_SetItemString(j.obj(), "deopts", deopts.obj()) == 0 &&
          PyDict_SetItemString(j.obj(), "refused", refused.obj()) == 0 &&
          SetInt(j.obj(), "threshold", JitThreshold()) &&
+         PyDict_SetItemString(j.obj(), "background", JitBackground() ? Py_True : Py_False) == 0 &&
          PyDict_SetItemString(j.obj(), "backend_loaded",
                               jit::BackendLoaded() ? Py_True : Py_False) == 0 &&
          PyDict_SetItemString(dict, "jit", j.obj()) == 0;

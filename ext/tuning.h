@@ -46,6 +46,12 @@ inline constexpr int32_t kRetryBackoff = 16;
 // calls, taking its specialization with it.
 inline constexpr int32_t kMaxAttempts = 4;
 
+// Native code of live compiled functions beyond which the JIT refuses new compiles
+// (FATJIT_CODE_LIMIT overrides; 0 = none). Compiled functions measure 2-60 KB at O0 on the
+// benchmarks (benchmarks/run.py's JIT table), so 256 MiB is thousands of hot functions: a bound
+// against runaway compilation (closures re-made in a loop, exec'd code), not a working limit.
+inline constexpr uint64_t kDefaultCodeLimitBytes = 256ull << 20;
+
 }  // namespace fatjit::tuning
 
 #endif  // FATJIT_EXT_TUNING_H_

@@ -5,14 +5,18 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstddef>
+#include <string_view>
 #include <vector>
 
 #include <internal/pycore_interp.h>
+// _Py_SINGLETON(small_ints): the small-int cache inside the exported _PyRuntime.
+#include <internal/pycore_runtime.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "guards/guard_set.h"
 #include "jit/backend_loader.h"
+#include "jit/runtime/fast_paths.h"
 #include "jit/runtime/frame_exits.h"
 #include "jit/runtime/runtime.h"
 #include "specializer/bytecode/cfg.h"
@@ -43,6 +47,10 @@ const Helper kGuardsHold{"fatjit_rt_guards_hold",
 const Helper kIsTrue{"fatjit_rt_is_true", reinterpret_cast<const void*>(&fatjit_rt_is_true),
                          1};
 const Helper kDealloc{"_Py_Dealloc", reinterpret_cast<const void*>(&_Py_Dealloc), 1, false};
+const Helper kLongFromInt64{"PyLong_FromLongLong",
+                            reinterpret_cast<const void*>(&PyLong_FromLongLong), 1};
+const Helper kBoxFloat{"fatjit_rt_box_float", reinterpret_cast<const void*>(&fatjit_rt_box_float),
+                       1};
 
 struct OpEntry {
   Helper helper{nullptr, nullptr, 0};
@@ -78,6 +86,15 @@ constexpr int64_t kRefcnt = offsetof(PyObject, ob_refcnt);
 static_assert(sizeof(((PyObject*)nullptr)->ob_refcnt) == 8);
 static_assert(sizeof(((_PyCFrame*)nullptr)->use_tracing) == 1);
 static_assert(sizeof(((PyInterpreterState*)nullptr)->ceval.eval_breaker) == 4);
+// Numeric fast paths (see LowerBinaryOp): int and float layouts.
+constexpr int64_t kObType = offsetof(PyObject, ob_type);
+constexpr int64_t kObSize = offsetof(PyVarObject, ob_size);
+constexpr int64_t kIntDigit0 = offsetof(PyLongObject, ob_digit);
+constexpr int64_t kFloatValue = offsetof(PyFloatObject, ob_fval);
+static_assert(sizeof(((PyVarObject*)nullptr)->ob_size) == 8);
+static_assert(sizeof(((PyLongObject*)nullptr)->ob_digit[0]) == 4 && PYLONG_BITS_IN_DIGIT == 30);
+static_assert(sizeof(((PyFloatObject*)nullptr)->ob_fval) == 8);
+static_assert(_PY_NSMALLNEGINTS == 5 && _PY_NSMALLPOSINTS == 257);
 
 bool IsHandlerOnly(int opcode) {
   switch (opcode) {
@@ -113,6 +130,19 @@ int ParameterCount(PyCodeObject* code) {
          ((code->co_flags & CO_VARKEYWORDS) ? 1 : 0);
 }
 
+// Switches for the numeric fast paths (LowerBinaryOp, LowerCompareOp). FATJIT_JIT_INLINE_NUMBERS=0
+// in the environment (read once) turns them off: BINARY_OP and COMPARE_OP are helper calls only,
+// as before they existed (for A/B measurements and bisecting). kFuseCompareAndJump off: a fast
+// compare pushes a bool for the POP_JUMP instead of branching itself.
+bool NumericFastPathsEnabled() {
+  static const bool enabled = [] {
+    const char* setting = std::getenv("FATJIT_JIT_INLINE_NUMBERS");
+    return setting == nullptr || std::string_view(setting) != "0";
+  }();
+  return enabled;
+}
+constexpr bool kFuseCompareAndJump = true;
+
 struct Refused {
   JitRefusal refusal;
   std::string detail;
@@ -137,6 +167,28 @@ class FunctionCompiler {
   }
   bool LowerInstruction(int index);
   bool LowerHelper(int index, const OpEntry& op, PyObject* aux);
+
+  // Numeric fast paths inline (the section "Numeric fast paths" below says why they are exact).
+  bool LowerBinaryOp(int index);
+  bool LowerCompareOp(int index);
+  bool LowerSubscript(int index);
+  int LiveOpcode(const Instruction& inst) const;
+  Value TypeOf(Value object) { return e_.Load(object, kObType); }
+  Value IsType(Value type, PyTypeObject* expected) {
+    return e_.Compare(Cmp::kEq, type, e_.Ptr(expected));
+  }
+  // Branches to `yes` when both exact ints have |ob_size| <= 1, else to `no`.
+  void BranchIfCompactInts(Value left, Value right, Block yes, Block no);
+  Value CompactIntValue(Value object) {
+    return e_.Mul(e_.Load(object, kObSize), e_.Load(object, kIntDigit0, Width::k32));
+  }
+  Value FloatBits(Value object) { return e_.Load(object, kFloatValue); }
+  Value IntArithmetic(int op, Value a, Value b, Block slow);
+  // A new reference to the int `value` (the small-int cache or PyLong_FromLongLong); on
+  // allocation failure, an error exit at `inst` with `depth` values (the operands) on the stack.
+  Value BoxInt(Value value, const Instruction& inst, int depth);
+  // Replaces the two int or float operands at depth-2, depth-1 by `result`, then goes on.
+  void FinishNumeric(int index, Value left, Value right, Value result);
 
   // Memory of the frame.
   int64_t SlotOffset(int depth) const { return kLocalsplus + 8 * (nlocalsplus_ + depth); }
@@ -221,6 +273,7 @@ class FunctionCompiler {
   Value exit_site_slot_ = 0;
   Block shared_exit_ = -1;
   std::string layout_error_;  // set when an exit would resume at a point the original lacks
+  Value box_slot_ = -1;        // BoxInt's join: a StackSlot made on first use
 };
 
 bool FunctionCompiler::ValidResumePoint(int offset, int depth) const {
@@ -490,6 +543,388 @@ bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) 
   return true;
 }
 
+// ---- Numeric fast paths: BINARY_OP and COMPARE_OP on compact ints and exact floats ----------
+//
+// Assumes CPython 3.11's layouts (static_asserts above): an exact int with |ob_size| <= 1 holds
+// its value in ob_digit[0] (30 bits), so sums, differences, products (|a*b| < 2^60) and
+// quotients of two such values never leave int64; an exact float holds a C double in ob_fval.
+// Produces, per BINARY_OP and COMPARE_OP: type tests on the two operands, the operation on
+// machine values, and the generic helper call (LowerHelper, today's code) for every other case.
+// Which fast paths are emitted follows the interpreter's own feedback when it has any (the
+// quickened BINARY_OP_ADD_INT, COMPARE_OP_FLOAT_JUMP, ...): a site specialized for ints gets no
+// float path, one for strings gets none. A COMPARE_OP directly followed by
+// POP_JUMP_*_IF_FALSE/TRUE branches to the jump's successors on its fast paths, without a bool.
+//
+// Sound because: for two exact ints or two exact floats, the abstract operations reduce to
+// int's and float's own slots (in-place forms fall back to them: both types are immutable),
+// whose results are this arithmetic, compared as C compares (NaN unordered, -0.0 == 0.0);
+// division and modulo by zero, int true division and every mixed or other type take the slow
+// path. The fast paths run no Python code: boxing allocates untracked objects (no GC, so no
+// finalizer), the operands are ints or floats whose deallocation runs nothing, and no error is
+// possible except MemoryError from boxing (an error exit at the instruction, operands still on
+// the stack). So they need no tracing or guard re-check afterwards, unlike the slow path. The
+// fused POP_JUMP keeps its own block, lowered as usual, for the slow path and any other
+// predecessor: jump targets and exception ranges are untouched, and a backward jump polls the
+// eval breaker exactly as the POP_JUMP's own lowering does.
+
+// The form the interpreter quickened the instruction to (its type feedback), or the base opcode.
+int FunctionCompiler::LiveOpcode(const Instruction& inst) const {
+  for (PyCodeObject* code : {request_.compiled, request_.original}) {
+    if (inst.opcode_offset() >= Py_SIZE(code)) continue;
+    const int live = _Py_OPCODE(_PyCode_CODE(code)[inst.opcode_offset()]);
+    if (bytecode::DeoptOpcode(live) == inst.base_opcode) return live;
+  }
+  return inst.base_opcode;
+}
+
+void FunctionCompiler::BranchIfCompactInts(Value left, Value right, Block yes, Block no) {
+  auto compact = [&](Value v) {
+    return e_.Compare(Cmp::kUlt, e_.Add(e_.Load(v, kObSize), e_.Imm(1)), e_.Imm(3));
+  };
+  e_.Branch(e_.And(compact(left), compact(right)), yes, no);
+}
+
+namespace {
+
+// BINARY_OP's in-place forms compute as the binary ones for immutable numbers.
+int BinaryOpBase(int op) { return op >= NB_INPLACE_ADD ? op - NB_INPLACE_ADD : op; }
+
+bool IntOpInline(int op) {
+  switch (BinaryOpBase(op)) {
+    case NB_ADD: case NB_SUBTRACT: case NB_MULTIPLY: case NB_AND: case NB_OR: case NB_XOR:
+    case NB_FLOOR_DIVIDE: case NB_REMAINDER:
+      return true;
+    default:
+      return false;  // true division makes a float; shifts and powers can grow past int64
+  }
+}
+
+bool FloatOpInline(int op) {
+  switch (BinaryOpBase(op)) {
+    case NB_ADD: case NB_SUBTRACT: case NB_MULTIPLY: case NB_TRUE_DIVIDE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Cmp IntComparison(int op) {
+  switch (op) {
+    case Py_LT: return Cmp::kSlt;
+    case Py_LE: return Cmp::kSle;
+    case Py_EQ: return Cmp::kEq;
+    case Py_NE: return Cmp::kNe;
+    case Py_GT: return Cmp::kSgt;
+    default: return Cmp::kSge;
+  }
+}
+
+FCmp FloatComparison(int op) {
+  switch (op) {
+    case Py_LT: return FCmp::kOlt;
+    case Py_LE: return FCmp::kOle;
+    case Py_EQ: return FCmp::kOeq;
+    case Py_NE: return FCmp::kUne;
+    case Py_GT: return FCmp::kOgt;
+    default: return FCmp::kOge;
+  }
+}
+
+bool IsPopJumpOnBool(int opcode) {
+  switch (opcode) {
+    case POP_JUMP_FORWARD_IF_FALSE:
+    case POP_JUMP_BACKWARD_IF_FALSE:
+    case POP_JUMP_FORWARD_IF_TRUE:
+    case POP_JUMP_BACKWARD_IF_TRUE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+Value FunctionCompiler::IntArithmetic(int op, Value a, Value b, Block slow) {
+  switch (BinaryOpBase(op)) {
+    case NB_ADD: return e_.Add(a, b);
+    case NB_SUBTRACT: return e_.Sub(a, b);
+    case NB_MULTIPLY: return e_.Mul(a, b);
+    case NB_AND: return e_.And(a, b);
+    case NB_OR: return e_.Or(a, b);
+    case NB_XOR: return e_.Xor(a, b);
+    default: break;
+  }
+  // Floor division and modulo: C truncates; Python rounds toward -inf, so when the remainder is
+  // nonzero with the divisor's opposite sign, the quotient is one less and the modulo one
+  // divisor more. Division by zero raises: the slow path does.
+  Block nonzero = e_.NewBlock("nonzero_divisor");
+  e_.BranchUnlikely(e_.Compare(Cmp::kEq, b, e_.Imm(0)), slow, nonzero);
+  Enter(nonzero);
+  Value r = e_.SRem(a, b);
+  Value adjust = e_.And(e_.Compare(Cmp::kNe, r, e_.Imm(0)),
+                        e_.Compare(Cmp::kSlt, e_.Xor(r, b), e_.Imm(0)));
+  if (BinaryOpBase(op) == NB_FLOOR_DIVIDE) return e_.Sub(e_.SDiv(a, b), adjust);
+  return e_.Add(r, e_.Mul(b, adjust));
+}
+
+Value FunctionCompiler::BoxInt(Value value, const Instruction& inst, int depth) {
+  if (box_slot_ < 0) box_slot_ = e_.StackSlot();
+  Block small = e_.NewBlock("small_int");
+  Block allocate = e_.NewBlock("box_int");
+  Block boxed = e_.NewBlock("int_boxed");
+  Value biased = e_.Add(value, e_.Imm(_PY_NSMALLNEGINTS));
+  e_.Branch(e_.Compare(Cmp::kUlt, biased, e_.Imm(_PY_NSMALLNEGINTS + _PY_NSMALLPOSINTS)), small,
+            allocate);
+  Enter(small);
+  PyLongObject* small_ints = _Py_SINGLETON(small_ints);
+  Value cached = e_.Add(e_.Ptr(small_ints), e_.Mul(biased, e_.Imm(sizeof(PyLongObject))));
+  Incref(cached);
+  e_.Store(box_slot_, 0, cached);
+  e_.Jump(boxed);
+  Enter(allocate);
+  Value object = e_.Call(kLongFromInt64, {value});
+  Block allocated = e_.NewBlock("int_allocated");
+  e_.BranchUnlikely(e_.Compare(Cmp::kEq, object, e_.Imm(0)), ErrorExit(depth, inst), allocated);
+  Enter(allocated);
+  e_.Store(box_slot_, 0, object);
+  e_.Jump(boxed);
+  Enter(boxed);
+  return e_.Load(box_slot_, 0);
+}
+
+void FunctionCompiler::FinishNumeric(int index, Value left, Value right, Value result) {
+  const int d = depth_[index];
+  Decref(right);  // ceval's order; neither can run code (int and float deallocs run none)
+  Decref(left);
+  StoreSlot(d - 2, result);
+  e_.Jump(NextBlock(index));
+}
+
+bool FunctionCompiler::LowerBinaryOp(int index) {
+  const Instruction& inst = decoded_.instructions()[index];
+  const int d = depth_[index];
+  const int op = inst.oparg;
+  bool ints = IntOpInline(op);
+  bool floats = FloatOpInline(op);
+  switch (LiveOpcode(inst)) {
+    case BINARY_OP_ADD_INT: case BINARY_OP_SUBTRACT_INT: case BINARY_OP_MULTIPLY_INT:
+      floats = false;
+      break;
+    case BINARY_OP_ADD_FLOAT: case BINARY_OP_SUBTRACT_FLOAT: case BINARY_OP_MULTIPLY_FLOAT:
+      ints = false;
+      break;
+    case BINARY_OP_ADD_UNICODE: case BINARY_OP_INPLACE_ADD_UNICODE:
+      ints = floats = false;
+      break;
+    default:
+      break;
+  }
+  const OpEntry& generic = OpTable()[BINARY_OP];
+  if (!NumericFastPathsEnabled() || (!ints && !floats)) return LowerHelper(index, generic, nullptr);
+
+  Block slow = e_.NewBlock("binary_op_generic");
+  Value left = LoadSlot(d - 2);
+  Value right = LoadSlot(d - 1);
+  Value left_type = TypeOf(left);
+  Value right_type = TypeOf(right);
+  Block float_test = floats ? e_.NewBlock("float_operands") : slow;
+  if (ints) {
+    Block both_int = e_.NewBlock("int_operands");
+    Block compact = e_.NewBlock("compact_ints");
+    e_.Branch(e_.And(IsType(left_type, &PyLong_Type), IsType(right_type, &PyLong_Type)), both_int,
+              float_test);
+    Enter(both_int);
+    BranchIfCompactInts(left, right, compact, slow);
+    Enter(compact);
+    Value result = IntArithmetic(op, CompactIntValue(left), CompactIntValue(right), slow);
+    FinishNumeric(index, left, right, BoxInt(result, inst, d));
+  }
+  if (floats) {
+    if (!ints) e_.Jump(float_test);
+    Enter(float_test);
+    Block both_float = e_.NewBlock("float_arithmetic");
+    e_.Branch(e_.And(IsType(left_type, &PyFloat_Type), IsType(right_type, &PyFloat_Type)),
+              both_float, slow);
+    Enter(both_float);
+    Value a = FloatBits(left);
+    Value b = FloatBits(right);
+    Value bits;
+    switch (BinaryOpBase(op)) {
+      case NB_ADD: bits = e_.FAdd(a, b); break;
+      case NB_SUBTRACT: bits = e_.FSub(a, b); break;
+      case NB_MULTIPLY: bits = e_.FMul(a, b); break;
+      default: {  // NB_TRUE_DIVIDE: float division by zero (or -0.0) raises: the slow path does
+        Block nonzero = e_.NewBlock("nonzero_divisor");
+        e_.BranchUnlikely(e_.FCompare(FCmp::kOeq, b, e_.Imm(0)), slow, nonzero);
+        Enter(nonzero);
+        bits = e_.FDiv(a, b);
+        break;
+      }
+    }
+    Value result = e_.Call(kBoxFloat, {bits});
+    Block boxed = e_.NewBlock("float_boxed");
+    e_.BranchUnlikely(e_.Compare(Cmp::kEq, result, e_.Imm(0)), ErrorExit(d, inst), boxed);
+    Enter(boxed);
+    FinishNumeric(index, left, right, result);
+  }
+  Enter(slow);
+  return LowerHelper(index, generic, nullptr);
+}
+
+bool FunctionCompiler::LowerCompareOp(int index) {
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  const Instruction& inst = insts[index];
+  const int d = depth_[index];
+  const int op = inst.oparg;
+  bool ints = true;
+  bool floats = true;
+  switch (LiveOpcode(inst)) {
+    case COMPARE_OP_INT_JUMP: floats = false; break;
+    case COMPARE_OP_FLOAT_JUMP: ints = false; break;
+    case COMPARE_OP_STR_JUMP: ints = floats = false; break;
+    default: break;
+  }
+  const OpEntry& generic = OpTable()[COMPARE_OP];
+  if (!NumericFastPathsEnabled() || op < Py_LT || op > Py_GE || (!ints && !floats)) {
+    return LowerHelper(index, generic, nullptr);
+  }
+
+  // Where a true and a false outcome go: the successors of a POP_JUMP on the bool that follows
+  // (it pops the bool: depth d - 2 after it), or blocks that push the bool.
+  Block on_true;
+  Block on_false;
+  const bool fused = index + 2 < static_cast<int>(insts.size()) &&
+                     IsPopJumpOnBool(insts[index + 1].base_opcode) && blocks_[index + 1] >= 0 &&
+                     blocks_[index + 2] >= 0 && kFuseCompareAndJump;
+  if (fused) {
+    const Instruction& jump_inst = insts[index + 1];
+    const bool jump_if_true = jump_inst.base_opcode == POP_JUMP_FORWARD_IF_TRUE ||
+                              jump_inst.base_opcode == POP_JUMP_BACKWARD_IF_TRUE;
+    Block jump = IsBackward(jump_inst) ? BackEdge(jump_inst, depth_[index + 1] - 1)
+                                       : BlockAt(jump_inst.jump_target);
+    on_true = jump_if_true ? jump : NextBlock(index + 1);
+    on_false = jump_if_true ? NextBlock(index + 1) : jump;
+  } else {
+    on_true = e_.NewBlock("push_true");
+    on_false = e_.NewBlock("push_false");
+  }
+
+  Block slow = e_.NewBlock("compare_generic");
+  Value left = LoadSlot(d - 2);
+  Value right = LoadSlot(d - 1);
+  Value left_type = TypeOf(left);
+  Value right_type = TypeOf(right);
+  Block float_test = floats ? e_.NewBlock("float_operands") : slow;
+  if (ints) {
+    Block both_int = e_.NewBlock("int_operands");
+    Block compact = e_.NewBlock("compact_ints");
+    e_.Branch(e_.And(IsType(left_type, &PyLong_Type), IsType(right_type, &PyLong_Type)), both_int,
+              float_test);
+    Enter(both_int);
+    BranchIfCompactInts(left, right, compact, slow);
+    Enter(compact);
+    Value holds =
+        e_.Compare(IntComparison(op), CompactIntValue(left), CompactIntValue(right));
+    Decref(right);
+    Decref(left);
+    e_.Branch(holds, on_true, on_false);
+  }
+  if (floats) {
+    if (!ints) e_.Jump(float_test);
+    Enter(float_test);
+    Block both_float = e_.NewBlock("float_compare");
+    e_.Branch(e_.And(IsType(left_type, &PyFloat_Type), IsType(right_type, &PyFloat_Type)),
+              both_float, slow);
+    Enter(both_float);
+    Value holds = e_.FCompare(FloatComparison(op), FloatBits(left), FloatBits(right));
+    Decref(right);
+    Decref(left);
+    e_.Branch(holds, on_true, on_false);
+  }
+  if (!fused) {
+    for (auto [block, object] : {std::pair{on_true, Py_True}, std::pair{on_false, Py_False}}) {
+      Enter(block);
+      Value result = e_.Ptr(object);
+      Incref(result);
+      StoreSlot(d - 2, result);
+      e_.Jump(NextBlock(index));
+    }
+  }
+  Enter(slow);
+  return LowerHelper(index, generic, nullptr);
+}
+
+// BINARY_SUBSCR of an exact list or tuple by a compact int in [0, len), as ceval's
+// BINARY_SUBSCR_LIST_INT / _TUPLE_INT do (negative indexes, slices, other types: the helper).
+// The container loses a reference without reaching zero (a last reference takes the slow path,
+// where releasing the container may run finalizers and is followed by the usual checks); the
+// index is an int: nothing here runs code or raises.
+bool FunctionCompiler::LowerSubscript(int index) {
+  const Instruction& inst = decoded_.instructions()[index];
+  const int d = depth_[index];
+  bool lists = true;
+  bool tuples = true;
+  switch (LiveOpcode(inst)) {
+    case BINARY_SUBSCR_LIST_INT: tuples = false; break;
+    case BINARY_SUBSCR_TUPLE_INT: lists = false; break;
+    case BINARY_SUBSCR_DICT: case BINARY_SUBSCR_GETITEM: lists = tuples = false; break;
+    default: break;
+  }
+  const OpEntry& generic = OpTable()[BINARY_SUBSCR];
+  if (!NumericFastPathsEnabled() || (!lists && !tuples)) {
+    return LowerHelper(index, generic, nullptr);
+  }
+  Block slow = e_.NewBlock("subscript_generic");
+  Block int_index = e_.NewBlock("int_index");
+  Block compact_index = e_.NewBlock("compact_index");
+  Value container = LoadSlot(d - 2);
+  Value sub = LoadSlot(d - 1);
+  e_.Branch(IsType(TypeOf(sub), &PyLong_Type), int_index, slow);
+  Enter(int_index);
+  e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(e_.Load(sub, kObSize), e_.Imm(1)), e_.Imm(3)),
+            compact_index, slow);
+  Enter(compact_index);
+  Value i = CompactIntValue(sub);
+  Value container_type = TypeOf(container);
+  // In range (a negative index is a huge unsigned one) and not the container's last reference.
+  auto usable = [&]() {
+    return e_.And(e_.Compare(Cmp::kUlt, i, e_.Load(container, kObSize)),
+                  e_.Compare(Cmp::kSgt, e_.Load(container, kRefcnt), e_.Imm(1)));
+  };
+  auto finish = [&](Value item) {
+    Incref(item);
+    Decref(sub);  // an int: its deallocation runs nothing
+    DecrefNoDealloc(container);
+    StoreSlot(d - 2, item);
+    e_.Jump(NextBlock(index));
+  };
+  Block tuple_test = tuples ? e_.NewBlock("tuple_test") : slow;
+  if (lists) {
+    Block list = e_.NewBlock("list_index");
+    Block list_item = e_.NewBlock("list_item");
+    e_.Branch(IsType(container_type, &PyList_Type), list, tuple_test);
+    Enter(list);
+    e_.Branch(usable(), list_item, slow);
+    Enter(list_item);
+    Value items = e_.Load(container, offsetof(PyListObject, ob_item));
+    finish(e_.Load(e_.Add(items, e_.Mul(i, e_.Imm(sizeof(PyObject*)))), 0));
+  }
+  if (tuples) {
+    if (!lists) e_.Jump(tuple_test);
+    Enter(tuple_test);
+    Block tuple = e_.NewBlock("tuple_index");
+    Block tuple_item = e_.NewBlock("tuple_item");
+    e_.Branch(IsType(container_type, &PyTuple_Type), tuple, slow);
+    Enter(tuple);
+    e_.Branch(usable(), tuple_item, slow);
+    Enter(tuple_item);
+    Value address = e_.Add(container, e_.Mul(i, e_.Imm(sizeof(PyObject*))));
+    finish(e_.Load(address, offsetof(PyTupleObject, ob_item)));
+  }
+  Enter(slow);
+  return LowerHelper(index, generic, nullptr);
+}
+
 bool FunctionCompiler::LowerInstruction(int index) {
   const Instruction& inst = decoded_.instructions()[index];
   lowering_opcode_offset_ = inst.opcode_offset();
@@ -611,10 +1046,21 @@ bool FunctionCompiler::LowerInstruction(int index) {
       DecrefNoDealloc(v);
       e_.Jump(on_true);
       Enter(not_true);
-      e_.Branch(e_.Compare(Cmp::kEq, v, e_.Ptr(Py_False)), is_false, general);
+      // An exact int is true when nonzero (ob_size != 0); dropping it runs no code.
+      Block int_test = NumericFastPathsEnabled() ? e_.NewBlock("int_test") : general;
+      e_.Branch(e_.Compare(Cmp::kEq, v, e_.Ptr(Py_False)), is_false, int_test);
       Enter(is_false);
       DecrefNoDealloc(v);
       e_.Jump(on_false);
+      if (NumericFastPathsEnabled()) {
+        Enter(int_test);
+        Block int_truth = e_.NewBlock("int_truth");
+        e_.Branch(IsType(TypeOf(v), &PyLong_Type), int_truth, general);
+        Enter(int_truth);
+        Value nonzero = e_.Compare(Cmp::kNe, e_.Load(v, kObSize), e_.Imm(0));
+        Decref(v);
+        e_.Branch(nonzero, on_true, on_false);
+      }
       Enter(general);
       SetPrevInstr(inst.opcode_offset());
       Value truth = e_.Call(kIsTrue, {v});
@@ -701,15 +1147,38 @@ bool FunctionCompiler::LowerInstruction(int index) {
       cache.name = name(oparg >> 1);
       return LowerHelper(index, kLoadGlobalCached, reinterpret_cast<PyObject*>(&cache));
     }
-    case STORE_GLOBAL:
-    case DELETE_GLOBAL:
     case LOAD_ATTR:
     case STORE_ATTR:
+    case LOAD_METHOD: {
+      // Per-site caches (jit/runtime/attr_cache.h); FATJIT_JIT_ATTR_CACHE=0: generic helpers.
+      static const OpEntry kCached[] = {
+          {Helper{"fatjit_rt_LOAD_ATTR_CACHED",
+                  reinterpret_cast<const void*>(&fatjit_rt_LOAD_ATTR_CACHED), 5},
+           HelperKind::kRunsCode},
+          {Helper{"fatjit_rt_STORE_ATTR_CACHED",
+                  reinterpret_cast<const void*>(&fatjit_rt_STORE_ATTR_CACHED), 5},
+           HelperKind::kRunsCode},
+          {Helper{"fatjit_rt_LOAD_METHOD_CACHED",
+                  reinterpret_cast<const void*>(&fatjit_rt_LOAD_METHOD_CACHED), 5},
+           HelperKind::kRunsCode}};
+      if (!AttrCachesEnabled()) return LowerHelper(index, OpTable()[inst.base_opcode], name(oparg));
+      AttrCache& cache = out_.attr_caches_.emplace_back();
+      cache.name = name(oparg);
+      const int which = inst.base_opcode == LOAD_ATTR ? 0 : inst.base_opcode == STORE_ATTR ? 1 : 2;
+      return LowerHelper(index, kCached[which], reinterpret_cast<PyObject*>(&cache));
+    }
+    case STORE_GLOBAL:
+    case DELETE_GLOBAL:
     case DELETE_ATTR:
-    case LOAD_METHOD:
     case IMPORT_NAME:
     case IMPORT_FROM:
       return LowerHelper(index, OpTable()[inst.base_opcode], name(oparg));
+    case BINARY_OP:
+      return LowerBinaryOp(index);
+    case BINARY_SUBSCR:
+      return LowerSubscript(index);
+    case COMPARE_OP:
+      return LowerCompareOp(index);
     case CALL: {
       // KW_NAMES, PRECALL, CALL: the names tuple of the KW_NAMES two instructions back.
       PyObject* kwnames = nullptr;
@@ -762,17 +1231,34 @@ const char* JitRefusalMessage(JitRefusal refusal) {
   return "?";
 }
 
-CompileResult CompileFunction(CompileRequest request) {
-  CompileResult result;
+namespace {
+uint64_t g_code_limit = 0;
+
+uint64_t NanosecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                              start)
+      .count();
+}
+}  // namespace
+
+uint64_t CodeLimit() { return g_code_limit; }
+void SetCodeLimit(uint64_t bytes) { g_code_limit = bytes; }
+
+LowerResult LowerFunction(CompileRequest request) {
+  LowerResult result;
   JitCounters& counters = GlobalJitCounters();
+  if (g_code_limit != 0 && counters.code_bytes >= g_code_limit) {
+    ++counters.compile_failures;
+    result.refusal = JitRefusal::kCodeLimit;
+    result.detail = absl::StrFormat("%u bytes live, limit %u", counters.code_bytes, g_code_limit);
+    return result;
+  }
   const bool first = !BackendLoaded();
   auto start = std::chrono::steady_clock::now();
   absl::StatusOr<Backend*> backend = LoadBackend();
   if (first) {  // loading libLLVM (once per process) is not compile time
-    const auto loaded = std::chrono::steady_clock::now();
-    counters.backend_load_ns +=
-        std::chrono::duration_cast<std::chrono::nanoseconds>(loaded - start).count();
-    start = loaded;
+    counters.backend_load_ns += NanosecondsSince(start);
+    start = std::chrono::steady_clock::now();
   }
   if (!backend.ok()) {
     ++counters.compile_failures;
@@ -780,34 +1266,60 @@ CompileResult CompileFunction(CompileRequest request) {
     result.detail = std::string(backend.status().message());
     return result;
   }
-  auto code = std::make_unique<NativeCode>(*backend);
+  auto lowered = std::make_unique<LoweredFunction>();
+  lowered->backend = *backend;
+  lowered->code = std::make_unique<NativeCode>(*backend);
   if (const char* level = std::getenv("FATJIT_JIT_OPT")) request.options.opt_level = std::atoi(level);
   const char* qualname = PyUnicode_AsUTF8(request.original->co_qualname);
   if (qualname == nullptr) {
     PyErr_Clear();
     qualname = "function";
   }
-  std::unique_ptr<Emitter> emitter = (*backend)->NewFunction(qualname);
-  FunctionCompiler compiler(request, *emitter, *code);
+  lowered->emitter = (*backend)->NewFunction(qualname);
+  FunctionCompiler compiler(request, *lowered->emitter, *lowered->code);
   if (!compiler.Lower()) {
     ++counters.compile_failures;
     result.refusal = compiler.refused.refusal;
     result.detail = compiler.refused.detail;
     return result;
   }
+  request.keep_alive.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(request.compiled)));
+  lowered->keep_alive = std::move(request.keep_alive);
+  lowered->recheck = std::move(request.recheck);
+  lowered->options = request.options;
+  lowered->lower_ns = NanosecondsSince(start);
+  result.lowered = std::move(lowered);
+  return result;
+}
+
+void GenerateCode(LoweredFunction& lowered) {
+  if (lowered.generated) return;
+  lowered.generated = true;
+  const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<CompiledFunction> compiled =
-      (*backend)->Compile(std::move(emitter), request.options);
-  if (!compiled.ok()) {
+      lowered.backend->Compile(std::move(lowered.emitter), lowered.options);
+  lowered.codegen_ns = NanosecondsSince(start);
+  if (compiled.ok()) {
+    lowered.compiled = *std::move(compiled);
+  } else {
+    lowered.codegen_error = std::string(compiled.status().message());
+  }
+}
+
+CompileResult FinishCompile(std::unique_ptr<LoweredFunction> lowered) {
+  GenerateCode(*lowered);
+  CompileResult result;
+  JitCounters& counters = GlobalJitCounters();
+  if (lowered->compiled.entry == nullptr) {
     ++counters.compile_failures;
     result.refusal = JitRefusal::kBackendError;
-    result.detail = std::string(compiled.status().message());
+    result.detail = lowered->codegen_error.empty() ? "no entry" : lowered->codegen_error;
     return result;
   }
-  request.keep_alive.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(request.compiled)));
-  code->Attach(*std::move(compiled), std::move(request.keep_alive), std::move(request.recheck));
-  const uint64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::steady_clock::now() - start)
-                          .count();
+  std::unique_ptr<NativeCode> code = std::move(lowered->code);
+  code->Attach(std::move(lowered->compiled), std::move(lowered->keep_alive),
+               std::move(lowered->recheck));
+  const uint64_t ns = lowered->lower_ns + lowered->codegen_ns;
   code->compile_ns = ns;
   ++counters.compiles;
   counters.compile_ns += ns;
@@ -815,6 +1327,17 @@ CompileResult CompileFunction(CompileRequest request) {
   counters.code_bytes += code->code_size();
   result.code = std::move(code);
   return result;
+}
+
+CompileResult CompileFunction(CompileRequest request) {
+  LowerResult lowered = LowerFunction(std::move(request));
+  if (!lowered.lowered) {
+    CompileResult result;
+    result.refusal = lowered.refusal;
+    result.detail = std::move(lowered.detail);
+    return result;
+  }
+  return FinishCompile(std::move(lowered.lowered));
 }
 
 }  // namespace fatjit::jit

@@ -44,7 +44,8 @@ namespace fatjit::jit {
   V(kMalformed, "malformed", "bytecode the JIT's model rejects")                               \
   V(kLayoutMismatch, "layout_mismatch", "the specialized code's layout differs from the frame's") \
   V(kBackendUnavailable, "backend_unavailable", "the LLVM backend could not be loaded")         \
-  V(kBackendError, "backend_error", "the backend failed to compile the function")
+  V(kBackendError, "backend_error", "the backend failed to compile the function")           \
+  V(kCodeLimit, "code_limit", "FATJIT_CODE_LIMIT bytes of native code are live already")
 
 enum class JitRefusal : int {
 #define FATJIT_JIT_REFUSAL_ENUM(name, id, text) name,
@@ -72,8 +73,49 @@ struct CompileResult {
   std::string detail;  // for a refusal: what exactly
 };
 
-// Needs the GIL. Never raises (a Python error met while compiling becomes a refusal).
+// A compile runs in three steps so that the LLVM part can run on another thread:
+//   LowerFunction  (GIL)      bytecode -> the backend's IR; refusals are decided here
+//   GenerateCode   (no GIL)   IR -> machine code; touches no Python object, only the backend
+//                             (thread-safe across functions) and this function's own IR
+//   FinishCompile  (GIL)      attaches the machine code, counts the compile, or the failure
+// A LoweredFunction holds references (the code objects, guards, constants), so it is made and
+// destroyed under the GIL; between the steps it may be handed to another thread.
+struct LoweredFunction {
+  // The steps' own state: nothing outside compile_function.cc reads it.
+  Backend* backend = nullptr;
+  std::unique_ptr<Emitter> emitter;
+  std::unique_ptr<NativeCode> code;
+  std::unique_ptr<GuardSet> recheck;
+  std::vector<Ref<>> keep_alive;
+  CompileOptions options;
+  uint64_t lower_ns = 0;
+  uint64_t codegen_ns = 0;
+  bool generated = false;
+  CompiledFunction compiled;
+  std::string codegen_error;  // set when the backend failed
+};
+
+struct LowerResult {
+  std::unique_ptr<LoweredFunction> lowered;  // set on success
+  JitRefusal refusal = JitRefusal::kCount;
+  std::string detail;
+};
+
+// Needs the GIL. Never raises (a Python error met while lowering becomes a refusal). Loads the
+// backend on first use. Refuses with kCodeLimit while CodeLimit() bytes of code are live.
+LowerResult LowerFunction(CompileRequest request);
+// Any thread, GIL or not. Once per LoweredFunction.
+void GenerateCode(LoweredFunction& lowered);
+// Needs the GIL. Generates the code first if GenerateCode has not run.
+CompileResult FinishCompile(std::unique_ptr<LoweredFunction> lowered);
+// The three steps in a row. Needs the GIL.
 CompileResult CompileFunction(CompileRequest request);
+
+// The most native code (bytes, of live compiled functions) before compiles are refused with
+// kCodeLimit: FATJIT_CODE_LIMIT. Compiled functions stay; code freed (a specialization dropped)
+// makes room again. 0 = no limit.
+uint64_t CodeLimit();
+void SetCodeLimit(uint64_t bytes);
 
 }  // namespace fatjit::jit
 

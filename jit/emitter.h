@@ -38,6 +38,9 @@ struct Helper {
 };
 
 enum class Cmp { kEq, kNe, kSlt, kSle, kSgt, kSge, kUlt };
+// Comparisons of doubles as C compares them: ordered (false when either is NaN), except kUne
+// (unordered or not equal: C's !=, true when either is NaN).
+enum class FCmp { kOeq, kUne, kOlt, kOle, kOgt, kOge };
 enum class Width { k8 = 8, k32 = 32, k64 = 64 };
 
 class Emitter {
@@ -56,6 +59,22 @@ class Emitter {
   virtual Value Add(Value a, Value b) = 0;
   virtual Value Sub(Value a, Value b) = 0;
   virtual Value Or(Value a, Value b) = 0;
+  virtual Value And(Value a, Value b) = 0;
+  virtual Value Xor(Value a, Value b) = 0;
+  virtual Value Mul(Value a, Value b) = 0;  // wraps modulo 2^64, as Add and Sub do
+  // C's / and % on signed int64 (truncating toward zero). Undefined unless b != 0 and not
+  // (INT64_MIN, -1): the frontend tests b first.
+  virtual Value SDiv(Value a, Value b) = 0;
+  virtual Value SRem(Value a, Value b) = 0;
+
+  // IEEE doubles, carried in int64 values as their bits (what a 64-bit Load of a
+  // PyFloatObject's ob_fval gives, what a helper taking the bits as int64 receives). Results of
+  // FAdd..FDiv are bits too; FDiv by zero gives inf/NaN as C does (the frontend tests first).
+  virtual Value FAdd(Value a, Value b) = 0;
+  virtual Value FSub(Value a, Value b) = 0;
+  virtual Value FMul(Value a, Value b) = 0;
+  virtual Value FDiv(Value a, Value b) = 0;
+  virtual Value FCompare(FCmp cmp, Value a, Value b) = 0;  // an i1 condition
   // The address of an 8-byte slot in the native function's own stack frame, valid (and
   // uninitialized) for the whole call: for values several blocks read without dominating them.
   virtual Value StackSlot() = 0;

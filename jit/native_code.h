@@ -19,6 +19,7 @@
 #include "base/ref.h"
 #include "guards/guard_set.h"
 #include "jit/emitter.h"
+#include "jit/runtime/attr_cache.h"
 #include "jit/runtime/global_cache.h"
 
 namespace fatjit::jit {
@@ -63,8 +64,13 @@ struct JitCounters {
   uint64_t backend_load_ns = 0;  // loading libfatjit_llvm.so and libLLVM, once
   uint64_t code_bytes = 0;  // native code of live compiled functions
   uint64_t native_calls = 0;
+  uint64_t direct_calls = 0;  // native calls made by CALL without the hook (native_call.h)
   uint64_t deopts[kDeoptReasonCount] = {};
   uint64_t raises = 0;  // exceptions handed to the interpreter's unwinder
+  uint64_t attr_cache_hits = 0;  // attribute sites answered by their cache (attr_cache.h)
+  uint64_t attr_cache_misses = 0;  // ... and those that probed it in vain
+  uint64_t background_compiles = 0;  // codegen done on the compiler thread (compile_queue.h)
+  uint64_t background_dropped = 0;   // queued compiles dropped at exit or fork
   // Called at every deopt when set (FATJIT_LOG=deopt); runs no Python code.
   void (*on_deopt)(const DeoptSite& site, _PyInterpreterFrame* frame) = nullptr;
 };
@@ -100,6 +106,7 @@ class NativeCode {
   CompiledFunction compiled_;
   std::deque<DeoptSite> sites_;
   std::deque<GlobalCache> global_caches_;  // one per LOAD_GLOBAL site
+  std::deque<AttrCache> attr_caches_;  // one per LOAD_ATTR, STORE_ATTR, LOAD_METHOD site
   std::vector<Ref<>> keep_alive_;  // objects the code embeds (constants, names, guards)
   std::unique_ptr<GuardSet> recheck_;  // what the code re-checks after arbitrary code
 };

@@ -8,11 +8,14 @@
 # worker processes. Prints the test modules that fail only under fatjit.
 # Not part of the default test run: the default subset takes minutes.
 #
-# Usage: scripts/cpython_regrtest.sh [--jit] [TEST...]      (default: the subset below)
+# Usage: scripts/cpython_regrtest.sh [--jit] [TEST...]
+#          (default: the modules of scripts/regrtest_modules.txt; `all` for the whole suite)
 #   --jit  also compile: FATJIT_JIT_THRESHOLD=$JIT_THRESHOLD (0: every function specialized and
-#          compiled to native code at its first call, the JIT's stress setting)
+#          compiled to native code at its first call, the JIT's stress setting), in the calling
+#          thread unless JIT_BACKGROUND=1 (then on automatic mode's background compiler thread)
 # Environment: PYTHON (python3), BUILD (build), JOBS (2), THRESHOLD (0), JIT_THRESHOLD (0),
-#              OUT (/tmp/fatjit-regrtest: logs), REGRTEST_ARGS (extra arguments, e.g. -u all)
+#              JIT_BACKGROUND (0), OUT (/tmp/fatjit-regrtest: logs), REGRTEST_ARGS (extra
+#              arguments, e.g. -u all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,19 +27,20 @@ JIT_THRESHOLD=${JIT_THRESHOLD:-0}
 JIT_ENV=()
 if [[ ${1:-} == --jit ]]; then
   shift
-  JIT_ENV=(FATJIT_JIT_THRESHOLD="$JIT_THRESHOLD")
+  JIT_ENV=(FATJIT_JIT_THRESHOLD="$JIT_THRESHOLD" FATJIT_JIT_BACKGROUND="${JIT_BACKGROUND:-0}")
 fi
 OUT=${OUT:-/tmp/fatjit-regrtest}
 PYPATH=$(cd "$BUILD/python" && pwd)
 TESTS=("$@")
 if [[ ${#TESTS[@]} -eq 0 ]]; then
-  TESTS=(test_grammar test_opcodes test_dict test_list test_set test_string test_math
-         test_functools test_itertools test_collections test_generators test_exceptions
-         test_scope test_class test_descr test_builtin test_json test_re)
+  mapfile -t TESTS < <(grep -v '^#' scripts/regrtest_modules.txt | grep -v '^$')
+elif [[ ${TESTS[*]} == all ]]; then
+  TESTS=()  # python -m test with no names runs every module
 fi
 mkdir -p "$OUT"
 # Each run gets the environment of a plain shell minus anything of fatjit's.
-unset FATJIT FATJIT_SPECIALIZE_THRESHOLD FATJIT_JIT_THRESHOLD FATJIT_STATS FATJIT_LOG
+unset FATJIT FATJIT_SPECIALIZE_THRESHOLD FATJIT_JIT_THRESHOLD FATJIT_JIT_BACKGROUND FATJIT_STATS \
+  FATJIT_LOG
 
 # 1. The probe: automatic mode is on in a worker process, at the threshold asked for.
 probe=$(mktemp -d)

@@ -36,6 +36,7 @@ from ._fatjit import (  # noqa: F401  (re-exported API)
     reset_stats,
     stats,
     unspecialize,
+    wait_for_compiles,
 )
 from ._helpers import replace_consts  # noqa: F401
 
@@ -43,7 +44,8 @@ _ASSUME = ("stable", "entry")
 _MISSING = object()
 
 
-def specialize(func=None, code=_MISSING, guards=_MISSING, *, assume="stable", jit=False):
+def specialize(func=None, code=_MISSING, guards=_MISSING, *, assume="stable", jit=False,
+               source=False):
     """Specialize a function, automatically or with caller-supplied code (PEP 510).
 
     fatjit.specialize(func)                  automatic: at func's first call, derive specialized
@@ -60,10 +62,25 @@ def specialize(func=None, code=_MISSING, guards=_MISSING, *, assume="stable", ji
 
     jit=True also compiles the specialized code (or the function's own code, when there is
     nothing to specialize) to native code at the first call: see fatjit.jit.
+
+    source=True specializes now, from the function's source file, with the AST specializer
+    (fatjit._ast: constant propagation and folding, loop unrolling, dead code, builtins and
+    globals to constants, inlining); the result is registered as a PEP 510 specialization.
+    ValueError when the source is unavailable or no longer matches the function's code.
     """
     if assume not in _ASSUME:
         raise ValueError(
             f"fatjit.specialize: assume must be 'stable' or 'entry', not {assume!r}")
+    if source:
+        if code is not _MISSING or guards is not _MISSING:
+            raise TypeError("fatjit.specialize: source=True derives code and guards itself; "
+                            "do not pass them")
+        if jit:
+            raise TypeError("fatjit.specialize: source=True and jit=True do not combine")
+        from ._ast import specialize_source
+        if func is None:
+            return lambda f: specialize_source(f, assume=assume).function
+        return specialize_source(func, assume=assume).function
     if func is None:
         if code is not _MISSING or guards is not _MISSING:
             raise TypeError("fatjit.specialize: code and guards need func")
@@ -113,13 +130,21 @@ def _at_exit():
             _print_stats()
     finally:
         disable()
+        # Compiles still queued are dropped; one under way finishes first (a few ms).
+        _fatjit._jit_shutdown()
 
 
 if _fatjit._in_main_interpreter():
     _atexit.register(_at_exit)
+    # The background compiler thread does not survive fork: it is held idle across the fork, and
+    # the child starts without it (and recompiles what it needs).
+    _os.register_at_fork(before=_fatjit._jit_before_fork,
+                         after_in_parent=_fatjit._jit_after_fork_in_parent,
+                         after_in_child=_fatjit._jit_after_fork_in_child)
 
 __all__ = [
     "Guard", "GuardArgType", "GuardBuiltins", "GuardDict", "GuardFunc", "GuardGlobals",
     "GuardType", "disable", "enable", "explain", "get_specialized", "guard_type_dict",
     "is_enabled", "jit", "replace_consts", "reset_stats", "specialize", "stats", "unspecialize",
+    "wait_for_compiles",
 ]

@@ -185,6 +185,41 @@ class LlvmEmitter final : public Emitter {
     return Push(builder_.CreateOr(AsI64(a), AsI64(b)));
   }
 
+  Value And(Value a, Value b) override {
+    if (!CanEmit("And")) return Push(llvm::PoisonValue::get(i64_));
+    return Push(builder_.CreateAnd(AsI64(a), AsI64(b)));
+  }
+
+  Value Xor(Value a, Value b) override {
+    if (!CanEmit("Xor")) return Push(llvm::PoisonValue::get(i64_));
+    return Push(builder_.CreateXor(AsI64(a), AsI64(b)));
+  }
+
+  Value Mul(Value a, Value b) override {
+    if (!CanEmit("Mul")) return Push(llvm::PoisonValue::get(i64_));
+    return Push(builder_.CreateMul(AsI64(a), AsI64(b)));
+  }
+
+  Value SDiv(Value a, Value b) override {
+    if (!CanEmit("SDiv")) return Push(llvm::PoisonValue::get(i64_));
+    return Push(builder_.CreateSDiv(AsI64(a), AsI64(b)));
+  }
+
+  Value SRem(Value a, Value b) override {
+    if (!CanEmit("SRem")) return Push(llvm::PoisonValue::get(i64_));
+    return Push(builder_.CreateSRem(AsI64(a), AsI64(b)));
+  }
+
+  Value FAdd(Value a, Value b) override { return FloatOp("FAdd", llvm::Instruction::FAdd, a, b); }
+  Value FSub(Value a, Value b) override { return FloatOp("FSub", llvm::Instruction::FSub, a, b); }
+  Value FMul(Value a, Value b) override { return FloatOp("FMul", llvm::Instruction::FMul, a, b); }
+  Value FDiv(Value a, Value b) override { return FloatOp("FDiv", llvm::Instruction::FDiv, a, b); }
+
+  Value FCompare(FCmp cmp, Value a, Value b) override {
+    if (!CanEmit("FCompare")) return Push(llvm::PoisonValue::get(builder_.getInt1Ty()));
+    return Push(builder_.CreateFCmp(FloatPredicate(cmp), AsDouble(a), AsDouble(b)));
+  }
+
   Value StackSlot() override {
     // Allocas go first in the entry block (where LLVM expects static ones).
     llvm::BasicBlock& entry = function_->getEntryBlock();
@@ -275,6 +310,19 @@ class LlvmEmitter final : public Emitter {
     return v->getType() == i64_ ? v : builder_.CreateZExt(v, i64_);
   }
 
+  // An int64 holding a double's bits, as a double.
+  llvm::Value* AsDouble(Value value) {
+    return builder_.CreateBitCast(AsI64(value), builder_.getDoubleTy());
+  }
+
+  // A double arithmetic instruction on bits, giving bits. No fast-math flags: IEEE results
+  // exactly as C computes them (-0.0, NaN and inf included).
+  Value FloatOp(const char* what, llvm::Instruction::BinaryOps op, Value a, Value b) {
+    if (!CanEmit(what)) return Push(llvm::PoisonValue::get(i64_));
+    llvm::Value* result = builder_.CreateBinOp(op, AsDouble(a), AsDouble(b));
+    return Push(builder_.CreateBitCast(result, i64_));
+  }
+
   // An integer used as a condition is true when nonzero.
   llvm::Value* AsI1(Value value) {
     llvm::Value* v = Get(value);
@@ -341,6 +389,18 @@ class LlvmEmitter final : public Emitter {
       case Cmp::kUlt: return llvm::CmpInst::ICMP_ULT;
     }
     return llvm::CmpInst::ICMP_EQ;
+  }
+
+  static llvm::CmpInst::Predicate FloatPredicate(FCmp cmp) {
+    switch (cmp) {
+      case FCmp::kOeq: return llvm::CmpInst::FCMP_OEQ;
+      case FCmp::kUne: return llvm::CmpInst::FCMP_UNE;
+      case FCmp::kOlt: return llvm::CmpInst::FCMP_OLT;
+      case FCmp::kOle: return llvm::CmpInst::FCMP_OLE;
+      case FCmp::kOgt: return llvm::CmpInst::FCMP_OGT;
+      case FCmp::kOge: return llvm::CmpInst::FCMP_OGE;
+    }
+    return llvm::CmpInst::FCMP_OEQ;
   }
 
   // Declared first: destroyed last (the module and the builder refer to it).

@@ -154,6 +154,10 @@ inline PyObject* FastSubscript(PyObject* container, PyObject* index) {
   return nullptr;
 }
 
+// PyFloat_FromDouble for native code, whose helper calls pass int64s only: `bits` is the
+// double's bit pattern. A new reference, or null with MemoryError set (values.cc).
+extern "C" PyObject* fatjit_rt_box_float(int64_t bits);
+
 }  // namespace fatjit::jit
 
 #endif  // FATJIT_JIT_RUNTIME_FAST_PATHS_H_

@@ -15,8 +15,9 @@
 // Deviations (none visible to Python code):
 //   CALL and CALL_FUNCTION_EX never emit the profiler's c_call events (ceval's C_TRACE and
 //   trace_call_function act only with tracing on, and native code never runs then), and CALL
-//   never inlines a Python callee into the caller's C activation (it goes through
-//   PyObject_Vectorcall, as ceval does with a PEP 523 hook installed).
+//   never inlines a Python callee into the caller's C activation: a plain Python function gets
+//   the frame _PyEval_Vector would push and runs natively when it can (native_call.h), anything
+//   else goes through PyObject_Vectorcall, as ceval does with a PEP 523 hook installed.
 //   CALL_FUNCTION_EX releases kwargs when *args or the kwargs copy fails; 3.11's ceval leaks it.
 //   CALL's stack: PRECALL leaves the depth unchanged and CALL takes it from d to d - oparg - 1,
 //   as the interpreter does at run time (the compiler's bookkeeping charges -oparg to PRECALL
@@ -28,6 +29,7 @@
 
 #include "base/python.h"
 #include "base/ref.h"
+#include "jit/runtime/native_call.h"
 #include "jit/runtime/runtime.h"
 
 // What ceval uses and base/python.h does not declare: tstate->interp->import_func (IMPORT_NAME's
@@ -447,6 +449,9 @@ extern "C" int64_t fatjit_rt_CALL(PyThreadState* tstate, _PyInterpreterFrame* fr
   const int64_t total_args = oparg + is_meth;
   PyObject** args = sp - total_args;
   PyObject* function = args[-1];
+  if (aux == nullptr && TryDirectCall(tstate, args - 1, total_args, &sp[-oparg - 2])) {
+    return sp[-oparg - 2] == nullptr ? -1 : 0;
+  }
   const int64_t kwcount = aux == nullptr ? 0 : PyTuple_GET_SIZE(aux);
   const size_t nargsf = static_cast<size_t>(total_args - kwcount) | PY_VECTORCALL_ARGUMENTS_OFFSET;
   PyObject* res = PyObject_Vectorcall(function, args, nargsf, aux);

@@ -23,6 +23,7 @@
 //  - FORMAT_VALUE with a bad conversion flag (unreachable from compiled code): ceval leaks the
 //    popped operands, we release them.
 #include <array>
+#include <cstring>
 #include <cstdint>
 #include <utility>
 
@@ -368,6 +369,12 @@ extern "C" int64_t fatjit_rt_BINARY_OP(PyThreadState*, _PyInterpreterFrame*, PyO
   PyObject* result = FastBinaryOp(static_cast<int>(oparg), sp[-2], sp[-1], &handled);
   if (!handled) result = kBinaryOps[oparg](sp[-2], sp[-1]);
   return BinaryResult(sp, result);
+}
+
+extern "C" PyObject* fatjit_rt_box_float(int64_t bits) {
+  double value;
+  std::memcpy(&value, &bits, sizeof value);
+  return PyFloat_FromDouble(value);
 }
 
 extern "C" int64_t fatjit_rt_COMPARE_OP(PyThreadState*, _PyInterpreterFrame*, PyObject** sp,

@@ -5,6 +5,8 @@
 #include <time.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -113,6 +115,92 @@ TEST(BackendTest, ReturnsTheSumOfTwoParams) {
   EXPECT_GT(f->code_size, 0u);
   EXPECT_TRUE(f->ir.empty());
   backend->Release(f->handle);
+}
+
+// One binary operation on the params tstate and throwflag (as int64 or as double bits).
+template <typename Build>
+absl::StatusOr<CompiledFunction> CompileBinary(Backend* backend, Build build, int opt_level) {
+  std::unique_ptr<Emitter> e = backend->NewFunction("binary");
+  e->Return(build(*e, e->Param(0), e->Param(2)));
+  CompileOptions options;
+  options.opt_level = opt_level;
+  return backend->Compile(std::move(e), options);
+}
+
+int64_t Bits(double d) {
+  int64_t bits;
+  std::memcpy(&bits, &d, sizeof bits);
+  return bits;
+}
+double Double(int64_t bits) {
+  double d;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+// Mul, And, Xor, SDiv and SRem compute what C computes on int64, at O0 and O2.
+TEST(BackendTest, IntegerOperationsAreCs) {
+  Backend* backend = TheBackend();
+  ASSERT_NE(backend, nullptr);
+  const int64_t pairs[][2] = {{7, 3}, {-7, 3}, {7, -3}, {-7, -3}, {(1 << 30) - 1, -(1 << 30) + 1},
+                              {0, 5}, {1234567, 1}};
+  for (int level : {0, 2}) {
+    auto mul = CompileBinary(backend, [](Emitter& e, Value a, Value b) { return e.Mul(a, b); }, level);
+    auto and_ = CompileBinary(backend, [](Emitter& e, Value a, Value b) { return e.And(a, b); }, level);
+    auto xor_ = CompileBinary(backend, [](Emitter& e, Value a, Value b) { return e.Xor(a, b); }, level);
+    auto div = CompileBinary(backend, [](Emitter& e, Value a, Value b) { return e.SDiv(a, b); }, level);
+    auto rem = CompileBinary(backend, [](Emitter& e, Value a, Value b) { return e.SRem(a, b); }, level);
+    for (auto* f : {&mul, &and_, &xor_, &div, &rem}) ASSERT_TRUE(f->ok()) << f->status();
+    for (const auto& p : pairs) {
+      EXPECT_EQ(Call(*mul, p[0], 0, p[1]), p[0] * p[1]);
+      EXPECT_EQ(Call(*and_, p[0], 0, p[1]), p[0] & p[1]);
+      EXPECT_EQ(Call(*xor_, p[0], 0, p[1]), p[0] ^ p[1]);
+      EXPECT_EQ(Call(*div, p[0], 0, p[1]), p[0] / p[1]);
+      EXPECT_EQ(Call(*rem, p[0], 0, p[1]), p[0] % p[1]);
+    }
+    for (auto* f : {&mul, &and_, &xor_, &div, &rem}) backend->Release((*f)->handle);
+  }
+}
+
+// FAdd..FDiv and FCompare work on double bits exactly as C does: -0.0, inf and NaN included.
+TEST(BackendTest, FloatOperationsAreIeee) {
+  Backend* backend = TheBackend();
+  ASSERT_NE(backend, nullptr);
+  const double nan = std::nan("");
+  const double inf = HUGE_VAL;
+  const double values[] = {1.5, -2.25, 0.0, -0.0, 1e308, inf, -inf, nan, 0.1};
+  for (int level : {0, 2}) {
+    auto add = CompileBinary(backend, [](Emitter& e, Value a, Value b) { return e.FAdd(a, b); }, level);
+    auto sub = CompileBinary(backend, [](Emitter& e, Value a, Value b) { return e.FSub(a, b); }, level);
+    auto mul = CompileBinary(backend, [](Emitter& e, Value a, Value b) { return e.FMul(a, b); }, level);
+    auto div = CompileBinary(backend, [](Emitter& e, Value a, Value b) { return e.FDiv(a, b); }, level);
+    for (auto* f : {&add, &sub, &mul, &div}) ASSERT_TRUE(f->ok()) << f->status();
+    std::vector<absl::StatusOr<CompiledFunction>> compares;
+    for (FCmp cmp : {FCmp::kOeq, FCmp::kUne, FCmp::kOlt, FCmp::kOle, FCmp::kOgt, FCmp::kOge}) {
+      compares.push_back(CompileBinary(
+          backend, [cmp](Emitter& e, Value a, Value b) { return e.FCompare(cmp, a, b); }, level));
+      ASSERT_TRUE(compares.back().ok()) << compares.back().status();
+    }
+    auto same = [](double expected, double actual) {
+      return std::memcmp(&expected, &actual, sizeof expected) == 0 ||
+             (std::isnan(expected) && std::isnan(actual));
+    };
+    for (double a : values) {
+      for (double b : values) {
+        EXPECT_TRUE(same(a + b, Double(Call(*add, Bits(a), 0, Bits(b))))) << a << " + " << b;
+        EXPECT_TRUE(same(a - b, Double(Call(*sub, Bits(a), 0, Bits(b))))) << a << " - " << b;
+        EXPECT_TRUE(same(a * b, Double(Call(*mul, Bits(a), 0, Bits(b))))) << a << " * " << b;
+        EXPECT_TRUE(same(a / b, Double(Call(*div, Bits(a), 0, Bits(b))))) << a << " / " << b;
+        const bool expected[] = {a == b, a != b, a < b, a <= b, a > b, a >= b};
+        for (size_t i = 0; i < compares.size(); ++i) {
+          EXPECT_EQ(Call(*compares[i], Bits(a), 0, Bits(b)), expected[i] ? 1 : 0)
+              << a << " op" << i << " " << b;
+        }
+      }
+    }
+    for (auto* f : {&add, &sub, &mul, &div}) backend->Release((*f)->handle);
+    for (auto& f : compares) backend->Release(f->handle);
+  }
 }
 
 TEST(BackendTest, LoopsOverBlocksAndBranches) {

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "jit/native_code.h"
+#include "jit/runtime/attr_cache.h"
 #include "jit/runtime/runtime.h"
 #include "tests/jit/runtime_test_util.h"
 #include "tests/support/python_env.h"
@@ -500,6 +502,99 @@ TEST_F(ObjectsTest, LoadMethodErrorLeavesTheObject) {
   ExpectSameError("[].nope()", g());
   EXPECT_EQ(*frame.Sp(0), owner);
   EXPECT_EQ(Py_REFCNT(owner), 1);
+}
+
+// --- attribute caches (attr_cache.h) ----------------------------------------------------------
+
+// The cached helpers answer the second execution from the cache, with the same stack effect and
+// references as the generic ones, and fall back to the generic lookup (and its error) on a hole.
+TEST_F(ObjectsTest, CachedLoadAttrHitsAndFallsBackOnAHole) {
+  Exec("class S:\n    __slots__ = ('x',)\ns = S()\ns.x = object()\n", g());
+  PyObject* s = New("s");
+  Ref<> x = Eval("s.x", g());
+  AttrCache cache;
+  Ref<> name = Str("x");
+  cache.name = name.get();
+  const Py_ssize_t rc_s = Py_REFCNT(s);
+  const Py_ssize_t rc_x = Py_REFCNT(x.get());
+  for (int i = 0; i < 2; ++i) {
+    TestFrame frame(stack_function_.get());
+    frame.Push(Py_NewRef(s));
+    const uint64_t hits = GlobalJitCounters().attr_cache_hits;
+    ASSERT_EQ(RunOp(fatjit_rt_LOAD_ATTR_CACHED, frame, 1, 0, reinterpret_cast<PyObject*>(&cache)),
+              0);
+    EXPECT_EQ(*frame.Sp(0), x.get());
+    EXPECT_EQ(Py_REFCNT(x.get()), rc_x + 1);
+    EXPECT_EQ(GlobalJitCounters().attr_cache_hits, hits + (i == 0 ? 0 : 1));
+  }
+  EXPECT_EQ(cache.entries[0].kind, AttrCacheKind::kSlot);
+  Exec("del s.x\n", g());
+  TestFrame frame(stack_function_.get());
+  frame.Push(Py_NewRef(s));
+  EXPECT_EQ(RunOp(fatjit_rt_LOAD_ATTR_CACHED, frame, 1, 0, reinterpret_cast<PyObject*>(&cache)),
+            -1);
+  ExpectSameError("s.x", g());
+  EXPECT_EQ(*frame.Sp(0), s);  // the owner stays on error
+  EXPECT_EQ(Py_REFCNT(s), rc_s + 1);
+  Py_DECREF(s);
+}
+
+TEST_F(ObjectsTest, CachedStoreAttrStoresIntoTheInstanceValues) {
+  Exec("class C:\n    def __init__(self): self.a = None\nc = C()\n", g());
+  PyObject* c = New("c");
+  AttrCache cache;
+  Ref<> name = Str("a");
+  cache.name = name.get();
+  const Py_ssize_t rc_c = Py_REFCNT(c);
+  for (int i = 0; i < 2; ++i) {
+    PyObject* v = New("object()");
+    TestFrame frame(stack_function_.get());
+    frame.Push(Py_NewRef(v));
+    frame.Push(Py_NewRef(c));
+    ASSERT_EQ(
+        RunOp(fatjit_rt_STORE_ATTR_CACHED, frame, 2, 0, reinterpret_cast<PyObject*>(&cache)), 0);
+    frame.SetDepth(0);
+    EXPECT_EQ(*frame.Sp(0), nullptr);
+    EXPECT_EQ(*frame.Sp(1), nullptr);
+    EXPECT_EQ(Py_REFCNT(v), 2);  // ours and c's
+    EXPECT_EQ(Py_REFCNT(c), rc_c);
+    Ref<> stored = Eval("c.a", g());
+    EXPECT_EQ(stored.get(), v);
+    Py_DECREF(v);
+  }
+  EXPECT_EQ(cache.entries[0].kind, AttrCacheKind::kInstanceValue);
+  Py_DECREF(c);
+}
+
+TEST_F(ObjectsTest, CachedLoadMethodNoticesAShadowingInstanceAttribute) {
+  Exec(kClasses, g());
+  Exec("d = C()\n", g());
+  PyObject* d = New("d");
+  Ref<> function = Eval("C.method", g());
+  AttrCache cache;
+  Ref<> name = Str("method");
+  cache.name = name.get();
+  for (int i = 0; i < 2; ++i) {
+    TestFrame frame(stack_function_.get());
+    frame.Push(Py_NewRef(d));
+    ASSERT_EQ(
+        RunOp(fatjit_rt_LOAD_METHOD_CACHED, frame, 1, 0, reinterpret_cast<PyObject*>(&cache)), 0);
+    frame.SetDepth(2);
+    EXPECT_EQ(*frame.Sp(0), function.get());
+    EXPECT_EQ(*frame.Sp(1), d);
+  }
+  EXPECT_EQ(cache.entries[0].kind, AttrCacheKind::kMethod);
+  Exec("c.method = 'shadow'\n", g());  // another instance: the shared keys gain 'method'
+  Exec("d.method = 'mine'\n", g());
+  TestFrame frame(stack_function_.get());
+  frame.Push(Py_NewRef(d));
+  ASSERT_EQ(RunOp(fatjit_rt_LOAD_METHOD_CACHED, frame, 1, 0, reinterpret_cast<PyObject*>(&cache)),
+            0);
+  frame.SetDepth(2);
+  EXPECT_EQ(*frame.Sp(0), nullptr);
+  EXPECT_TRUE(PyUnicode_Check(*frame.Sp(1)));
+  EXPECT_EQ(PyUnicode_CompareWithASCIIString(*frame.Sp(1), "mine"), 0);
+  Py_DECREF(d);
 }
 
 // --- calls ------------------------------------------------------------------------------------

@@ -28,14 +28,16 @@ import fatjit
 
 
 JIT_STRESS = os.environ.get("FATJIT_JIT_STRESS") == "1"
-STRESS_THRESHOLDS = {"specialize_threshold": 0, "jit_threshold": 0}
+# Compiled in the caller at the first call, not on the background thread: the first call runs
+# native code too.
+STRESS_THRESHOLDS = {"specialize_threshold": 0, "jit_threshold": 0, "jit_background": False}
 
 
 def stress_mode_on():
     """Automatic mode with the stress thresholds, (re)enabled unless it already is exactly that."""
     stats = fatjit.stats()
     if not (stats["auto_mode"] and stats["specialize_threshold"] == 0
-            and stats["jit"]["threshold"] == 0):
+            and stats["jit"]["threshold"] == 0 and not stats["jit"]["background"]):
         fatjit.enable(**STRESS_THRESHOLDS)
 
 

@@ -1,0 +1,125 @@
+// The background compiler thread: see compile_queue.h for what it assumes and why it is sound.
+#include "jit/compile_queue.h"
+
+#include <new>
+#include <system_error>
+
+namespace fatjit::jit {
+
+CompileQueue& CompileQueue::Get() {
+  static CompileQueue* queue = new CompileQueue();
+  return *queue;
+}
+
+bool CompileQueue::Submit(std::unique_ptr<LoweredFunction>& lowered, Finish finish) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_ || queued_.size() >= kMaxQueued) return false;
+  if (worker_ == nullptr) {
+    try {
+      worker_ = new std::thread([this] { WorkerLoop(); });
+    } catch (const std::system_error&) {
+      return false;  // no thread to be had: the caller compiles in its own
+    }
+  }
+  queued_.push_back(Job{std::move(lowered), std::move(finish)});
+  ++in_flight_;
+  wake_.notify_one();
+  return true;
+}
+
+void CompileQueue::WorkerLoop() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [this] { return stopped_ || (!paused_ && !queued_.empty()); });
+      if (stopped_) return;  // Shutdown drops what still waits
+      job = std::move(queued_.front());
+      queued_.pop_front();
+      busy_ = true;
+    }
+    GenerateCode(*job.lowered);
+    PyGILState_STATE gil = PyGILState_Ensure();
+    --in_flight_;
+    job.finish(std::move(job.lowered), false);
+    job = Job{};  // the callback may hold references: released under the GIL
+    PyGILState_Release(gil);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_ = false;
+    }
+    idle_.notify_all();
+  }
+}
+
+void CompileQueue::DropQueued() {
+  std::deque<Job> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dropped.swap(queued_);
+  }
+  for (Job& job : dropped) {
+    --in_flight_;
+    job.finish(std::move(job.lowered), true);
+  }
+}
+
+void CompileQueue::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  wake_.notify_all();
+  DropQueued();
+  if (worker_ != nullptr) {
+    // The worker may be waiting for the GIL to finish its last job.
+    Py_BEGIN_ALLOW_THREADS
+    worker_->join();
+    Py_END_ALLOW_THREADS
+    delete worker_;
+    worker_ = nullptr;
+  }
+}
+
+void CompileQueue::Drain() {
+  Py_BEGIN_ALLOW_THREADS
+  {  // mu_ is let go before the GIL is taken back: the worker takes them the other way round
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_.wait(lock,
+               [this] { return stopped_ || worker_ == nullptr || (queued_.empty() && !busy_); });
+  }
+  Py_END_ALLOW_THREADS
+}
+
+void CompileQueue::BeforeFork() {
+  Py_BEGIN_ALLOW_THREADS
+  {  // as in Drain: mu_ is let go before the GIL is taken back
+    std::unique_lock<std::mutex> lock(mu_);
+    paused_ = true;
+    idle_.wait(lock, [this] { return !busy_; });
+  }
+  Py_END_ALLOW_THREADS
+}
+
+void CompileQueue::AfterForkInParent() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    paused_ = false;
+  }
+  wake_.notify_all();
+}
+
+void CompileQueue::AfterForkInChild() {
+  // Only the forking thread exists in the child: the worker, and whatever it held, did not come
+  // along. Make the synchronization objects anew rather than trust their state.
+  new (&mu_) std::mutex();
+  new (&wake_) std::condition_variable();
+  new (&idle_) std::condition_variable();
+  worker_ = nullptr;  // leaked: its std::thread must not be joined or destroyed here
+  busy_ = false;
+  paused_ = false;
+  DropQueued();
+}
+
+}  // namespace fatjit::jit

@@ -1,0 +1,55 @@
+// Native-to-native calls: CALL of a plain Python function pushes the callee's frame itself and,
+// when the callee has native code whose guards pass, runs that code directly.
+//
+// Assumes: CPython 3.11's frame layout (pycore_frame.h), the GIL held, and a caller that is
+// native code running on a thread-owned frame (prev_instr at the CALL, as runtime.h requires).
+// Produces: for an exact PyFunction called with positional arguments only (no kwnames) whose
+// code takes exactly those (co_argcount, fewer when defaults fill the rest; no *args, **kwargs,
+// keyword-only parameters; not a generator or coroutine; CO_OPTIMIZED), the call that
+// PyObject_Vectorcall -> _PyFunction_Vectorcall -> _PyEval_Vector makes:
+//   - the frame push of _PyEvalFramePushAndInit (fast path of _PyThreadState_BumpFramePointer
+//     within the current data-stack chunk, _PyFrame_InitializeSpecials, initialize_locals'
+//     positional and default cases); when the chunk is full nothing is touched and the caller
+//     takes the ordinary path;
+//   - _PyEval_EvalFrame(tstate, frame, 0), except that when the installed resolver (ext/'s
+//     dispatcher) says the PEP 523 hook would run a native entry on this fresh frame, the entry
+//     is called directly (no hook, no dispatch loop);
+//   - _PyEvalFrameClearAndPop: _PyFrame_Clear (with frame.c's take_ownership when a frame object
+//     outlives the call) and _PyThreadState_PopFrame.
+// Why it is sound: the callee sees the frame _PyEval_Vector would have pushed, bit for bit, and
+// the same eval function runs it unless the resolver returns exactly what the hook would pick;
+// the resolver runs no Python code and leaves every case with a side effect (a dead owner, a
+// pending specialization, a failing guard, tracing) to the hook. Recursion depth is counted by
+// whoever runs the frame (the native entry's fatjit_rt_enter, or the interpreter), as before.
+// Deopts and exceptions in the callee hand the frame to _PyEval_EvalFrameDefault as they would
+// on a frame pushed by _PyEval_Vector (frame_exits.h); the clear and pop below run after it.
+#ifndef FATJIT_JIT_RUNTIME_NATIVE_CALL_H_
+#define FATJIT_JIT_RUNTIME_NATIVE_CALL_H_
+
+#include <memory>
+
+#include "base/python.h"
+#include "jit/native_code.h"
+
+namespace fatjit::jit {
+
+// Given a fresh frame just pushed for a call (arguments bound in localsplus, prologue not run),
+// returns the native code the PEP 523 hook would run on it right now, or null when the hook
+// must decide (or would run something else). Runs no Python code and raises nothing. When it
+// returns code, it has counted the run as the hook would have (stats, the code's calls).
+// The returned pointer keeps the code alive for the call.
+using DirectCallResolver = std::shared_ptr<NativeCode> (*)(PyThreadState* tstate,
+                                                           _PyInterpreterFrame* frame);
+
+// Installed by ext/ while its hook is; null turns direct calls off (the ordinary call path).
+void SetDirectCallResolver(DirectCallResolver resolver);
+
+// slots[0] is the callable (an owned reference), slots[1..nargs] the positional arguments
+// (owned). If the call qualifies (see the top of this file) it is made: every slot is consumed
+// and nulled, *result is the call's result (null with an exception set on error), and the
+// function returns true. Otherwise it returns false and touches nothing.
+bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObject** result);
+
+}  // namespace fatjit::jit
+
+#endif  // FATJIT_JIT_RUNTIME_NATIVE_CALL_H_

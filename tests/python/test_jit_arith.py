@@ -1,0 +1,399 @@
+"""Inline int and float arithmetic, comparisons and branches in native code (jit/compile_function.cc,
+"Numeric fast paths").
+
+Compiled code computes BINARY_OP and COMPARE_OP on compact ints (|value| < 2**30) and exact floats
+inline, boxes results itself, and branches on a comparison without making a bool; every other
+case calls the generic helper. These tests run every operator both ways - compiled and
+interpreted, on random operands around the boundaries that matter (the 30-bit digit, int64, the
+small-int cache, -0.0, NaN, inf) - and require the same result (type and repr), the same exception
+with the same traceback lines, and unchanged reference counts.
+"""
+
+import math
+import sys
+import traceback
+
+import pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+import fatjit
+from support import new_module
+
+
+BINARY = {"add": "+", "sub": "-", "mul": "*", "and_": "&", "or_": "|", "xor": "^",
+          "floordiv": "//", "mod": "%", "truediv": "/"}
+COMPARE = {"lt": "<", "le": "<=", "eq": "==", "ne": "!=", "gt": ">", "ge": ">="}
+
+
+def _source():
+    lines = []
+    for name, op in BINARY.items():
+        lines += [f"def {name}(a, b):", f"    return a {op} b",
+                  f"def i{name}(a, b):", f"    a {op}= b", "    return a"]
+    for name, op in COMPARE.items():
+        lines += [f"def {name}(a, b):", f"    return a {op} b",
+                  # COMPARE_OP + POP_JUMP_FORWARD_IF_FALSE, fused
+                  f"def if_{name}(a, b):", f"    if a {op} b:", "        return 'yes'",
+                  "    return 'no'",
+                  # `while a op b` ends in POP_JUMP_BACKWARD_IF_TRUE: a fused back-edge
+                  f"def while_{name}(a, b):", "    n = 0", f"    while a {op} b:", "        n += 1",
+                  "        if n == 3:", "            break", "    return n",
+                  # `not (a op b)`: POP_JUMP_FORWARD_IF_TRUE
+                  f"def ifnot_{name}(a, b):", f"    if not (a {op} b):", "        return 'no'",
+                  "    return 'yes'"]
+    return "\n".join(lines) + "\n"
+
+
+SOURCE = _source()
+NAMES = ([n for n in BINARY] + ["i" + n for n in BINARY]
+         + [p + n for n in COMPARE for p in ("", "if_", "while_", "ifnot_")])
+
+
+@pytest.fixture
+def mods():
+    plain = new_module(SOURCE)
+    native = new_module(SOURCE)
+    for name in NAMES:
+        fatjit.jit(getattr(native, name))
+        getattr(native, name)(3, 2)  # compiled at the first call
+    yield native, plain
+    try:
+        for name in NAMES:  # every copy really ran as native code
+            assert "JIT: native code" in fatjit.explain(getattr(native, name)), name
+    finally:
+        for name in NAMES:
+            fatjit.unspecialize(getattr(native, name))
+
+
+def outcome(call):
+    """(type, repr) of the result, or (exception type, message, traceback lines in the module)."""
+    try:
+        result = call()
+        return type(result), repr(result)
+    except Exception as e:  # noqa: BLE001 - comparing every kind of exit
+        lines = [f.lineno for f in traceback.extract_tb(e.__traceback__)
+                 if f.filename.startswith("<fatjit_test_mod")]
+        return type(e), str(e), lines
+
+
+def same_everywhere(mods, name, a, b):
+    native, plain = mods
+    expected = outcome(lambda: getattr(plain, name)(a, b))
+    got = outcome(lambda: getattr(native, name)(a, b))
+    assert got == expected, (name, a, b)
+
+
+INT_EDGES = [0, 1, -1, 2, -2, 3, 7, -7, -5, -6, 255, 256, 257, -4, 2**30 - 1, 2**30, -(2**30 - 1),
+             -(2**30), 2**31, 2**62 - 1, 2**62, -(2**62), 2**63 - 1, 2**63, -(2**63), -(2**63) - 1,
+             2**64, 10**30]
+FLOAT_EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, 1e308, -1e308, 5e-324, math.inf, -math.inf, math.nan,
+               2.0**53, 0.1, 3.0]
+
+ints = st.one_of(st.sampled_from(INT_EDGES),
+                 st.integers(-2**31, 2**31),
+                 st.integers(-(2**64), 2**64),
+                 st.integers(-300, 300))
+floats = st.one_of(st.sampled_from(FLOAT_EDGES), st.floats(allow_nan=True, allow_infinity=True))
+numbers = st.one_of(ints, floats)
+
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(a=ints, b=ints)
+def test_int_operators_match_the_interpreter(mods, a, b):
+    for name in NAMES:
+        same_everywhere(mods, name, a, b)
+
+
+@SETTINGS
+@given(a=floats, b=floats)
+def test_float_operators_match_the_interpreter(mods, a, b):
+    for name in NAMES:
+        same_everywhere(mods, name, a, b)
+
+
+@SETTINGS
+@given(a=numbers, b=numbers)
+def test_mixed_operands_match_the_interpreter(mods, a, b):
+    for name in NAMES:
+        same_everywhere(mods, name, a, b)
+
+
+def test_edges_pairwise(mods):
+    for a in INT_EDGES + FLOAT_EDGES:
+        for b in INT_EDGES + FLOAT_EDGES:
+            for name in NAMES:
+                same_everywhere(mods, name, a, b)
+
+
+def test_compiled_code_has_the_inline_paths(mods):
+    native, _ = mods
+    for name in ("add", "iadd", "sub", "mul", "floordiv", "mod", "and_"):
+        ir = fatjit.explain(getattr(native, name), ir=True)
+        assert "compact_ints" in ir, name
+        assert "@PyLong_FromLongLong" in ir and "small_int" in ir, name
+    for name in ("add", "truediv", "mul"):
+        ir = fatjit.explain(getattr(native, name), ir=True)
+        assert "fadd" in ir or "fdiv" in ir or "fmul" in ir, name
+        assert "@fatjit_rt_box_float" in ir, name
+    assert "compact_ints" not in fatjit.explain(native.truediv, ir=True)  # int / int is no float op
+    assert "float_arithmetic" not in fatjit.explain(native.and_, ir=True)
+    # A fused compare-and-branch makes no bool on its fast paths; a plain compare pushes one.
+    fused = fatjit.explain(native.if_lt, ir=True)
+    assert "compact_ints" in fused and "push_true" not in fused
+    assert "push_true" in fatjit.explain(native.lt, ir=True)
+    assert "fcmp" in fused
+
+
+def test_zero_division_has_the_same_traceback(mods):
+    for name in ("floordiv", "mod", "truediv", "ifloordiv", "imod", "itruediv"):
+        for a, b in [(1, 0), (-7, 0), (1.5, 0.0), (1.5, -0.0), (0.0, 0.0), (2**70, 0), (3, 0.0)]:
+            same_everywhere(mods, name, a, b)
+            native, _ = mods
+            with pytest.raises(ZeroDivisionError):
+                getattr(native, name)(a, b)
+
+
+def test_refcounts_are_unchanged(mods):
+    native, _ = mods
+    # Fresh objects outside the small-int cache, so their counts are this test's alone.
+    operands = [int("1000"), int("-123456"), float("2.5"), float("-0.0"), int("7") * 10**20,
+                float("nan")]
+    before = [sys.getrefcount(x) for x in operands]
+    for _ in range(3):
+        for name in NAMES:
+            for a in operands:
+                for b in operands:
+                    try:
+                        result = getattr(native, name)(a, b)
+                    except (ZeroDivisionError, TypeError):
+                        continue
+                    del result
+    del a, b  # the loop variables hold the last operands
+    assert [sys.getrefcount(x) for x in operands] == before
+    # A result is a new object owned by the caller alone (not the cache, not a leaked count).
+    r = native.add(int("100000"), int("23"))
+    assert r == 100023 and sys.getrefcount(r) == 2
+    r = native.mul(float("1.5"), float("2.0"))
+    assert r == 3.0 and sys.getrefcount(r) == 2
+    # Small-int results come from CPython's cache, with one more reference each.
+    small = 200
+    count = sys.getrefcount(small)
+    results = [native.add(int("100"), int("100")) for _ in range(10)]
+    assert all(r is small for r in results)
+    assert sys.getrefcount(small) == count + 10
+    del results
+    assert sys.getrefcount(small) == count
+
+
+TYPE_CHANGE = """
+class Num:
+    def __init__(self, v):
+        self.v = v
+    def __add__(self, other):
+        log.append(("add", self.v))
+        return Num(self.v + (other.v if isinstance(other, Num) else other))
+    __radd__ = __add__
+    def __lt__(self, other):
+        log.append(("lt", self.v))
+        return self.v < (other.v if isinstance(other, Num) else other)
+    def __gt__(self, other):
+        log.append(("gt", self.v))
+        return self.v > (other.v if isinstance(other, Num) else other)
+    def __repr__(self):
+        return f"Num({self.v!r})"
+
+def run(values, limit):
+    total = 0
+    count = 0
+    for v in values:
+        if v < limit:
+            total = total + v
+            count += 1
+        total += 1
+    return total, count
+"""
+
+
+def test_type_changes_mid_loop():
+    plain = new_module(TYPE_CHANGE, log=[])
+    native = new_module(TYPE_CHANGE, log=[])
+    fatjit.jit(native.run)
+    try:
+        for values, limit in [
+            (list(range(300)), 100),                              # compact ints only
+            (list(range(50)) + [0.5, 1e300, -0.0] + list(range(5)), 40),  # then floats
+            ([1, 2, 2**40, 2**64, 3], 2**50),                     # then huge ints
+            ([1, 2.5, 2**70, 4], 3.0),                            # mixed int/float compares
+        ]:
+            assert repr(native.run(values, limit)) == repr(plain.run(values, limit))
+        # then a user class with __lt__ and __add__: called in the same order, same results
+        vals = [1, plain.Num(2), 3.5, plain.Num(10**30), 4]
+        nvals = [1, native.Num(2), 3.5, native.Num(10**30), 4]
+        assert repr(native.run(nvals, 5)) == repr(plain.run(vals, 5))
+        assert native.log == plain.log and native.log
+        assert "JIT: native code" in fatjit.explain(native.run)
+    finally:
+        fatjit.unspecialize(native.run)
+
+
+def test_a_comparison_that_raises_keeps_the_line():
+    source = """
+def f(a, b):
+    x = 0
+    if a < b:
+        x = 1
+    return x
+"""
+    plain = new_module(source)
+    native = new_module(source)
+    fatjit.jit(native.f)
+    try:
+        for a, b in [(1, 2), (2.0, 1), (1, "x"), ("a", "b"), (None, 1), (1 + 2j, 1)]:
+            assert outcome(lambda: native.f(a, b)) == outcome(lambda: plain.f(a, b))
+    finally:
+        fatjit.unspecialize(native.f)
+
+
+def test_loops_over_numbers():
+    source = """
+def collatz_steps(n):
+    steps = 0
+    while n != 1:
+        if n % 2 == 0:
+            n = n // 2
+        else:
+            n = 3 * n + 1
+        steps += 1
+    return steps
+
+def mandel(cr, ci, limit):
+    zr = zi = 0.0
+    for i in range(limit):
+        zr, zi = zr * zr - zi * zi + cr, 2.0 * zr * zi + ci
+        if zr * zr + zi * zi > 4.0:
+            return i
+    return limit
+
+def bits(n):
+    acc = 0
+    i = 0
+    while i < n:
+        acc ^= (i * 2654435761) & 0xFFFFFFF
+        acc |= i & 7
+        i += 1
+    return acc
+"""
+    plain = new_module(source)
+    native = new_module(source)
+    names = ["collatz_steps", "mandel", "bits"]
+    for name in names:
+        fatjit.jit(getattr(native, name))
+    try:
+        for n in [1, 7, 27, 97, 2**40 + 1, 2**70 + 3]:
+            assert native.collatz_steps(n) == plain.collatz_steps(n)
+        for cr, ci in [(-0.5, 0.5), (0.3, 0.5), (-2.0, 0.0), (0.25, 0.0), (math.nan, 0.0)]:
+            assert native.mandel(cr, ci, 200) == plain.mandel(cr, ci, 200)
+        assert native.bits(5000) == plain.bits(5000)
+    finally:
+        for name in names:
+            fatjit.unspecialize(getattr(native, name))
+
+
+SUBSCRIPT = """
+def item(seq, i):
+    return seq[i]
+
+def fresh_item(i):
+    return [10, 20, 30][i]      # the list's last reference is the stack's
+
+def truth(x):
+    if x:
+        return 'yes'
+    return 'no'
+
+def count_down(n):
+    steps = 0
+    while n:
+        n -= 1
+        steps += 1
+    return steps
+"""
+
+
+class Dies:
+    def __init__(self, log):
+        self.log = log
+
+    def __del__(self):
+        self.log.append("del")
+
+
+@SETTINGS
+@given(i=st.one_of(st.sampled_from([0, 1, 2, 3, -1, -3, -4, 2**30, -(2**30), 2**64, True]),
+                   st.integers(-10, 10)),
+       length=st.integers(0, 5))
+def test_list_and_tuple_subscripts_match_the_interpreter(i, length):
+    plain = new_module(SUBSCRIPT)
+    native = new_module(SUBSCRIPT)
+    fatjit.jit(native.item)
+    fatjit.jit(native.fresh_item)
+    try:
+        values = [object() for _ in range(length)]
+        for seq in (list(values), tuple(values), {0: "a", -1: "b"}, "abcde", range(length)):
+            got = outcome(lambda: native.item(seq, i))
+            assert got == outcome(lambda: plain.item(seq, i)), (seq, i)
+        assert outcome(lambda: native.fresh_item(i)) == outcome(lambda: plain.fresh_item(i))
+    finally:
+        fatjit.unspecialize(native.item)
+        fatjit.unspecialize(native.fresh_item)
+
+
+def test_subscript_refcounts_and_last_reference():
+    native = new_module(SUBSCRIPT)
+    fatjit.jit(native.item)
+    fatjit.jit(native.fresh_item)
+    try:
+        native.item([1], 0)
+        element = object()
+        seq = [element, element]
+        tup = (element,)
+        before = (sys.getrefcount(element), sys.getrefcount(seq), sys.getrefcount(tup))
+        for _ in range(100):
+            assert native.item(seq, 1) is element
+            assert native.item(tup, 0) is element
+        assert (sys.getrefcount(element), sys.getrefcount(seq), sys.getrefcount(tup)) == before
+        assert native.fresh_item(2) == 30
+        # A container whose last reference is the stack's dies in the instruction: its items'
+        # finalizers run there (the slow path), as in the interpreter.
+        log = []
+        assert native.item([Dies(log), 5], 1) == 5
+        assert log == ["del"]
+        assert "compact_index" in fatjit.explain(native.item, ir=True)
+    finally:
+        fatjit.unspecialize(native.item)
+        fatjit.unspecialize(native.fresh_item)
+
+
+def test_int_truthiness_in_branches():
+    plain = new_module(SUBSCRIPT)
+    native = new_module(SUBSCRIPT)
+    fatjit.jit(native.truth)
+    fatjit.jit(native.count_down)
+    try:
+        for x in [0, 1, -1, 2**30, 2**70, -(2**70), 0.0, -0.0, 1.5, math.nan, "", "a", [], None,
+                  True, False]:
+            assert native.truth(x) == plain.truth(x), x
+        for n in [0, 1, 10, 300]:
+            assert native.count_down(n) == plain.count_down(n)
+        big = int("123456789")
+        count = sys.getrefcount(big)
+        for _ in range(50):
+            native.truth(big)
+        assert sys.getrefcount(big) == count
+        assert "int_truth" in fatjit.explain(native.truth, ir=True)
+    finally:
+        fatjit.unspecialize(native.truth)
+        fatjit.unspecialize(native.count_down)

@@ -1,0 +1,204 @@
+"""Automatic mode's background compiler thread, the code limit, exit and fork while compiling.
+
+Each test runs a child process: the background thread, the code limit and the environment
+switches are process-wide, and the point of several tests is how a process ends.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+BUILD_PYTHON = os.path.dirname(os.path.dirname(os.path.abspath(__import__("fatjit").__file__)))
+
+
+def run(source, timeout=120, **environment):
+    child = {k: v for k, v in os.environ.items() if not k.startswith("FATJIT")}
+    child["PYTHONPATH"] = BUILD_PYTHON
+    child.update(environment)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True,
+                          text=True, env=child, timeout=timeout)
+
+
+def check(done):
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+# Functions distinct enough to be separate compiles; `work` is the hot one.
+PROGRAM = """
+import fatjit
+
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+SOURCES = [f"def g{k}(x):\\n    return x * {k} + sum(range({k}))\\n" for k in range(40)]
+namespace = {}
+for source in SOURCES:
+    exec(source, namespace)
+others = [namespace[f"g{k}"] for k in range(40)]
+"""
+
+
+def test_compiles_off_the_calling_thread_and_the_next_call_runs_native():
+    out = check(run(PROGRAM + """
+fatjit.enable(specialize_threshold=0, jit_threshold=0)
+assert fatjit.stats()["jit"]["background"] is True
+first = work(1000)                 # runs the specialized bytecode; codegen is queued
+fatjit.wait_for_compiles()
+j = fatjit.stats()["jit"]
+assert j["in_flight"] == 0, j
+assert j["background_compiles"] >= 1, j
+calls_before = j["native_calls"]
+assert work(1000) == first == sum(i * i % 7 for i in range(1000))
+assert fatjit.stats()["jit"]["native_calls"] == calls_before + 1
+assert "JIT: native code" in fatjit.explain(work), fatjit.explain(work)
+print("ok")
+"""))
+    assert out.strip() == "ok"
+
+
+def test_background_off_compiles_at_the_first_call():
+    out = check(run(PROGRAM + """
+fatjit.enable(specialize_threshold=0, jit_threshold=0, jit_background=False)
+assert work(100) == sum(i * i % 7 for i in range(100))
+j = fatjit.stats()["jit"]
+assert j["background_compiles"] == 0 and j["native_calls"] >= 1, j
+print("ok")
+"""))
+    assert out.strip() == "ok"
+
+
+def test_environment_switch_and_its_errors():
+    out = check(run(PROGRAM + """
+fatjit.enable(specialize_threshold=0, jit_threshold=0)
+print(fatjit.stats()["jit"]["background"])
+""", FATJIT_JIT_BACKGROUND="0"))
+    assert out.strip() == "False"
+    bad = run("import fatjit; fatjit.enable(jit_threshold=0)", FATJIT_JIT_BACKGROUND="yes")
+    assert bad.returncode != 0
+    assert "FATJIT_JIT_BACKGROUND must be 0 or 1, not 'yes'" in bad.stderr
+    wrong_type = run("import fatjit; fatjit.enable(jit_threshold=0, jit_background=1)")
+    assert "jit_background must be a bool or None, not int" in wrong_type.stderr
+
+
+def test_exit_with_compiles_queued_and_under_way():
+    # Forty functions queued at once, then the interpreter exits at once: no hang, no crash,
+    # and what was still queued is counted as dropped.
+    out = check(run(PROGRAM + """
+import atexit
+fatjit.enable(specialize_threshold=0, jit_threshold=0)
+for g in others:
+    g(2)
+atexit.register(lambda: None)
+print("queued", fatjit.stats()["jit"]["in_flight"] > 0)
+""", timeout=60))
+    assert out.startswith("queued")
+
+
+def test_the_results_are_the_interpreters_while_compiles_land_between_calls():
+    out = check(run(PROGRAM + """
+fatjit.enable(specialize_threshold=0, jit_threshold=0)
+expected = [g(3) for g in others]   # under automatic mode already: compare with arithmetic
+assert expected == [3 * k + sum(range(k)) for k in range(40)]
+for round in range(50):
+    assert [g(3) for g in others] == expected
+    assert work(200) == sum(i * i % 7 for i in range(200))
+fatjit.wait_for_compiles()
+assert [g(3) for g in others] == expected
+j = fatjit.stats()["jit"]
+assert j["background_compiles"] >= 40, j
+print("ok")
+"""))
+    assert out.strip() == "ok"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_compiling_child_starts_clean_and_compiles_again():
+    out = check(run(PROGRAM + """
+import os
+fatjit.enable(specialize_threshold=0, jit_threshold=0)
+for g in others:
+    g(1)                              # forty compiles queued
+pid = os.fork()
+if pid == 0:
+    try:
+        assert work(300) == sum(i * i % 7 for i in range(300))
+        fatjit.wait_for_compiles()    # a new compiler thread in the child
+        assert [g(2) for g in others] == [2 * k + sum(range(k)) for k in range(40)]
+        fatjit.wait_for_compiles()
+        assert fatjit.stats()["jit"]["in_flight"] == 0
+        os._exit(0)
+    except BaseException as error:
+        print("child failed:", repr(error), flush=True)
+        os._exit(1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0
+fatjit.wait_for_compiles()
+assert [g(2) for g in others] == [2 * k + sum(range(k)) for k in range(40)]
+j = fatjit.stats()["jit"]
+assert j["background_compiles"] >= 40, j
+print("ok")
+"""))
+    assert out.strip().endswith("ok")
+
+
+def test_many_threads_calling_while_compiles_land():
+    out = check(run(PROGRAM + """
+import threading
+fatjit.enable(specialize_threshold=0, jit_threshold=0)
+errors = []
+def worker(seed):
+    try:
+        for r in range(30):
+            for k, g in enumerate(others):
+                if g(seed) != seed * k + sum(range(k)):
+                    errors.append((seed, k))
+            if work(100 + seed) != sum(i * i % 7 for i in range(100 + seed)):
+                errors.append((seed, "work"))
+    except BaseException as error:
+        errors.append(repr(error))
+threads = [threading.Thread(target=worker, args=(s,)) for s in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors[:5]
+print("ok")
+"""))
+    assert out.strip() == "ok"
+
+
+def test_code_limit_refuses_new_compiles_once_reached():
+    out = check(run(PROGRAM + """
+fatjit.enable(specialize_threshold=0, jit_threshold=0, jit_background=False)
+for g in others[:5]:
+    g(1)
+j = fatjit.stats()["jit"]
+assert j["code_limit"] == 1, j
+assert j["compiles"] == 1, j                  # the first fits: nothing was live before it
+assert j["refused"]["code_limit"] >= 4, j
+assert "code_limit" in fatjit.explain(others[3]), fatjit.explain(others[3])
+assert [g(1) for g in others[:5]] == [k + sum(range(k)) for k in range(5)]
+print("ok")
+""", FATJIT_CODE_LIMIT="1"))
+    assert out.strip() == "ok"
+
+
+@pytest.mark.parametrize("text, limit", [("0", 0), ("4096", 4096), ("64K", 64 << 10),
+                                         ("2M", 2 << 20), ("1g", 1 << 30)])
+def test_code_limit_forms(text, limit):
+    out = check(run("import fatjit; print(fatjit.stats()['jit']['code_limit'])",
+                    FATJIT_CODE_LIMIT=text))
+    assert int(out) == limit
+
+
+def test_code_limit_default_and_bad_value():
+    out = check(run("import fatjit; print(fatjit.stats()['jit']['code_limit'])"))
+    assert int(out) == 256 << 20
+    bad = run("import fatjit", FATJIT_CODE_LIMIT="lots")
+    assert bad.returncode != 0
+    assert "FATJIT_CODE_LIMIT must be a number of bytes" in bad.stderr

@@ -1,0 +1,485 @@
+"""Native-to-native calls (jit/runtime/native_call.h): CALL from compiled code to a plain Python
+function pushes the callee's frame itself and runs the callee's native code without the PEP 523
+hook. Each test runs a compiled copy and a plain copy of the same module and compares results,
+exceptions, tracebacks, frames and refcounts; stats()["jit"]["direct_calls"] shows the direct
+path was taken.
+"""
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import traceback
+
+import pytest
+
+import fatjit
+from support import new_module
+
+
+@pytest.fixture
+def jit(no_leaked_specializations):
+    """jit(source, *names) -> (compiled module, plain module): `names` compiled on first call."""
+    compiled = []
+
+    def make(source, *names, **preset):
+        plain = new_module(source, **preset)
+        native = new_module(source, **preset)
+        for name in names:
+            func = getattr(native, name)
+            if isinstance(func, type):  # a class: compile the methods named in __jit__
+                for method in func.__jit__:
+                    fatjit.jit(getattr(func, method))
+                    compiled.append(getattr(func, method))
+            else:
+                fatjit.jit(func)
+                compiled.append(func)
+        return native, plain
+
+    yield make
+    for func in compiled:
+        fatjit.unspecialize(func)
+
+
+JIT_STRESS = os.environ.get("FATJIT_JIT_STRESS") == "1"
+
+
+def direct_calls():
+    return fatjit.stats()["jit"]["direct_calls"]
+
+
+def assert_direct_calls(delta, want):
+    """Exactly `want` direct calls; at least that many under the JIT stress setting, where every
+    other function of the process (the plain copies, pytest's) is compiled and calls directly."""
+    assert delta >= want if JIT_STRESS else delta == want, (delta, want)
+
+
+def outcome(call):
+    """(result, None) or (None, (exception type, str, traceback (function, line) pairs of the
+    test module))."""
+    try:
+        return call(), None
+    except BaseException as e:  # noqa: B902 - comparing every kind of exit
+        lines = [(f.name, f.lineno) for f in traceback.extract_tb(e.__traceback__)
+                 if f.filename.startswith("<fatjit_test_mod")]
+        return None, (type(e), str(e), lines)
+
+
+def warm(call, times=3):
+    """Calls `call` a few times (compiles happen at first calls) and returns the last result."""
+    for _ in range(times - 1):
+        call()
+    return call()
+
+
+def test_recursion_results_and_direct_path(jit):
+    native, plain = jit("""
+        def fib(n):
+            return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+        def ackermann(m, n):
+            if m == 0:
+                return n + 1
+            if n == 0:
+                return ackermann(m - 1, 1)
+            return ackermann(m - 1, ackermann(m, n - 1))
+    """, "fib", "ackermann")
+    warm(lambda: native.fib(5))
+    before = direct_calls()
+    assert native.fib(20) == plain.fib(20) == 6765
+    assert direct_calls() - before >= 6765 * 2
+    assert native.ackermann(2, 3) == plain.ackermann(2, 3)
+
+
+def test_recursion_error_at_exactly_the_interpreters_depth(jit):
+    native, plain = jit("""
+        def depth(n):
+            try:
+                return depth(n + 1)
+            except RecursionError:
+                return n
+
+        def depth_with_default(n, step=1):
+            try:
+                return depth_with_default(n + step)
+            except RecursionError:
+                return n
+    """, "depth", "depth_with_default")
+    warm(lambda: native.depth(sys.getrecursionlimit() - 50))
+    old = sys.getrecursionlimit()
+    for limit in (100, 400, 3000):  # 3000 frames cross several data-stack chunks
+        sys.setrecursionlimit(limit)
+        try:
+            before = direct_calls()
+            got = native.depth(0)
+            assert direct_calls() - before > limit // 2
+            assert got == plain.depth(0)
+            assert native.depth_with_default(0) == plain.depth_with_default(0)
+        finally:
+            sys.setrecursionlimit(old)
+
+
+def test_callee_whose_guard_fails_still_gives_the_right_result(jit):
+    native, plain = jit("""
+        K = 10
+
+        def callee(x):
+            return x + K
+
+        def caller(n):
+            t = 0
+            for i in range(n):
+                t += callee(i)
+            return t
+    """, "callee", "caller")
+    assert warm(lambda: native.caller(10)) == plain.caller(10)
+    assert "GuardGlobals(K)" in fatjit.explain(native.callee)
+    failures = fatjit.stats()["guard_failures"]["globals"]
+    native.K = plain.K = 20
+    assert native.caller(10) == plain.caller(10) == 245
+    assert fatjit.stats()["guard_failures"]["globals"] > failures  # counted as the hook counts
+    native.K = plain.K = 10
+    before = direct_calls()
+    assert native.caller(10) == plain.caller(10) == 145
+    assert_direct_calls(direct_calls() - before, 10)
+
+
+def test_callee_that_raises_has_the_same_traceback(jit):
+    native, plain = jit("""
+        def inner(x):
+            y = x + 1
+            return {"a": 1}[y]
+
+        def middle(x):
+            return inner(x) + 1
+
+        def outer(x):
+            try:
+                return middle(x)
+            except KeyError as e:
+                raise ValueError("wrapped") from e
+
+        def unbound(flag):
+            if flag:
+                v = 1
+            return v
+
+        def calls_unbound():
+            return unbound(False)
+    """, "inner", "middle", "outer", "unbound", "calls_unbound")
+    warm(lambda: outcome(lambda: native.outer(1)))
+    before = direct_calls()
+    for name, args in [("middle", (1,)), ("outer", (1,)), ("calls_unbound", ())]:
+        got = outcome(lambda: getattr(native, name)(*args))
+        want = outcome(lambda: getattr(plain, name)(*args))
+        assert got == want, name
+        assert got[1] is not None
+    assert direct_calls() > before
+    try:
+        native.outer(1)
+    except ValueError as e:
+        assert isinstance(e.__cause__, KeyError)
+        # the frames kept by the traceback outlived their calls: their f_back chains are intact
+        frame = traceback.extract_tb(e.__cause__.__traceback__)
+        assert [f.name for f in frame][-2:] == ["middle", "inner"]
+        tb = e.__cause__.__traceback__
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        assert tb.tb_frame.f_code.co_name == "inner"
+        assert tb.tb_frame.f_locals == {"x": 1, "y": 2}
+        assert tb.tb_frame.f_back.f_code.co_name == "middle"
+        assert tb.tb_frame.f_back.f_back.f_code.co_name == "outer"
+
+
+def test_callee_that_deopts_mid_function(jit):
+    # assume="entry": the callee's native code uses K after the call to rebind and re-checks its
+    # guard there, so a rebinding deopts mid-function; K is restored before each return, so
+    # every call enters the native code directly.
+    native, plain = jit("""
+        K = 1
+
+        def rebind(value):
+            global K
+            K = value
+
+        def callee(x):
+            a = K
+            rebind(x)
+            b = K
+            rebind(1)
+            return a * 1000 + b
+
+        def caller(n):
+            out = []
+            for i in range(n):
+                out.append(callee(i))
+            return out
+    """, "caller")
+    fatjit.jit(native.callee, assume="entry")
+    try:
+        warm(lambda: native.caller(1))
+        before = fatjit.stats()["jit"]["deopts"]["guard_failed"]
+        calls_before = direct_calls()
+        assert native.caller(5) == plain.caller(5) == [1000, 1001, 1002, 1003, 1004]
+        assert native.K == plain.K
+        assert fatjit.stats()["jit"]["deopts"]["guard_failed"] - before == 4
+        assert_direct_calls(direct_calls() - calls_before, 5)
+        assert "assume=entry" in fatjit.explain(native.callee)
+    finally:
+        fatjit.unspecialize(native.callee)
+
+
+def test_callee_that_deopts_for_tracing(jit):
+    native, plain = jit("""
+        import sys
+
+        events = []
+
+        def tracer(frame, event, arg):
+            if frame.f_code.co_name in ("callee", "caller"):
+                events.append((frame.f_code.co_name, event, frame.f_lineno))
+            return tracer
+
+        def start():
+            sys.settrace(tracer)
+
+        def callee(x):
+            if x == 2:
+                start()
+            y = x * 2
+            return y
+
+        def caller(n):
+            t = 0
+            for i in range(n):
+                t += callee(i)
+            sys.settrace(None)
+            return t
+    """, "callee", "caller")
+    warm(lambda: native.caller(2))
+    native.events.clear()
+    plain.events.clear()
+    before = fatjit.stats()["jit"]["deopts"]["tracing"]
+    calls_before = direct_calls()
+    assert native.caller(4) == plain.caller(4)
+    assert native.events == plain.events and plain.events
+    assert fatjit.stats()["jit"]["deopts"]["tracing"] - before >= 2  # callee, then caller
+    assert_direct_calls(direct_calls() - calls_before, 3)  # the call after tracing went on is interpreted
+
+
+def test_frames_seen_and_kept_by_the_callee(jit):
+    native, plain = jit("""
+        import sys
+
+        kept = []
+
+        def caller_info():
+            frame = sys._getframe(1)
+            return frame.f_code.co_name, frame.f_lineno, dict(frame.f_locals)
+
+        def keep_frame(a, b=5):
+            c = a * b
+            kept.append(sys._getframe())
+            return c
+
+        def f(a):
+            b = a + 1
+            info = caller_info()
+            r = keep_frame(b)
+            return info, r, sys._getframe().f_locals["b"]
+    """, "caller_info", "keep_frame", "f")
+    warm(lambda: native.f(1))
+    native.kept.clear()
+    plain.kept.clear()
+    before = direct_calls()
+    assert native.f(5) == plain.f(5)
+    assert direct_calls() - before >= 2
+    got, want = native.kept[0], plain.kept[0]
+    assert got.f_locals == want.f_locals == {"a": 6, "b": 5, "c": 30}
+    assert got.f_lineno == want.f_lineno
+    assert got.f_code is native.keep_frame.__code__
+    assert got.f_back is not None and got.f_back.f_code is native.f.__code__
+    assert got.f_back.f_lineno == want.f_back.f_lineno
+    assert got.f_back.f_locals["b"] == 6
+    assert gc.is_tracked(got)
+    refs = sys.getrefcount(got)
+    native.kept.clear()
+    assert refs == sys.getrefcount(want)
+    del got, want
+    gc.collect()
+
+
+def test_generator_callees(jit):
+    native, plain = jit("""
+        def gen(n, step=1):
+            for i in range(0, n, step):
+                yield i * i
+
+        def uses_gen(n):
+            return sum(gen(n)) + sum(gen(n, 2)) + list(gen(3))[-1]
+    """, "gen", "uses_gen")
+    assert warm(lambda: native.uses_gen(10)) == plain.uses_gen(10)
+    assert "JIT: native code" in fatjit.explain(native.uses_gen)
+
+
+def test_default_arguments(jit):
+    native, plain = jit("""
+        def callee(a, b=2, c=None, d=[]):
+            d.append(a)
+            return a, b, c, len(d)
+
+        def caller():
+            return [callee(1), callee(1, 3), callee(1, 3, 4), callee(1, 3, 4, [])]
+
+        def too_few():
+            return callee()
+
+        def too_many():
+            return callee(1, 2, 3, 4, 5)
+    """, "callee", "caller", "too_few", "too_many")
+    assert warm(native.caller) == warm(plain.caller)
+    before = direct_calls()
+    assert native.caller() == plain.caller()
+    assert_direct_calls(direct_calls() - before, 4)
+    # Defaults are read at call time, as initialize_locals reads them.
+    native.callee.__defaults__ = (20, 30, [])
+    plain.callee.__defaults__ = (20, 30, [])
+    assert native.caller() == plain.caller()
+    native.callee.__defaults__ = plain.callee.__defaults__ = None
+    assert outcome(native.caller) == outcome(plain.caller)
+    assert outcome(native.too_few) == outcome(plain.too_few)
+    assert outcome(native.too_many) == outcome(plain.too_many)
+
+
+def test_bound_methods_and_closures(jit):
+    native, plain = jit("""
+        class Counter:
+            __jit__ = ("add", "add_twice")
+
+            def __init__(self):
+                self.total = 0
+
+            def add(self, x):
+                self.total += x
+                return self
+
+            def add_twice(self, x):
+                return self.add(x).add(x).total
+
+        def make_adder(k):
+            def adder(x):
+                return x + k
+            return adder
+
+        def captured(x):
+            def get():
+                return x
+            x += 1
+            return get()
+
+        def caller(n):
+            c = Counter()
+            add = make_adder(n)
+            t = 0
+            for i in range(n):
+                t += c.add_twice(i) + add(i) + captured(i)
+            return t, c.total
+    """, "Counter", "captured", "caller")
+    assert warm(lambda: native.caller(10)) == plain.caller(10)
+    before = direct_calls()
+    assert native.caller(10) == plain.caller(10)
+    assert direct_calls() - before >= 30  # add_twice, add (x2), captured per iteration
+
+
+def test_refcounts_of_arguments_unchanged_after_many_calls(jit):
+    native, _ = jit("""
+        def callee(a, b, c=None):
+            return b
+
+        def raises(a, b):
+            raise KeyError(a)
+
+        def catches(a, b):
+            try:
+                raises(a, b)
+            except KeyError:
+                pass
+
+        def caller(a, b, n):
+            for i in range(n):
+                callee(a, b)
+                callee(a, b, a)
+                catches(a, b)
+            return callee(a, b)
+    """, "callee", "raises", "catches", "caller")
+    a, b = object(), object()
+    warm(lambda: native.caller(a, b, 2))
+    gc.collect()
+    counts = [sys.getrefcount(a), sys.getrefcount(b), sys.getrefcount(native.callee),
+              sys.getrefcount(native.callee.__code__)]
+    before = direct_calls()
+    assert native.caller(a, b, 1000) is b
+    assert direct_calls() - before >= 3000
+    gc.collect()
+    assert [sys.getrefcount(a), sys.getrefcount(b), sys.getrefcount(native.callee),
+            sys.getrefcount(native.callee.__code__)] == counts
+
+
+def test_settrace_switched_on_inside_a_callee(jit):
+    native, plain = jit("""
+        import sys
+
+        events = []
+
+        def tracer(frame, event, arg):
+            if frame.f_code.co_name in ("f", "start", "after"):
+                events.append((frame.f_code.co_name, event, frame.f_lineno))
+            return tracer
+
+        def start():
+            sys.settrace(tracer)
+            return 1
+
+        def after(x):
+            return x + 1
+
+        def f(n):
+            t = start()
+            for i in range(n):
+                t += after(i)
+            sys.settrace(None)
+            return t
+    """, "start", "after", "f")
+    assert native.f(3) == plain.f(3)
+    assert native.events == plain.events
+    native.events.clear()
+    plain.events.clear()
+    assert native.f(3) == plain.f(3)
+    assert native.events == plain.events
+    assert any(name == "after" and event == "call" for name, event, _ in plain.events)
+
+
+def test_direct_calls_switch_off():
+    # FATJIT_JIT_DIRECT_CALLS=0 keeps every call on the ordinary path (the switch is read once).
+    script = textwrap.dedent("""
+        import fatjit
+
+        def fib(n):
+            return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+        fatjit.jit(fib)
+        assert fib(15) == 610
+        jit = fatjit.stats()["jit"]
+        print(jit["direct_calls"], jit["native_calls"] > 0)
+    """)
+    for value, want in (("0", "0 True"), ("1", None)):
+        env = dict(os.environ, FATJIT_JIT_DIRECT_CALLS=value)
+        env.pop("FATJIT_JIT_STRESS", None)
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        if want is not None:
+            assert out.stdout.split() == want.split()
+        else:
+            assert int(out.stdout.split()[0]) > 0
