@@ -2,6 +2,7 @@
 #include "ext/auto_specialize.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -9,6 +10,7 @@
 #include "ext/guard_objects.h"
 #include "ext/specialize_api.h"
 #include "ext/stats.h"
+#include "ext/tuning.h"
 #include "jit/compile_function.h"
 #include "jit/compile_queue.h"
 
@@ -152,6 +154,76 @@ void RecordCompile(PyFunctionObject* func, const jit::CompileResult& compiled) {
   }
 }
 
+// Tier-up: once a specialization runs baseline code (opt level 0), its code is compiled again
+// with the optimizing codegen (tuning::kOptimizingTier) on the background thread and swapped in
+// when done; calls already running keep the baseline code (shared_ptr). The function is hot by
+// then: @fatjit.jit marks it so, automatic mode compiles only past its JIT threshold. Off with
+// FATJIT_JIT_TIER_UP=0, and when FATJIT_JIT_OPT fixes the opt level.
+bool TierUpEnabled() {
+  static const bool enabled = [] {
+    const char* tier_up = std::getenv("FATJIT_JIT_TIER_UP");
+    return (tier_up == nullptr || std::strcmp(tier_up, "0") != 0) &&
+           std::getenv("FATJIT_JIT_OPT") == nullptr;
+  }();
+  return enabled;
+}
+
+// On the compiler thread with the GIL: the optimized code replaces the baseline code.
+void FinishTierUp(const Ref<>& code_ref, uint64_t id, std::unique_ptr<jit::LoweredFunction> lowered,
+                  bool dropped) {
+  if (dropped) {
+    ++jit::GlobalJitCounters().background_dropped;
+    return;
+  }
+  jit::CompileResult compiled = jit::FinishCompile(std::move(lowered));
+  PyObject* code = PyWeakref_GET_OBJECT(code_ref.obj());
+  CodeState* state =
+      code == Py_None ? nullptr : CodeStateOf(reinterpret_cast<PyCodeObject*>(code));
+  size_t index = 0;
+  Specialization* spec = state == nullptr ? nullptr : FindSpecialization(state, id, &index);
+  if (spec == nullptr || !spec->native || !compiled.code) return;  // freed with `compiled`
+  ++jit::GlobalJitCounters().tier_ups;
+  if (LogEnabled(LogEvent::kCompile)) {
+    if (PyObject* func = spec->owner_function()) {
+      LogFunctionEvent(LogEvent::kCompile, reinterpret_cast<PyFunctionObject*>(func),
+                       absl::StrFormat("optimized: %u bytes of native code, %.2f ms",
+                                       compiled.code->code_size(),
+                                       compiled.code->compile_ns * 1e-6));
+    }
+  }
+  // Counts carry over: explain() reports the function's native calls and deopts.
+  compiled.code->calls = spec->native->calls;
+  spec->native = std::move(compiled.code);
+}
+
+// Hands the optimizing compile of `spec` (which has baseline code) to the background thread.
+// Lowering allocates, so the garbage collector may run and drop `spec`: it reads everything it
+// needs from `spec` first and finds it again by id when the code is done.
+void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
+  if (!TierUpEnabled() || !spec->native || spec->native->opt_level != 0 || spec->tier_up_queued ||
+      !spec->code) {
+    return;
+  }
+  spec->tier_up_queued = true;
+  const uint64_t id = spec->id;
+  jit::CompileRequest request = RequestForSpecialization(func, spec->code.get(), spec->rewrites,
+                                                         spec->guard_objects, spec->assume);
+  request.keep_alive.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(spec->code.get())));
+  request.options.opt_level = tuning::kOptimizingTier;
+  Ref<> code_ref = Ref<>::Steal(PyWeakref_NewRef(func->func_code, nullptr));
+  if (!code_ref) {
+    PyErr_Clear();
+    return;
+  }
+  jit::LowerResult lowered = jit::LowerFunction(std::move(request));
+  if (!lowered.lowered) return;
+  auto finish = [code_ref, id](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
+    FinishTierUp(code_ref, id, std::move(done), dropped);
+  };
+  // A full queue skips the tier-up: the baseline code goes on running.
+  jit::CompileQueue::Get().Submit(lowered.lowered, finish);
+}
+
 // Runs on the compiler thread with the GIL (compile_queue.h): attaches the machine code to the
 // specialization `id` of `code_ref`'s code object if both are still there.
 // `on_worker` is false when the queue could not take the job and codegen ran in the caller.
@@ -180,7 +252,9 @@ void FinishBackgroundCompile(const Ref<>& code_ref, uint64_t id,
   spec->jit_in_flight = false;
   state->last_jit_refusal = RefusalText(compiled);
   spec->jit_refusal = state->last_jit_refusal;
-  if (compiled.code) spec->native = std::move(compiled.code);
+  if (!compiled.code) return;
+  spec->native = std::move(compiled.code);
+  if (func != nullptr) QueueTierUp(reinterpret_cast<PyFunctionObject*>(func), spec);
 }
 
 }  // namespace
@@ -289,7 +363,9 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
     if (!jit::CompileQueue::Get().Submit(lowered, finish)) {
       FinishBackgroundCompile(code_ref, spec_id, std::move(lowered), false, false);
     }
+    return true;
   }
+  QueueTierUp(func, spec);  // may run the collector: `spec` is not used after it
   return true;
 }
 

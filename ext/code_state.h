@@ -50,6 +50,7 @@ struct Specialization {
   // runs its bytecode until `native` is set; `jit_in_flight` while the compile is under way.
   bool jit_background = false;
   bool jit_in_flight = false;
+  bool tier_up_queued = false;  // the optimizing tier's compile was handed to the thread
 
   // The owning function, or null once it died.
   PyObject* owner_function() const;

@@ -285,9 +285,10 @@ void AppendJitStatus(std::string& text, const Specialization& spec) {
   if (spec.native) {
     const jit::NativeCode& native = *spec.native;
     absl::StrAppendFormat(&text,
-                          "\n    JIT: native code, %u bytes, compiled in %.2f ms, %u native calls, "
-                          "%u deopt sites",
-                          native.code_size(), native.compile_ns * 1e-6, native.calls,
+                          "\n    JIT: native code (%s), %u bytes, compiled in %.2f ms, %u native "
+                          "calls, %u deopt sites",
+                          native.opt_level == 0 ? "baseline" : "optimized", native.code_size(),
+                          native.compile_ns * 1e-6, native.calls,
                           native.deopt_sites().size());
     for (const jit::DeoptSite& site : native.deopt_sites()) {
       if (site.count == 0) continue;

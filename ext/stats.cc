@@ -61,6 +61,7 @@ bool SetJit(PyObject* dict, const Stats& s) {
          SetInt(j.obj(), "attr_cache_misses", c.attr_cache_misses) &&
          SetInt(j.obj(), "background_compiles", c.background_compiles) &&
          SetInt(j.obj(), "background_dropped", c.background_dropped) &&
+         SetInt(j.obj(), "tier_ups", c.tier_ups) &&
          SetInt(j.obj(), "in_flight", jit::CompileQueue::Get().InFlight()) &&
          SetInt(j.obj(), "code_limit", jit::CodeLimit()) &&
          PyDict_SetItemString(j.obj(), "deopts", deopts.obj()) == 0 &&

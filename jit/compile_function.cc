@@ -319,7 +319,7 @@ Block FunctionCompiler::DeoptExit(int target_offset, int depth, DeoptReason reas
 
 void FunctionCompiler::CheckAfterCode(int next_offset, int depth_after) {
   Value cframe = e_.Load(tstate_, kCframe);
-  Value tracing = e_.Load(cframe, kUseTracing, Width::k8);
+  Value tracing = e_.LoadVolatile(cframe, kUseTracing, Width::k8);
   Block cont = e_.NewBlock("not_traced");
   Block deopt = DeoptExit(next_offset, depth_after, DeoptReason::kTracing);
   e_.BranchUnlikely(e_.Compare(Cmp::kNe, tracing, e_.Imm(0)), deopt, cont);
@@ -348,7 +348,7 @@ Block FunctionCompiler::BackEdge(const Instruction& inst, int depth) {
 
 void FunctionCompiler::PollEvalBreaker(const Instruction& inst, int depth, int resume_offset) {
   Value interp = e_.Load(tstate_, kInterp);
-  Value breaker = e_.Load(interp, kEvalBreakerFlag, Width::k32);
+  Value breaker = e_.LoadVolatile(interp, kEvalBreakerFlag, Width::k32);
   Block pending = e_.NewBlock("eval_breaker");
   Block cont = e_.NewBlock("no_eval_breaker");
   e_.BranchUnlikely(e_.Compare(Cmp::kNe, breaker, e_.Imm(0)), pending, cont);
@@ -521,7 +521,7 @@ bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) 
     return true;
   }
   // One test for both: the helper failed, or tracing was switched on while it ran.
-  Value tracing = e_.Load(e_.Load(tstate_, kCframe), kUseTracing, Width::k8);
+  Value tracing = e_.LoadVolatile(e_.Load(tstate_, kCframe), kUseTracing, Width::k8);
   Value leave = e_.Compare(Cmp::kNe, e_.Or(r, tracing), e_.Imm(0));
   // ceval's calls end with CHECK_EVAL_BREAKER: a signal handler raises at the call.
   const bool polls = inst.base_opcode == CALL || inst.base_opcode == CALL_FUNCTION_EX;
@@ -1321,6 +1321,7 @@ CompileResult FinishCompile(std::unique_ptr<LoweredFunction> lowered) {
                std::move(lowered->recheck));
   const uint64_t ns = lowered->lower_ns + lowered->codegen_ns;
   code->compile_ns = ns;
+  code->opt_level = lowered->options.opt_level;
   ++counters.compiles;
   counters.compile_ns += ns;
   counters.compile_ns_max = std::max(counters.compile_ns_max, ns);

@@ -54,6 +54,10 @@ class Emitter {
 
   // Memory: loads zero-extend to int64; stores truncate to `width`.
   virtual Value Load(Value address, int64_t offset, Width width = Width::k64) = 0;
+  // A load the optimizer never removes, merges with another or moves out of a loop: for state
+  // that another thread or a signal handler changes behind the code's back (the eval breaker,
+  // the tracing flag), which an optimizing tier would otherwise read once per loop.
+  virtual Value LoadVolatile(Value address, int64_t offset, Width width = Width::k64) = 0;
   virtual void Store(Value address, int64_t offset, Value value, Width width = Width::k64) = 0;
 
   virtual Value Add(Value a, Value b) = 0;

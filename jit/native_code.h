@@ -71,6 +71,7 @@ struct JitCounters {
   uint64_t attr_cache_misses = 0;  // ... and those that probed it in vain
   uint64_t background_compiles = 0;  // codegen done on the compiler thread (compile_queue.h)
   uint64_t background_dropped = 0;   // queued compiles dropped at exit or fork
+  uint64_t tier_ups = 0;  // baseline code replaced by the optimizing tier's (ext tier-up)
   // Called at every deopt when set (FATJIT_LOG=deopt); runs no Python code.
   void (*on_deopt)(const DeoptSite& site, _PyInterpreterFrame* frame) = nullptr;
 };
@@ -91,6 +92,7 @@ class NativeCode {
 
   uint64_t calls = 0;
   uint64_t compile_ns = 0;
+  int opt_level = 0;  // CompileOptions::opt_level it was generated at (0: baseline tier)
 
   // Takes the machine code and what it relies on (CompileFunction, once the backend is done).
   void Attach(CompiledFunction compiled, std::vector<Ref<>> keep_alive,

@@ -163,6 +163,14 @@ class LlvmEmitter final : public Emitter {
     return Push(builder_.CreateZExtOrBitCast(loaded, i64_));
   }
 
+  Value LoadVolatile(Value address, int64_t offset, Width width) override {
+    if (!CanEmit("LoadVolatile")) return Push(llvm::PoisonValue::get(i64_));
+    llvm::Type* type = builder_.getIntNTy(static_cast<unsigned>(width));
+    llvm::Value* loaded = builder_.CreateAlignedLoad(type, Address(address, offset),
+                                                     llvm::Align(1), /*isVolatile=*/true);
+    return Push(builder_.CreateZExtOrBitCast(loaded, i64_));
+  }
+
   void Store(Value address, int64_t offset, Value value, Width width) override {
     if (!CanEmit("Store")) return;
     llvm::Type* type = builder_.getIntNTy(static_cast<unsigned>(width));

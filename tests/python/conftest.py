@@ -28,6 +28,12 @@ import fatjit
 
 
 JIT_STRESS = os.environ.get("FATJIT_JIT_STRESS") == "1"
+
+# The optimizing tier recompiles every compiled function on the background thread, which would
+# make counters (compiles, code bytes) and the set of live native code move under the tests'
+# feet. Off for this process (read at the first compile); test_jit_tier_up.py runs it in child
+# processes, and tests/python/test_*.py pass under FATJIT_JIT_OPT=1 (the tier's codegen) too.
+os.environ.setdefault("FATJIT_JIT_TIER_UP", "0")
 # Compiled in the caller at the first call, not on the background thread: the first call runs
 # native code too.
 STRESS_THRESHOLDS = {"specialize_threshold": 0, "jit_threshold": 0, "jit_background": False}
