@@ -25,6 +25,7 @@ import sys
 import pytest
 
 import fatjit
+from support import new_module
 
 
 JIT_STRESS = os.environ.get("FATJIT_JIT_STRESS") == "1"
@@ -131,6 +132,31 @@ def no_leaked_specializations(restore_builtins):
         "the test leaked specializations"
     )
     assert after["hook_installed"] == before["hook_installed"]
+
+
+@pytest.fixture
+def jit(no_leaked_specializations):
+    """jit(source, *names) -> (compiled module, plain module): `names` compiled on first call
+    (for a class, the methods listed in its __jit__); unspecialized after the test."""
+    compiled = []
+
+    def make(source, *names, **preset):
+        plain = new_module(source, **preset)
+        native = new_module(source, **preset)
+        for name in names:
+            func = getattr(native, name)
+            if isinstance(func, type):  # a class: compile the methods named in __jit__
+                for method in func.__jit__:
+                    fatjit.jit(getattr(func, method))
+                    compiled.append(getattr(func, method))
+            else:
+                fatjit.jit(func)
+                compiled.append(func)
+        return native, plain
+
+    yield make
+    for func in compiled:
+        fatjit.unspecialize(func)
 
 
 @pytest.fixture

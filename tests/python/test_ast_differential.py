@@ -16,9 +16,7 @@ exceptions in the second iteration, else clauses, unpacking targets, shadowed ra
 inlined callees (rebound, redefined, given other code).
 """
 
-import builtins
 import linecache
-import sys
 import textwrap
 
 import pytest
@@ -69,37 +67,9 @@ def run_case(case):
     code = base.compile_case(case)
     labels = ["orig", "ast"] + ([] if case.rebinds_mid_call else ["ast_entry"])
     variants = [AstVariant(label, case, code) for label in labels]
-    saved_builtins = {name: getattr(builtins, name) for name in corpus.BUILTIN_FAKES}
-    history = []
     try:
-        calls = [(inputs, n % 2 == 1) for n, inputs in enumerate(case.inputs)]
-        for n, step in enumerate([("start",)] + list(case.steps)):
-            if step[0] == "builtin":
-                setattr(builtins, step[1],
-                        corpus.value(corpus.BUILTIN_FAKES[step[1]], variants[0].namespace))
-            elif step[0] == "digits":
-                sys.set_int_max_str_digits(step[1])
-            elif step[0] == "restore":
-                for name, value in saved_builtins.items():
-                    setattr(builtins, name, value)
-                sys.set_int_max_str_digits(base.DEFAULT_DIGITS)
-            for variant in variants:
-                variant.apply(step)
-            history.append(step)
-            todo = calls if n == 0 else [calls[n % len(calls)], calls[(n + 1) % len(calls)]]
-            for inputs, keyword in todo:
-                want = variants[0].call(inputs, keyword, case.generator)
-                for variant in variants[1:]:
-                    got = variant.call(inputs, keyword, case.generator)
-                    if got != want:
-                        pytest.fail(base.describe(case, history, ("call", inputs, keyword),
-                                                  variant.label, got, want), pytrace=False)
+        base.drive(case, variants)
     finally:
-        for name, value in saved_builtins.items():
-            setattr(builtins, name, value)
-        sys.set_int_max_str_digits(base.DEFAULT_DIGITS)
-        for variant in variants:
-            variant.drop()
         linecache.cache.pop(filename_of(case), None)
     for variant in variants[1:]:
         COVERAGE[variant.label]["cases"] += 1

@@ -245,11 +245,10 @@ def describe(case, history, step, label, got, want):
     return "\n".join(lines)
 
 
-def run_case(case, labels=("stable", "entry")):
-    code = compile_case(case)
-    labels = ["orig"] + [label for label in labels if not (case.rebinds_mid_call and (
-        label == "entry" or (label == "jit_entry" and case.generator)))]
-    variants = [Variant(label, case, code) for label in labels]
+def drive(case, variants):
+    """Runs the case's schedule of calls and world changes on every variant, failing the test at
+    the first call whose outcome (result or exception, traceback lines, module state) differs
+    from variants[0]'s; puts builtins back and drops the variants' specializations."""
     saved_builtins = {name: getattr(builtins, name) for name in corpus.BUILTIN_FAKES}
     history = []
     try:
@@ -282,6 +281,14 @@ def run_case(case, labels=("stable", "entry")):
         sys.set_int_max_str_digits(DEFAULT_DIGITS)
         for variant in variants:
             variant.drop()
+
+
+def run_case(case, labels=("stable", "entry")):
+    code = compile_case(case)
+    labels = ["orig"] + [label for label in labels if not (case.rebinds_mid_call and (
+        label == "entry" or (label == "jit_entry" and case.generator)))]
+    variants = [Variant(label, case, code) for label in labels]
+    drive(case, variants)
     for variant in variants[1:]:
         COVERAGE[variant.label]["cases"] += 1
         COVERAGE[variant.label]["specialized"] += variant.specialized_once

@@ -20,24 +20,6 @@ import fatjit
 from support import new_module
 
 
-@pytest.fixture
-def jit(no_leaked_specializations):
-    """jit(source, *names) -> (compiled module, plain module): `names` compiled on first call."""
-    compiled = []
-
-    def make(source, *names, **preset):
-        plain = new_module(source, **preset)
-        native = new_module(source, **preset)
-        for name in names:
-            fatjit.jit(getattr(native, name))
-            compiled.append(getattr(native, name))
-        return native, plain
-
-    yield make
-    for func in compiled:
-        fatjit.unspecialize(func)
-
-
 def native_calls():
     return fatjit.stats()["jit"]["native_calls"]
 

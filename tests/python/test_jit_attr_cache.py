@@ -13,26 +13,8 @@ import sys
 import pytest
 
 import fatjit
-from support import new_module
 
 from test_jit import native_calls_of, outcome
-
-
-@pytest.fixture
-def jit(no_leaked_specializations):
-    compiled = []
-
-    def make(source, *names):
-        plain = new_module(source)
-        native = new_module(source)
-        for name in names:
-            fatjit.jit(getattr(native, name))
-            compiled.append(getattr(native, name))
-        return native, plain
-
-    yield make
-    for func in compiled:
-        fatjit.unspecialize(func)
 
 
 def hits():

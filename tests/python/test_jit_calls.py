@@ -15,31 +15,6 @@ import traceback
 import pytest
 
 import fatjit
-from support import new_module
-
-
-@pytest.fixture
-def jit(no_leaked_specializations):
-    """jit(source, *names) -> (compiled module, plain module): `names` compiled on first call."""
-    compiled = []
-
-    def make(source, *names, **preset):
-        plain = new_module(source, **preset)
-        native = new_module(source, **preset)
-        for name in names:
-            func = getattr(native, name)
-            if isinstance(func, type):  # a class: compile the methods named in __jit__
-                for method in func.__jit__:
-                    fatjit.jit(getattr(func, method))
-                    compiled.append(getattr(func, method))
-            else:
-                fatjit.jit(func)
-                compiled.append(func)
-        return native, plain
-
-    yield make
-    for func in compiled:
-        fatjit.unspecialize(func)
 
 
 JIT_STRESS = os.environ.get("FATJIT_JIT_STRESS") == "1"
