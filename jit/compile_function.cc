@@ -172,13 +172,17 @@ class FunctionCompiler {
   bool LowerBinaryOp(int index);
   bool LowerCompareOp(int index);
   bool LowerSubscript(int index);
+  bool LowerStoreSubscript(int index);
+  bool LowerForIter(int index);
   int LiveOpcode(const Instruction& inst) const;
   Value TypeOf(Value object) { return e_.Load(object, kObType); }
   Value IsType(Value type, PyTypeObject* expected) {
     return e_.Compare(Cmp::kEq, type, e_.Ptr(expected));
   }
-  // Branches to `yes` when both exact ints have |ob_size| <= 1, else to `no`.
-  void BranchIfCompactInts(Value left, Value right, Block yes, Block no);
+  // Branches to `yes` when both exact ints have |ob_size| <= 2 (at most 60 bits), else `no`.
+  void BranchIfSmallInts(Value left, Value right, Block yes, Block no);
+  // The value of an exact int with |ob_size| <= 2 (reads the second digit only if it exists).
+  Value SmallIntValue(Value object);
   Value CompactIntValue(Value object) {
     return e_.Mul(e_.Load(object, kObSize), e_.Load(object, kIntDigit0, Width::k32));
   }
@@ -189,6 +193,10 @@ class FunctionCompiler {
   Value BoxInt(Value value, const Instruction& inst, int depth);
   // Replaces the two int or float operands at depth-2, depth-1 by `result`, then goes on.
   void FinishNumeric(int index, Value left, Value right, Value result);
+  // The same for an int result `value` (|value| < 2^62) or float result `bits`: the result is
+  // written into an operand the stack holds the only reference to, else boxed anew.
+  void FinishIntResult(int index, Value left, Value right, Value value);
+  void FinishFloatResult(int index, Value left, Value right, Value bits);
 
   // Memory of the frame.
   int64_t SlotOffset(int depth) const { return kLocalsplus + 8 * (nlocalsplus_ + depth); }
@@ -543,13 +551,16 @@ bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) 
   return true;
 }
 
-// ---- Numeric fast paths: BINARY_OP and COMPARE_OP on compact ints and exact floats ----------
+// ---- Numeric fast paths: BINARY_OP and COMPARE_OP on small ints and exact floats ------------
 //
-// Assumes CPython 3.11's layouts (static_asserts above): an exact int with |ob_size| <= 1 holds
-// its value in ob_digit[0] (30 bits), so sums, differences, products (|a*b| < 2^60) and
-// quotients of two such values never leave int64; an exact float holds a C double in ob_fval.
+// Assumes CPython 3.11's layouts (static_asserts above): an exact int with |ob_size| <= 2 holds
+// its magnitude in ob_digit[0] + ob_digit[1] << 30 (at most 60 bits), so sums, differences,
+// quotients and remainders of two such values, and products of two in [-2^31, 2^31) (else the
+// slow path), stay below 2^62 in magnitude; an exact float holds a C double in ob_fval.
 // Produces, per BINARY_OP and COMPARE_OP: type tests on the two operands, the operation on
-// machine values, and the generic helper call (LowerHelper, today's code) for every other case.
+// machine values, the result written into an operand the stack owns alone or boxed anew
+// (FinishIntResult, FinishFloatResult), and the generic helper call (LowerHelper) for every
+// other case.
 // Which fast paths are emitted follows the interpreter's own feedback when it has any (the
 // quickened BINARY_OP_ADD_INT, COMPARE_OP_FLOAT_JUMP, ...): a site specialized for ints gets no
 // float path, one for strings gets none. A COMPARE_OP directly followed by
@@ -577,11 +588,26 @@ int FunctionCompiler::LiveOpcode(const Instruction& inst) const {
   return inst.base_opcode;
 }
 
-void FunctionCompiler::BranchIfCompactInts(Value left, Value right, Block yes, Block no) {
-  auto compact = [&](Value v) {
-    return e_.Compare(Cmp::kUlt, e_.Add(e_.Load(v, kObSize), e_.Imm(1)), e_.Imm(3));
+void FunctionCompiler::BranchIfSmallInts(Value left, Value right, Block yes, Block no) {
+  auto small = [&](Value v) {
+    return e_.Compare(Cmp::kUlt, e_.Add(e_.Load(v, kObSize), e_.Imm(2)), e_.Imm(5));
   };
-  e_.Branch(e_.And(compact(left), compact(right)), yes, no);
+  e_.Branch(e_.And(small(left), small(right)), yes, no);
+}
+
+Value FunctionCompiler::SmallIntValue(Value object) {
+  Value size = e_.Load(object, kObSize);
+  Value negative = e_.Compare(Cmp::kSlt, size, e_.Imm(0));
+  Value two_digits = e_.Compare(Cmp::kEq, e_.Select(negative, e_.Sub(e_.Imm(0), size), size),
+                                e_.Imm(2));
+  Value low = e_.Load(object, kIntDigit0, Width::k32);
+  // The second digit's address only when it exists (else the first's again, and unused).
+  Value high_at = e_.Select(two_digits, e_.Add(object, e_.Imm(sizeof(digit))), object);
+  Value high = e_.Select(two_digits, e_.Load(high_at, kIntDigit0, Width::k32), e_.Imm(0));
+  Value magnitude = e_.Add(low, e_.Mul(high, e_.Imm(int64_t{1} << PyLong_SHIFT)));
+  // Zero has ob_size 0 and a first digit that need not be 0 (long_normalize leaves it).
+  Value value = e_.Select(negative, e_.Sub(e_.Imm(0), magnitude), magnitude);
+  return e_.Select(e_.Compare(Cmp::kEq, size, e_.Imm(0)), e_.Imm(0), value);
 }
 
 namespace {
@@ -648,7 +674,17 @@ Value FunctionCompiler::IntArithmetic(int op, Value a, Value b, Block slow) {
   switch (BinaryOpBase(op)) {
     case NB_ADD: return e_.Add(a, b);
     case NB_SUBTRACT: return e_.Sub(a, b);
-    case NB_MULTIPLY: return e_.Mul(a, b);
+    case NB_MULTIPLY: {
+      // Operands of up to 60 bits: the product stays below 2^62 when both are in [-2^31, 2^31).
+      auto fits = [&](Value v) {
+        return e_.Compare(Cmp::kUlt, e_.Add(v, e_.Imm(int64_t{1} << 31)),
+                          e_.Imm(int64_t{1} << 32));
+      };
+      Block product = e_.NewBlock("int_product");
+      e_.BranchUnlikely(e_.And(fits(a), fits(b)), product, slow);
+      Enter(product);
+      return e_.Mul(a, b);
+    }
     case NB_AND: return e_.And(a, b);
     case NB_OR: return e_.Or(a, b);
     case NB_XOR: return e_.Xor(a, b);
@@ -700,6 +736,101 @@ void FunctionCompiler::FinishNumeric(int index, Value left, Value right, Value r
   e_.Jump(NextBlock(index));
 }
 
+// Reusing an operand: an exact int or float whose only reference is the value stack's is
+// referenced by nothing else that could see it change (ints and floats have no weak references
+// and are not tracked by the collector), and the interpreter would free it right after the
+// operation; writing the result into it gives an object equal in every observable way to a new
+// one. Small ints (-5..256) are never reused (the stack is never their only owner) and always
+// come from the cache, as CPython's own results do.
+void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value value) {
+  const Instruction& inst = decoded_.instructions()[index];
+  const int d = depth_[index];
+  Block small = e_.NewBlock("small_int");
+  Block large = e_.NewBlock("large_int");
+  Value biased = e_.Add(value, e_.Imm(_PY_NSMALLNEGINTS));
+  e_.Branch(e_.Compare(Cmp::kUlt, biased, e_.Imm(_PY_NSMALLNEGINTS + _PY_NSMALLPOSINTS)), small,
+            large);
+  Enter(small);
+  PyLongObject* small_ints = _Py_SINGLETON(small_ints);
+  Value cached = e_.Add(e_.Ptr(small_ints), e_.Mul(biased, e_.Imm(sizeof(PyLongObject))));
+  Incref(cached);
+  FinishNumeric(index, left, right, cached);
+
+  Enter(large);
+  Value negative = e_.Compare(Cmp::kSlt, value, e_.Imm(0));
+  Value magnitude = e_.Select(negative, e_.Sub(e_.Imm(0), value), value);
+  Value two_digits = e_.Compare(Cmp::kSge, magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT));
+  Value digits = e_.Select(two_digits, e_.Imm(2), e_.Imm(1));
+  Value fits_two = e_.Compare(Cmp::kSlt, magnitude, e_.Imm(int64_t{1} << (2 * PyLong_SHIFT)));
+  // An operand can take the result if the stack owns it alone and it has room for the digits
+  // (an int has max(1, |ob_size|) digits at least).
+  auto can_take = [&](Value operand) {
+    Value size = e_.Load(operand, kObSize);
+    Value room = e_.Select(e_.Compare(Cmp::kSlt, size, e_.Imm(0)), e_.Sub(e_.Imm(0), size), size);
+    room = e_.Select(e_.Compare(Cmp::kEq, room, e_.Imm(0)), e_.Imm(1), room);
+    return e_.And(e_.And(fits_two, e_.Compare(Cmp::kEq, e_.Load(operand, kRefcnt), e_.Imm(1))),
+                  e_.Compare(Cmp::kSge, room, digits));
+  };
+  auto write_into = [&](Value target, Value other) {
+    Value high_at = e_.Select(two_digits, e_.Add(target, e_.Imm(sizeof(digit))), target);
+    e_.Store(high_at, kIntDigit0, e_.SDiv(magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT)),
+             Width::k32);
+    e_.Store(target, kIntDigit0, e_.And(magnitude, e_.Imm(PyLong_MASK)), Width::k32);
+    e_.Store(target, kObSize, e_.Select(negative, e_.Sub(e_.Imm(0), digits), digits));
+    Decref(other);  // an int: its deallocation runs nothing
+    StoreSlot(d - 2, target);
+    e_.Jump(NextBlock(index));
+  };
+  Block into_left = e_.NewBlock("int_into_left");
+  Block try_right = e_.NewBlock("int_try_right");
+  Block into_right = e_.NewBlock("int_into_right");
+  Block allocate = e_.NewBlock("int_allocate");
+  e_.Branch(can_take(left), into_left, try_right);
+  Enter(into_left);
+  write_into(left, right);
+  Enter(try_right);
+  e_.Branch(can_take(right), into_right, allocate);
+  Enter(into_right);
+  write_into(right, left);
+  Enter(allocate);
+  Value object = e_.Call(kLongFromInt64, {value});
+  Block allocated = e_.NewBlock("int_allocated");
+  e_.BranchUnlikely(e_.Compare(Cmp::kEq, object, e_.Imm(0)), ErrorExit(d, inst), allocated);
+  Enter(allocated);
+  FinishNumeric(index, left, right, object);
+}
+
+void FunctionCompiler::FinishFloatResult(int index, Value left, Value right, Value bits) {
+  const Instruction& inst = decoded_.instructions()[index];
+  const int d = depth_[index];
+  auto sole_owner = [&](Value operand) {
+    return e_.Compare(Cmp::kEq, e_.Load(operand, kRefcnt), e_.Imm(1));
+  };
+  auto write_into = [&](Value target, Value other) {
+    e_.Store(target, kFloatValue, bits);
+    Decref(other);  // a float: its deallocation runs nothing
+    StoreSlot(d - 2, target);
+    e_.Jump(NextBlock(index));
+  };
+  Block into_left = e_.NewBlock("float_into_left");
+  Block try_right = e_.NewBlock("float_try_right");
+  Block into_right = e_.NewBlock("float_into_right");
+  Block allocate = e_.NewBlock("float_allocate");
+  e_.Branch(sole_owner(left), into_left, try_right);
+  Enter(into_left);
+  write_into(left, right);
+  Enter(try_right);
+  e_.Branch(sole_owner(right), into_right, allocate);
+  Enter(into_right);
+  write_into(right, left);
+  Enter(allocate);
+  Value result = e_.Call(kBoxFloat, {bits});
+  Block boxed = e_.NewBlock("float_boxed");
+  e_.BranchUnlikely(e_.Compare(Cmp::kEq, result, e_.Imm(0)), ErrorExit(d, inst), boxed);
+  Enter(boxed);
+  FinishNumeric(index, left, right, result);
+}
+
 bool FunctionCompiler::LowerBinaryOp(int index) {
   const Instruction& inst = decoded_.instructions()[index];
   const int d = depth_[index];
@@ -734,10 +865,10 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
     e_.Branch(e_.And(IsType(left_type, &PyLong_Type), IsType(right_type, &PyLong_Type)), both_int,
               float_test);
     Enter(both_int);
-    BranchIfCompactInts(left, right, compact, slow);
+    BranchIfSmallInts(left, right, compact, slow);
     Enter(compact);
-    Value result = IntArithmetic(op, CompactIntValue(left), CompactIntValue(right), slow);
-    FinishNumeric(index, left, right, BoxInt(result, inst, d));
+    Value result = IntArithmetic(op, SmallIntValue(left), SmallIntValue(right), slow);
+    FinishIntResult(index, left, right, result);
   }
   if (floats) {
     if (!ints) e_.Jump(float_test);
@@ -761,11 +892,7 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
         break;
       }
     }
-    Value result = e_.Call(kBoxFloat, {bits});
-    Block boxed = e_.NewBlock("float_boxed");
-    e_.BranchUnlikely(e_.Compare(Cmp::kEq, result, e_.Imm(0)), ErrorExit(d, inst), boxed);
-    Enter(boxed);
-    FinishNumeric(index, left, right, result);
+    FinishFloatResult(index, left, right, bits);
   }
   Enter(slow);
   return LowerHelper(index, generic, nullptr);
@@ -821,10 +948,9 @@ bool FunctionCompiler::LowerCompareOp(int index) {
     e_.Branch(e_.And(IsType(left_type, &PyLong_Type), IsType(right_type, &PyLong_Type)), both_int,
               float_test);
     Enter(both_int);
-    BranchIfCompactInts(left, right, compact, slow);
+    BranchIfSmallInts(left, right, compact, slow);
     Enter(compact);
-    Value holds =
-        e_.Compare(IntComparison(op), CompactIntValue(left), CompactIntValue(right));
+    Value holds = e_.Compare(IntComparison(op), SmallIntValue(left), SmallIntValue(right));
     Decref(right);
     Decref(left);
     e_.Branch(holds, on_true, on_false);
@@ -920,6 +1046,130 @@ bool FunctionCompiler::LowerSubscript(int index) {
     Enter(tuple_item);
     Value address = e_.Add(container, e_.Mul(i, e_.Imm(sizeof(PyObject*))));
     finish(e_.Load(address, offsetof(PyTupleObject, ob_item)));
+  }
+  Enter(slow);
+  return LowerHelper(index, generic, nullptr);
+}
+
+// STORE_SUBSCR of an exact list by a compact int in [0, len), as ceval's STORE_SUBSCR_LIST_INT
+// does, when nothing it releases can run code: the list is not the stack's last reference and
+// the item it replaces either keeps other references or is an exact int or float (whose
+// deallocation runs nothing). Everything else (dicts, slices, negative indexes, a replaced item
+// whose release may run __del__) takes the helper, followed by the usual checks.
+bool FunctionCompiler::LowerStoreSubscript(int index) {
+  const Instruction& inst = decoded_.instructions()[index];
+  const int d = depth_[index];
+  const OpEntry& generic = OpTable()[STORE_SUBSCR];
+  if (!NumericFastPathsEnabled() || LiveOpcode(inst) == STORE_SUBSCR_DICT) {
+    return LowerHelper(index, generic, nullptr);
+  }
+  Block slow = e_.NewBlock("store_subscript_generic");
+  Block int_index = e_.NewBlock("store_int_index");
+  Block list = e_.NewBlock("store_list");
+  Block store = e_.NewBlock("store_list_item");
+  Value sub = LoadSlot(d - 1);
+  Value container = LoadSlot(d - 2);
+  Value value = LoadSlot(d - 3);
+  Value size = e_.Load(sub, kObSize);
+  e_.Branch(e_.And(IsType(TypeOf(sub), &PyLong_Type), e_.Compare(Cmp::kUlt, size, e_.Imm(2))),
+            int_index, slow);
+  Enter(int_index);
+  Value i = e_.Select(e_.Compare(Cmp::kEq, size, e_.Imm(0)), e_.Imm(0),
+                      e_.Load(sub, kIntDigit0, Width::k32));
+  e_.Branch(e_.And(IsType(TypeOf(container), &PyList_Type),
+                   e_.And(e_.Compare(Cmp::kUlt, i, e_.Load(container, kObSize)),
+                          e_.Compare(Cmp::kSgt, e_.Load(container, kRefcnt), e_.Imm(1)))),
+            list, slow);
+  Enter(list);
+  Value slot = e_.Add(e_.Load(container, offsetof(PyListObject, ob_item)),
+                      e_.Mul(i, e_.Imm(sizeof(PyObject*))));
+  Value old = e_.Load(slot, 0);
+  Value old_type = TypeOf(old);
+  Value quiet = e_.Or(e_.Compare(Cmp::kSgt, e_.Load(old, kRefcnt), e_.Imm(1)),
+                      e_.Or(IsType(old_type, &PyFloat_Type), IsType(old_type, &PyLong_Type)));
+  e_.Branch(quiet, store, slow);
+  Enter(store);
+  e_.Store(slot, 0, value);  // the stack's reference to the value moves into the list
+  Decref(old);
+  Decref(sub);
+  DecrefNoDealloc(container);
+  e_.Jump(NextBlock(index));
+  Enter(slow);
+  return LowerHelper(index, generic, nullptr);
+}
+
+// FOR_ITER over an exact range or list iterator, inline: what rangeiter_next and listiter_next
+// do while values remain. A range iterator's exhaustion pops and releases it here (its
+// deallocation runs nothing); a list iterator's, which releases the list, takes the helper, as
+// does every other iterator. Layouts are the private structs of rangeobject.c and listobject.c,
+// checked against the types' basic sizes before use.
+namespace {
+struct RangeIterLayout {
+  PyObject_HEAD
+  long index;
+  long start;
+  long step;
+  long len;
+};
+struct ListIterLayout {
+  PyObject_HEAD
+  Py_ssize_t index;
+  PyListObject* seq;
+};
+}  // namespace
+
+bool FunctionCompiler::LowerForIter(int index) {
+  const Instruction& inst = decoded_.instructions()[index];
+  const int d = depth_[index];
+  const OpEntry& generic = OpTable()[FOR_ITER];
+  const bool ranges = PyRangeIter_Type.tp_basicsize == sizeof(RangeIterLayout);
+  const bool lists = PyListIter_Type.tp_basicsize == sizeof(ListIterLayout);
+  if (!NumericFastPathsEnabled() || (!ranges && !lists)) return LowerHelper(index, generic, nullptr);
+  Block slow = e_.NewBlock("for_iter_generic");
+  Value iter = LoadSlot(d - 1);
+  Value type = TypeOf(iter);
+  Block list_test = lists ? e_.NewBlock("list_iter_test") : slow;
+  if (ranges) {
+    Block range = e_.NewBlock("range_iter");
+    Block next_value = e_.NewBlock("range_next");
+    Block exhausted = e_.NewBlock("range_exhausted");
+    e_.Branch(IsType(type, &PyRangeIter_Type), range, list_test);
+    Enter(range);
+    Value i = e_.Load(iter, offsetof(RangeIterLayout, index));
+    e_.Branch(e_.Compare(Cmp::kSlt, i, e_.Load(iter, offsetof(RangeIterLayout, len))),
+              next_value, exhausted);
+    Enter(next_value);
+    // start + index * step with C's unsigned wrap-around, as rangeiter_next computes it.
+    Value value = e_.Add(e_.Load(iter, offsetof(RangeIterLayout, start)),
+                         e_.Mul(i, e_.Load(iter, offsetof(RangeIterLayout, step))));
+    e_.Store(iter, offsetof(RangeIterLayout, index), e_.Add(i, e_.Imm(1)));
+    StoreSlot(d, BoxInt(value, inst, d));
+    e_.Jump(NextBlock(index));
+    Enter(exhausted);
+    Decref(iter);
+    JumpTo(inst.jump_target);
+  }
+  if (lists) {
+    if (!ranges) e_.Jump(list_test);
+    Enter(list_test);
+    Block list = e_.NewBlock("list_iter");
+    Block has_items = e_.NewBlock("list_iter_seq");
+    Block next_item = e_.NewBlock("list_next");
+    e_.Branch(IsType(type, &PyListIter_Type), list, slow);
+    Enter(list);
+    Value seq = e_.Load(iter, offsetof(ListIterLayout, seq));
+    e_.Branch(e_.Compare(Cmp::kNe, seq, e_.Imm(0)), has_items, slow);
+    Enter(has_items);
+    Value i = e_.Load(iter, offsetof(ListIterLayout, index));
+    e_.Branch(e_.Compare(Cmp::kSlt, i, e_.Load(seq, kObSize)), next_item, slow);
+    Enter(next_item);
+    Value item = e_.Load(e_.Add(e_.Load(seq, offsetof(PyListObject, ob_item)),
+                                e_.Mul(i, e_.Imm(sizeof(PyObject*)))),
+                         0);
+    Incref(item);
+    e_.Store(iter, offsetof(ListIterLayout, index), e_.Add(i, e_.Imm(1)));
+    StoreSlot(d, item);
+    e_.Jump(NextBlock(index));
   }
   Enter(slow);
   return LowerHelper(index, generic, nullptr);
@@ -1177,6 +1427,10 @@ bool FunctionCompiler::LowerInstruction(int index) {
       return LowerBinaryOp(index);
     case BINARY_SUBSCR:
       return LowerSubscript(index);
+    case STORE_SUBSCR:
+      return LowerStoreSubscript(index);
+    case FOR_ITER:
+      return LowerForIter(index);
     case COMPARE_OP:
       return LowerCompareOp(index);
     case CALL: {

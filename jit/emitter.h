@@ -83,6 +83,8 @@ class Emitter {
   // uninitialized) for the whole call: for values several blocks read without dominating them.
   virtual Value StackSlot() = 0;
   virtual Value Compare(Cmp cmp, Value a, Value b) = 0;  // an i1 condition
+  // `condition` ? if_true : if_false, without a branch (both are computed already).
+  virtual Value Select(Value condition, Value if_true, Value if_false) = 0;
 
   // Calls helper.address with args.size() == helper.nargs int64 arguments; returns its int64
   // result (an unusable value when !helper.returns_value).

@@ -242,6 +242,13 @@ class LlvmEmitter final : public Emitter {
     return Push(builder_.CreateICmp(Predicate(cmp), AsI64(a), AsI64(b)));
   }
 
+  Value Select(Value condition, Value if_true, Value if_false) override {
+    if (!CanEmit("Select")) return Push(llvm::PoisonValue::get(i64_));
+    llvm::Value* c = Get(condition);
+    if (c->getType() != builder_.getInt1Ty()) c = builder_.CreateICmpNE(c, builder_.getInt64(0));
+    return Push(builder_.CreateSelect(c, AsI64(if_true), AsI64(if_false)));
+  }
+
   Value Call(const Helper& helper, absl::Span<const Value> args) override;
 
   Block NewBlock(std::string_view name) override {

@@ -1,9 +1,10 @@
 """Inline int and float arithmetic, comparisons and branches in native code (jit/compile_function.cc,
 "Numeric fast paths").
 
-Compiled code computes BINARY_OP and COMPARE_OP on compact ints (|value| < 2**30) and exact floats
-inline, boxes results itself, and branches on a comparison without making a bool; every other
-case calls the generic helper. These tests run every operator both ways - compiled and
+Compiled code computes BINARY_OP and COMPARE_OP on ints of up to two digits (|value| < 2**60) and
+exact floats inline, writes a result into an operand only the stack holds (a temporary) or boxes
+it itself, and branches on a comparison without making a bool; every other case calls the generic
+helper. These tests run every operator both ways - compiled and
 interpreted, on random operands around the boundaries that matter (the 30-bit digit, int64, the
 small-int cache, -0.0, NaN, inf) - and require the same result (type and repr), the same exception
 with the same traceback lines, and unchanged reference counts.
@@ -41,12 +42,31 @@ def _source():
                   # `not (a op b)`: POP_JUMP_FORWARD_IF_TRUE
                   f"def ifnot_{name}(a, b):", f"    if not (a {op} b):", "        return 'no'",
                   "    return 'yes'"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + CHAINS
 
 
+# Temporaries: results consumed by the next operation, which may write into them (the stack holds
+# their only reference), next to locals and arguments, which it must not.
+CHAINS = """
+def chain_sum_of_products(a, b):
+    return (a + b) * (a - b) + a * b
+def chain_keeps_locals(a, b):
+    t = a * b
+    u = t + a
+    return t, u, t - u, u - (t - a)
+def chain_horner(a, b):
+    s = b
+    for _ in range(3):
+        s = s * a + b
+    return s
+def chain_right_temporary(a, b):
+    return a - (b * b - a) + (a * 3 - b * 2)
+"""
+CHAIN_NAMES = ["chain_sum_of_products", "chain_keeps_locals", "chain_horner",
+               "chain_right_temporary"]
 SOURCE = _source()
 NAMES = ([n for n in BINARY] + ["i" + n for n in BINARY]
-         + [p + n for n in COMPARE for p in ("", "if_", "while_", "ifnot_")])
+         + [p + n for n in COMPARE for p in ("", "if_", "while_", "ifnot_")] + CHAIN_NAMES)
 
 
 @pytest.fixture
@@ -84,13 +104,15 @@ def same_everywhere(mods, name, a, b):
 
 
 INT_EDGES = [0, 1, -1, 2, -2, 3, 7, -7, -5, -6, 255, 256, 257, -4, 2**30 - 1, 2**30, -(2**30 - 1),
-             -(2**30), 2**31, 2**62 - 1, 2**62, -(2**62), 2**63 - 1, 2**63, -(2**63), -(2**63) - 1,
+             -(2**30), 2**31, 2**31 - 1, -(2**31), -(2**31) - 1, 2**59, 2**60 - 1, 2**60,
+             -(2**60 - 1), -(2**60), 2**61, 2**62 - 1, 2**62, -(2**62), 2**63 - 1, 2**63, -(2**63), -(2**63) - 1,
              2**64, 10**30]
 FLOAT_EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, 1e308, -1e308, 5e-324, math.inf, -math.inf, math.nan,
                2.0**53, 0.1, 3.0]
 
 ints = st.one_of(st.sampled_from(INT_EDGES),
                  st.integers(-2**31, 2**31),
+                 st.integers(-2**61, 2**61),
                  st.integers(-(2**64), 2**64),
                  st.integers(-300, 300))
 floats = st.one_of(st.sampled_from(FLOAT_EDGES), st.floats(allow_nan=True, allow_infinity=True))
@@ -397,3 +419,145 @@ def test_int_truthiness_in_branches():
     finally:
         fatjit.unspecialize(native.truth)
         fatjit.unspecialize(native.count_down)
+
+
+STORES_AND_LOOPS = """
+def store(seq, i, value):
+    seq[i] = value
+    return seq
+
+def fill(n, value):
+    flags = [None] * n
+    for j in range(n):
+        flags[j] = value
+    return flags
+
+def range_sum(start, stop, step):
+    total = 0
+    for k in range(start, stop, step):
+        total += k
+    return total
+
+def range_items(start, stop, step):
+    out = []
+    for k in range(start, stop, step):
+        out.append(k)
+    return out
+
+def list_walk(items):
+    out = []
+    for x in items:
+        out.append(x)
+        if x == 'grow':
+            items.append('grown')
+        if x == 'shrink':
+            del items[:]
+    return out
+
+def collect(a, n):
+    out = []
+    for i in range(n):
+        out.append(a * 1.5 + i)
+        out.append(a * 3 + i * 1000003)
+    return out
+"""
+
+
+@SETTINGS
+@given(i=st.one_of(st.sampled_from([0, 1, 2, 3, -1, -3, -4, 2**30, 2**64, True, 1.0]),
+                   st.integers(-6, 6)),
+       length=st.integers(0, 4))
+def test_list_stores_match_the_interpreter(i, length):
+    plain = new_module(STORES_AND_LOOPS)
+    native = new_module(STORES_AND_LOOPS)
+    fatjit.jit(native.store)
+    try:
+        for make in (lambda: list(range(length)), lambda: dict.fromkeys(range(length)),
+                     lambda: bytearray(length), lambda: tuple(range(length))):
+            got = outcome(lambda: native.store(make(), i, 7))
+            assert got == outcome(lambda: plain.store(make(), i, 7)), (make(), i)
+    finally:
+        fatjit.unspecialize(native.store)
+
+
+def test_list_store_releases_the_old_item_exactly():
+    native = new_module(STORES_AND_LOOPS)
+    fatjit.jit(native.store)
+    fatjit.jit(native.fill)
+    try:
+        native.store([0], 0, 0)
+        value = object()
+        seq = [object(), float("1.5"), int("123456789")]
+        before = sys.getrefcount(value), sys.getrefcount(seq)
+        for k in range(3):
+            assert native.store(seq, k, value) is seq
+        assert seq == [value] * 3
+        assert (sys.getrefcount(value), sys.getrefcount(seq)) == (before[0] + 3, before[1])
+        # An item whose release runs __del__ is replaced on the helper's path, and __del__ runs
+        # inside the store, before the next line, as in the interpreter.
+        log = []
+        seq = [Dies(log)]
+        native.store(seq, 0, "x")
+        assert log == ["del"] and seq == ["x"]
+        assert native.fill(5, True) == [True] * 5
+        assert "store_list_item" in fatjit.explain(native.fill, ir=True)
+    finally:
+        fatjit.unspecialize(native.store)
+        fatjit.unspecialize(native.fill)
+
+
+@SETTINGS
+@given(start=st.one_of(st.integers(-300, 300), st.sampled_from([2**62, -(2**62), 2**63 - 5])),
+       stop=st.one_of(st.integers(-300, 300), st.sampled_from([2**62 + 7, 2**63 - 1, 2**64])),
+       step=st.one_of(st.integers(-40, 40).filter(bool), st.sampled_from([2**61, -(2**61)])))
+def test_range_loops_match_the_interpreter(start, stop, step):
+    plain = new_module(STORES_AND_LOOPS)
+    native = new_module(STORES_AND_LOOPS)
+    fatjit.jit(native.range_sum)
+    fatjit.jit(native.range_items)
+    try:
+        if len(range(start, stop, step)) > 5000:
+            return
+        for name in ("range_sum", "range_items"):
+            got = outcome(lambda: getattr(native, name)(start, stop, step))
+            assert got == outcome(lambda: getattr(plain, name)(start, stop, step)), name
+    finally:
+        fatjit.unspecialize(native.range_sum)
+        fatjit.unspecialize(native.range_items)
+
+
+def test_list_iteration_sees_the_list_change():
+    plain = new_module(STORES_AND_LOOPS)
+    native = new_module(STORES_AND_LOOPS)
+    fatjit.jit(native.list_walk)
+    try:
+        for items in (["a", "grow", "b"], ["shrink", "never"], [], [1, 2.5, None]):
+            assert native.list_walk(list(items)) == plain.list_walk(list(items))
+        ir = fatjit.explain(native.list_walk, ir=True)
+        assert "list_next" in ir and "range_next" in ir
+        # Iterating a list keeps each item's count exact.
+        item = object()
+        count = sys.getrefcount(item)
+        out = native.list_walk([item] * 10)
+        assert sys.getrefcount(item) == count + 10
+        del out
+        assert sys.getrefcount(item) == count
+    finally:
+        fatjit.unspecialize(native.list_walk)
+
+
+def test_results_written_into_temporaries_are_distinct_objects():
+    """A temporary may take the result of the operation that consumes it; what the program keeps
+    must still be a distinct object holding its own value."""
+    plain = new_module(STORES_AND_LOOPS)
+    native = new_module(STORES_AND_LOOPS)
+    fatjit.jit(native.collect)
+    try:
+        for a in (2.0, 7, 2**40, -3.25):
+            got = native.collect(a, 50)
+            assert got == plain.collect(a, 50)
+            assert len({id(x) for x in got}) == len(got)
+        ir = fatjit.explain(native.collect, ir=True)
+        assert "float_into_left" in ir and "int_into_left" in ir
+    finally:
+        fatjit.unspecialize(native.collect)
