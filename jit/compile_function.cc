@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstddef>
+#include <functional>
 #include <string_view>
 #include <vector>
 
@@ -197,6 +198,12 @@ class FunctionCompiler {
   // written into an operand the stack holds the only reference to, else boxed anew.
   void FinishIntResult(int index, Value left, Value right, Value value);
   void FinishFloatResult(int index, Value left, Value right, Value bits);
+  // When the instruction after `index` is STORE_FAST, branches to a block that writes the
+  // result into the local's current object (via `write`) and skips the STORE_FAST, if that
+  // object is of `type` and referenced only by the local and the operands; else to `otherwise`.
+  void TryResultIntoLocal(int index, Value left, Value right, PyTypeObject* type,
+                          const std::function<Value(Value)>& can_hold,
+                          const std::function<void(Value)>& write, Block otherwise);
 
   // Memory of the frame.
   int64_t SlotOffset(int depth) const { return kLocalsplus + 8 * (nlocalsplus_ + depth); }
@@ -771,12 +778,15 @@ void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value
     return e_.And(e_.And(fits_two, e_.Compare(Cmp::kEq, e_.Load(operand, kRefcnt), e_.Imm(1))),
                   e_.Compare(Cmp::kSge, room, digits));
   };
-  auto write_into = [&](Value target, Value other) {
+  auto write_digits = [&](Value target) {
     Value high_at = e_.Select(two_digits, e_.Add(target, e_.Imm(sizeof(digit))), target);
     e_.Store(high_at, kIntDigit0, e_.SDiv(magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT)),
              Width::k32);
     e_.Store(target, kIntDigit0, e_.And(magnitude, e_.Imm(PyLong_MASK)), Width::k32);
     e_.Store(target, kObSize, e_.Select(negative, e_.Sub(e_.Imm(0), digits), digits));
+  };
+  auto write_into = [&](Value target, Value other) {
+    write_digits(target);
     Decref(other);  // an int: its deallocation runs nothing
     StoreSlot(d - 2, target);
     e_.Jump(NextBlock(index));
@@ -785,6 +795,18 @@ void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value
   Block try_right = e_.NewBlock("int_try_right");
   Block into_right = e_.NewBlock("int_into_right");
   Block allocate = e_.NewBlock("int_allocate");
+  Block try_left = e_.NewBlock("int_try_left");
+  TryResultIntoLocal(
+      index, left, right, &PyLong_Type,
+      [&](Value local) {
+        Value size = e_.Load(local, kObSize);
+        Value room =
+            e_.Select(e_.Compare(Cmp::kSlt, size, e_.Imm(0)), e_.Sub(e_.Imm(0), size), size);
+        room = e_.Select(e_.Compare(Cmp::kEq, room, e_.Imm(0)), e_.Imm(1), room);
+        return e_.And(fits_two, e_.Compare(Cmp::kSge, room, digits));
+      },
+      [&](Value local) { write_digits(local); }, try_left);
+  Enter(try_left);
   e_.Branch(can_take(left), into_left, try_right);
   Enter(into_left);
   write_into(left, right);
@@ -798,6 +820,38 @@ void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value
   e_.BranchUnlikely(e_.Compare(Cmp::kEq, object, e_.Imm(0)), ErrorExit(d, inst), allocated);
   Enter(allocated);
   FinishNumeric(index, left, right, object);
+}
+
+// `local = a op b`: the local's current object, when nothing but the local and the operands
+// refer to it, would be released by the STORE_FAST right after the operation; it takes the
+// result instead (the same reasoning as for a temporary operand), and the STORE_FAST's block is
+// skipped: the local already holds the result. The operands' stack references are released as
+// usual; one that is the local's object keeps the local's reference, so it is not freed.
+void FunctionCompiler::TryResultIntoLocal(int index, Value left, Value right, PyTypeObject* type,
+                                          const std::function<Value(Value)>& can_hold,
+                                          const std::function<void(Value)>& write,
+                                          Block otherwise) {
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  if (index + 2 >= static_cast<int>(insts.size()) || insts[index + 1].base_opcode != STORE_FAST ||
+      blocks_[index + 1] < 0 || blocks_[index + 2] < 0 || insts[index + 1].oparg >= nlocalsplus_) {
+    e_.Jump(otherwise);
+    return;
+  }
+  Value local = e_.Load(frame_, LocalOffset(insts[index + 1].oparg));
+  Block bound = e_.NewBlock("local_bound");
+  Block take = e_.NewBlock("into_local");
+  e_.Branch(e_.Compare(Cmp::kNe, local, e_.Imm(0)), bound, otherwise);
+  Enter(bound);
+  Value owners = e_.Add(e_.Imm(1), e_.Add(e_.Compare(Cmp::kEq, local, left),
+                                          e_.Compare(Cmp::kEq, local, right)));
+  Value sole = e_.And(IsType(TypeOf(local), type),
+                      e_.Compare(Cmp::kEq, e_.Load(local, kRefcnt), owners));
+  e_.Branch(e_.And(sole, can_hold(local)), take, otherwise);
+  Enter(take);
+  write(local);
+  Decref(right);  // ceval's order; an operand that is the local's object keeps a reference
+  Decref(left);
+  e_.Jump(NextBlock(index + 1));
 }
 
 void FunctionCompiler::FinishFloatResult(int index, Value left, Value right, Value bits) {
@@ -816,6 +870,11 @@ void FunctionCompiler::FinishFloatResult(int index, Value left, Value right, Val
   Block try_right = e_.NewBlock("float_try_right");
   Block into_right = e_.NewBlock("float_into_right");
   Block allocate = e_.NewBlock("float_allocate");
+  Block try_left = e_.NewBlock("float_try_left");
+  TryResultIntoLocal(
+      index, left, right, &PyFloat_Type, [&](Value) { return e_.Imm(1); },
+      [&](Value local) { e_.Store(local, kFloatValue, bits); }, try_left);
+  Enter(try_left);
   e_.Branch(sole_owner(left), into_left, try_right);
   Enter(into_left);
   write_into(left, right);

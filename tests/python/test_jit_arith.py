@@ -561,3 +561,41 @@ def test_results_written_into_temporaries_are_distinct_objects():
         assert "float_into_left" in ir and "int_into_left" in ir
     finally:
         fatjit.unspecialize(native.collect)
+
+
+INTO_LOCALS = """
+def accumulate(a, n):
+    total = a * 0
+    x = a + a
+    snapshots = []
+    for i in range(n):
+        x = x * 1.0001 if isinstance(x, float) else (x * 7 + i) % 1000000007
+        total += x
+        alias = total          # another name for the object: it must not change under it
+        total = total + 1
+        snapshots.append(alias)
+        d = x - total
+        d = d * d
+        if i == 3:
+            seen = locals()['total']   # a snapshot holds a reference too
+            total = total - 0
+            snapshots.append(seen)
+    return total, x, d, snapshots
+"""
+
+
+def test_results_written_into_locals_leave_aliases_alone():
+    plain = new_module(INTO_LOCALS)
+    native = new_module(INTO_LOCALS)
+    fatjit.jit(native.accumulate)
+    try:
+        for a in (1.5, 3, 2**33, -2.25, 2**59):
+            assert native.accumulate(a, 40) == plain.accumulate(a, 40), a
+        assert "into_local" in fatjit.explain(native.accumulate, ir=True)
+        big = int("98765432109")
+        count = sys.getrefcount(big)
+        for _ in range(5):
+            native.accumulate(big, 10)
+        assert sys.getrefcount(big) == count
+    finally:
+        fatjit.unspecialize(native.accumulate)
