@@ -1452,8 +1452,36 @@ bool FunctionCompiler::LowerInstruction(int index) {
       return true;
 
     case LOAD_GLOBAL: {
+      // The cache's hit test inline (global_cache.h says why it is sound); a miss, which also
+      // refills the cache, is the helper's.
       GlobalCache& cache = out_.global_caches_.emplace_back();
       cache.name = name(oparg >> 1);
+      Value at = e_.Ptr(&cache);
+      Value value = e_.Load(at, offsetof(GlobalCache, value));
+      Value globals = e_.Load(frame_, offsetof(_PyInterpreterFrame, f_globals));
+      Value builtins = e_.Load(frame_, offsetof(_PyInterpreterFrame, f_builtins));
+      Block same_dicts = e_.NewBlock("global_cache_dicts");
+      Block hit = e_.NewBlock("global_cache_hit");
+      Block miss = e_.NewBlock("global_cache_miss");
+      e_.Branch(e_.And(e_.Compare(Cmp::kNe, value, e_.Imm(0)),
+                       e_.And(e_.Compare(Cmp::kEq, globals,
+                                         e_.Load(at, offsetof(GlobalCache, globals))),
+                              e_.Compare(Cmp::kEq, builtins,
+                                         e_.Load(at, offsetof(GlobalCache, builtins))))),
+                same_dicts, miss);
+      Enter(same_dicts);
+      constexpr int64_t kVersion = offsetof(PyDictObject, ma_version_tag);
+      e_.Branch(e_.And(e_.Compare(Cmp::kEq, e_.Load(globals, kVersion),
+                                  e_.Load(at, offsetof(GlobalCache, globals_version))),
+                       e_.Compare(Cmp::kEq, e_.Load(builtins, kVersion),
+                                  e_.Load(at, offsetof(GlobalCache, builtins_version)))),
+                hit, miss);
+      Enter(hit);
+      if (oparg & 1) StoreSlot(d, e_.Imm(0));
+      Incref(value);
+      StoreSlot(d + (oparg & 1), value);
+      e_.Jump(NextBlock(index));
+      Enter(miss);
       return LowerHelper(index, kLoadGlobalCached, reinterpret_cast<PyObject*>(&cache));
     }
     case LOAD_ATTR:

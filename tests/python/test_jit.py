@@ -595,6 +595,7 @@ def test_global_cache_follows_every_rebinding(jit):
         builtins.len = real_len
         plain.K = 1
         assert native.f(10) == want
+        assert "global_cache_hit" in fatjit.explain(native.f, ir=True)  # the hit test is inline
         builtins.len = real_len
         native.K = 5
         assert native.f(2) == [(5, 2), (5, 2)]
