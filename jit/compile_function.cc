@@ -176,7 +176,7 @@ class FunctionCompiler {
   bool LowerStoreSubscript(int index);
   bool LowerForIter(int index);
   int LiveOpcode(const Instruction& inst) const;
-  Value TypeOf(Value object) { return e_.Load(object, kObType); }
+  Value TypeOf(Value object) { return e_.Load(object, kObType, Width::k64, Mem::kType); }
   Value IsType(Value type, PyTypeObject* expected) {
     return e_.Compare(Cmp::kEq, type, e_.Ptr(expected));
   }
@@ -185,9 +185,9 @@ class FunctionCompiler {
   // The value of an exact int with |ob_size| <= 2 (reads the second digit only if it exists).
   Value SmallIntValue(Value object);
   Value CompactIntValue(Value object) {
-    return e_.Mul(e_.Load(object, kObSize), e_.Load(object, kIntDigit0, Width::k32));
+    return e_.Mul(Field(object, kObSize), Field(object, kIntDigit0, Width::k32));
   }
-  Value FloatBits(Value object) { return e_.Load(object, kFloatValue); }
+  Value FloatBits(Value object) { return Field(object, kFloatValue); }
   Value IntArithmetic(int op, Value a, Value b, Block slow);
   // A new reference to the int `value` (the small-int cache or PyLong_FromLongLong); on
   // allocation failure, an error exit at `inst` with `depth` values (the operands) on the stack.
@@ -205,22 +205,37 @@ class FunctionCompiler {
                           const std::function<Value(Value)>& can_hold,
                           const std::function<void(Value)>& write, Block otherwise);
 
+  // Memory, by what it is (Mem: the optimizer may assume the classes never overlap).
+  Value FrameLoad(int64_t offset) { return e_.Load(frame_, offset, Width::k64, Mem::kFrame); }
+  void FrameStore(int64_t offset, Value v) { e_.Store(frame_, offset, v, Width::k64, Mem::kFrame); }
+  Value Refcount(Value object) { return e_.Load(object, kRefcnt, Width::k64, Mem::kRefcount); }
+  void SetRefcount(Value object, Value n) {
+    e_.Store(object, kRefcnt, n, Width::k64, Mem::kRefcount);
+  }
+  // A field of an object other than its header (ob_size, digits, ob_fval, iterator state).
+  Value Field(Value object, int64_t offset, Width width = Width::k64) {
+    return e_.Load(object, offset, width, Mem::kField);
+  }
+  void SetField(Value object, int64_t offset, Value v, Width width = Width::k64) {
+    e_.Store(object, offset, v, width, Mem::kField);
+  }
+
   // Memory of the frame.
   int64_t SlotOffset(int depth) const { return kLocalsplus + 8 * (nlocalsplus_ + depth); }
   int64_t LocalOffset(int index) const { return kLocalsplus + 8 * index; }
-  Value LoadSlot(int depth) { return e_.Load(frame_, SlotOffset(depth)); }
-  void StoreSlot(int depth, Value v) { e_.Store(frame_, SlotOffset(depth), v); }
+  Value LoadSlot(int depth) { return FrameLoad(SlotOffset(depth)); }
+  void StoreSlot(int depth, Value v) { FrameStore(SlotOffset(depth), v); }
   void SetPrevInstr(int opcode_offset) {
-    e_.Store(frame_, kPrevInstr, e_.Ptr(code_units_ + opcode_offset));
+    FrameStore(kPrevInstr, e_.Ptr(code_units_ + opcode_offset));
   }
 
   // Reference counting, inline.
   void Incref(Value v) {
-    e_.Store(v, kRefcnt, e_.Add(e_.Load(v, kRefcnt), e_.Imm(1)));
+    SetRefcount(v, e_.Add(Refcount(v), e_.Imm(1)));
   }
   void Decref(Value v) {
-    Value n = e_.Sub(e_.Load(v, kRefcnt), e_.Imm(1));
-    e_.Store(v, kRefcnt, n);
+    Value n = e_.Sub(Refcount(v), e_.Imm(1));
+    SetRefcount(v, n);
     Block dealloc = e_.NewBlock("dealloc");
     Block done = e_.NewBlock("decref_done");
     e_.Branch(e_.Compare(Cmp::kEq, n, e_.Imm(0)), dealloc, done);
@@ -233,7 +248,7 @@ class FunctionCompiler {
   }
   // For objects that never reach zero here (True, False, None are referenced by the runtime).
   void DecrefNoDealloc(Value v) {
-    e_.Store(v, kRefcnt, e_.Sub(e_.Load(v, kRefcnt), e_.Imm(1)));
+    SetRefcount(v, e_.Sub(Refcount(v), e_.Imm(1)));
   }
   void XDecref(Value v) {
     Block some = e_.NewBlock("xdecref");
@@ -597,20 +612,20 @@ int FunctionCompiler::LiveOpcode(const Instruction& inst) const {
 
 void FunctionCompiler::BranchIfSmallInts(Value left, Value right, Block yes, Block no) {
   auto small = [&](Value v) {
-    return e_.Compare(Cmp::kUlt, e_.Add(e_.Load(v, kObSize), e_.Imm(2)), e_.Imm(5));
+    return e_.Compare(Cmp::kUlt, e_.Add(Field(v, kObSize), e_.Imm(2)), e_.Imm(5));
   };
   e_.Branch(e_.And(small(left), small(right)), yes, no);
 }
 
 Value FunctionCompiler::SmallIntValue(Value object) {
-  Value size = e_.Load(object, kObSize);
+  Value size = Field(object, kObSize);
   Value negative = e_.Compare(Cmp::kSlt, size, e_.Imm(0));
   Value two_digits = e_.Compare(Cmp::kEq, e_.Select(negative, e_.Sub(e_.Imm(0), size), size),
                                 e_.Imm(2));
-  Value low = e_.Load(object, kIntDigit0, Width::k32);
+  Value low = Field(object, kIntDigit0, Width::k32);
   // The second digit's address only when it exists (else the first's again, and unused).
   Value high_at = e_.Select(two_digits, e_.Add(object, e_.Imm(sizeof(digit))), object);
-  Value high = e_.Select(two_digits, e_.Load(high_at, kIntDigit0, Width::k32), e_.Imm(0));
+  Value high = e_.Select(two_digits, Field(high_at, kIntDigit0, Width::k32), e_.Imm(0));
   Value magnitude = e_.Add(low, e_.Mul(high, e_.Imm(int64_t{1} << PyLong_SHIFT)));
   // Zero has ob_size 0 and a first digit that need not be 0 (long_normalize leaves it).
   Value value = e_.Select(negative, e_.Sub(e_.Imm(0), magnitude), magnitude);
@@ -772,18 +787,18 @@ void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value
   // An operand can take the result if the stack owns it alone and it has room for the digits
   // (an int has max(1, |ob_size|) digits at least).
   auto can_take = [&](Value operand) {
-    Value size = e_.Load(operand, kObSize);
+    Value size = Field(operand, kObSize);
     Value room = e_.Select(e_.Compare(Cmp::kSlt, size, e_.Imm(0)), e_.Sub(e_.Imm(0), size), size);
     room = e_.Select(e_.Compare(Cmp::kEq, room, e_.Imm(0)), e_.Imm(1), room);
-    return e_.And(e_.And(fits_two, e_.Compare(Cmp::kEq, e_.Load(operand, kRefcnt), e_.Imm(1))),
+    return e_.And(e_.And(fits_two, e_.Compare(Cmp::kEq, Refcount(operand), e_.Imm(1))),
                   e_.Compare(Cmp::kSge, room, digits));
   };
   auto write_digits = [&](Value target) {
     Value high_at = e_.Select(two_digits, e_.Add(target, e_.Imm(sizeof(digit))), target);
-    e_.Store(high_at, kIntDigit0, e_.SDiv(magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT)),
+    SetField(high_at, kIntDigit0, e_.SDiv(magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT)),
              Width::k32);
-    e_.Store(target, kIntDigit0, e_.And(magnitude, e_.Imm(PyLong_MASK)), Width::k32);
-    e_.Store(target, kObSize, e_.Select(negative, e_.Sub(e_.Imm(0), digits), digits));
+    SetField(target, kIntDigit0, e_.And(magnitude, e_.Imm(PyLong_MASK)), Width::k32);
+    SetField(target, kObSize, e_.Select(negative, e_.Sub(e_.Imm(0), digits), digits));
   };
   auto write_into = [&](Value target, Value other) {
     write_digits(target);
@@ -799,7 +814,7 @@ void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value
   TryResultIntoLocal(
       index, left, right, &PyLong_Type,
       [&](Value local) {
-        Value size = e_.Load(local, kObSize);
+        Value size = Field(local, kObSize);
         Value room =
             e_.Select(e_.Compare(Cmp::kSlt, size, e_.Imm(0)), e_.Sub(e_.Imm(0), size), size);
         room = e_.Select(e_.Compare(Cmp::kEq, room, e_.Imm(0)), e_.Imm(1), room);
@@ -837,7 +852,7 @@ void FunctionCompiler::TryResultIntoLocal(int index, Value left, Value right, Py
     e_.Jump(otherwise);
     return;
   }
-  Value local = e_.Load(frame_, LocalOffset(insts[index + 1].oparg));
+  Value local = FrameLoad(LocalOffset(insts[index + 1].oparg));
   Block bound = e_.NewBlock("local_bound");
   Block take = e_.NewBlock("into_local");
   e_.Branch(e_.Compare(Cmp::kNe, local, e_.Imm(0)), bound, otherwise);
@@ -845,7 +860,7 @@ void FunctionCompiler::TryResultIntoLocal(int index, Value left, Value right, Py
   Value owners = e_.Add(e_.Imm(1), e_.Add(e_.Compare(Cmp::kEq, local, left),
                                           e_.Compare(Cmp::kEq, local, right)));
   Value sole = e_.And(IsType(TypeOf(local), type),
-                      e_.Compare(Cmp::kEq, e_.Load(local, kRefcnt), owners));
+                      e_.Compare(Cmp::kEq, Refcount(local), owners));
   e_.Branch(e_.And(sole, can_hold(local)), take, otherwise);
   Enter(take);
   write(local);
@@ -858,10 +873,10 @@ void FunctionCompiler::FinishFloatResult(int index, Value left, Value right, Val
   const Instruction& inst = decoded_.instructions()[index];
   const int d = depth_[index];
   auto sole_owner = [&](Value operand) {
-    return e_.Compare(Cmp::kEq, e_.Load(operand, kRefcnt), e_.Imm(1));
+    return e_.Compare(Cmp::kEq, Refcount(operand), e_.Imm(1));
   };
   auto write_into = [&](Value target, Value other) {
-    e_.Store(target, kFloatValue, bits);
+    SetField(target, kFloatValue, bits);
     Decref(other);  // a float: its deallocation runs nothing
     StoreSlot(d - 2, target);
     e_.Jump(NextBlock(index));
@@ -873,7 +888,7 @@ void FunctionCompiler::FinishFloatResult(int index, Value left, Value right, Val
   Block try_left = e_.NewBlock("float_try_left");
   TryResultIntoLocal(
       index, left, right, &PyFloat_Type, [&](Value) { return e_.Imm(1); },
-      [&](Value local) { e_.Store(local, kFloatValue, bits); }, try_left);
+      [&](Value local) { SetField(local, kFloatValue, bits); }, try_left);
   Enter(try_left);
   e_.Branch(sole_owner(left), into_left, try_right);
   Enter(into_left);
@@ -1066,15 +1081,15 @@ bool FunctionCompiler::LowerSubscript(int index) {
   Value sub = LoadSlot(d - 1);
   e_.Branch(IsType(TypeOf(sub), &PyLong_Type), int_index, slow);
   Enter(int_index);
-  e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(e_.Load(sub, kObSize), e_.Imm(1)), e_.Imm(3)),
+  e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(Field(sub, kObSize), e_.Imm(1)), e_.Imm(3)),
             compact_index, slow);
   Enter(compact_index);
   Value i = CompactIntValue(sub);
   Value container_type = TypeOf(container);
   // In range (a negative index is a huge unsigned one) and not the container's last reference.
   auto usable = [&]() {
-    return e_.And(e_.Compare(Cmp::kUlt, i, e_.Load(container, kObSize)),
-                  e_.Compare(Cmp::kSgt, e_.Load(container, kRefcnt), e_.Imm(1)));
+    return e_.And(e_.Compare(Cmp::kUlt, i, Field(container, kObSize)),
+                  e_.Compare(Cmp::kSgt, Refcount(container), e_.Imm(1)));
   };
   auto finish = [&](Value item) {
     Incref(item);
@@ -1129,22 +1144,22 @@ bool FunctionCompiler::LowerStoreSubscript(int index) {
   Value sub = LoadSlot(d - 1);
   Value container = LoadSlot(d - 2);
   Value value = LoadSlot(d - 3);
-  Value size = e_.Load(sub, kObSize);
+  Value size = Field(sub, kObSize);
   e_.Branch(e_.And(IsType(TypeOf(sub), &PyLong_Type), e_.Compare(Cmp::kUlt, size, e_.Imm(2))),
             int_index, slow);
   Enter(int_index);
   Value i = e_.Select(e_.Compare(Cmp::kEq, size, e_.Imm(0)), e_.Imm(0),
-                      e_.Load(sub, kIntDigit0, Width::k32));
+                      Field(sub, kIntDigit0, Width::k32));
   e_.Branch(e_.And(IsType(TypeOf(container), &PyList_Type),
-                   e_.And(e_.Compare(Cmp::kUlt, i, e_.Load(container, kObSize)),
-                          e_.Compare(Cmp::kSgt, e_.Load(container, kRefcnt), e_.Imm(1)))),
+                   e_.And(e_.Compare(Cmp::kUlt, i, Field(container, kObSize)),
+                          e_.Compare(Cmp::kSgt, Refcount(container), e_.Imm(1)))),
             list, slow);
   Enter(list);
   Value slot = e_.Add(e_.Load(container, offsetof(PyListObject, ob_item)),
                       e_.Mul(i, e_.Imm(sizeof(PyObject*))));
   Value old = e_.Load(slot, 0);
   Value old_type = TypeOf(old);
-  Value quiet = e_.Or(e_.Compare(Cmp::kSgt, e_.Load(old, kRefcnt), e_.Imm(1)),
+  Value quiet = e_.Or(e_.Compare(Cmp::kSgt, Refcount(old), e_.Imm(1)),
                       e_.Or(IsType(old_type, &PyFloat_Type), IsType(old_type, &PyLong_Type)));
   e_.Branch(quiet, store, slow);
   Enter(store);
@@ -1183,7 +1198,9 @@ bool FunctionCompiler::LowerForIter(int index) {
   const OpEntry& generic = OpTable()[FOR_ITER];
   const bool ranges = PyRangeIter_Type.tp_basicsize == sizeof(RangeIterLayout);
   const bool lists = PyListIter_Type.tp_basicsize == sizeof(ListIterLayout);
-  if (!NumericFastPathsEnabled() || (!ranges && !lists)) return LowerHelper(index, generic, nullptr);
+  if (!NumericFastPathsEnabled() || (!ranges && !lists)) {
+    return LowerHelper(index, generic, nullptr);
+  }
   Block slow = e_.NewBlock("for_iter_generic");
   Value iter = LoadSlot(d - 1);
   Value type = TypeOf(iter);
@@ -1194,14 +1211,14 @@ bool FunctionCompiler::LowerForIter(int index) {
     Block exhausted = e_.NewBlock("range_exhausted");
     e_.Branch(IsType(type, &PyRangeIter_Type), range, list_test);
     Enter(range);
-    Value i = e_.Load(iter, offsetof(RangeIterLayout, index));
-    e_.Branch(e_.Compare(Cmp::kSlt, i, e_.Load(iter, offsetof(RangeIterLayout, len))),
+    Value i = Field(iter, offsetof(RangeIterLayout, index));
+    e_.Branch(e_.Compare(Cmp::kSlt, i, Field(iter, offsetof(RangeIterLayout, len))),
               next_value, exhausted);
     Enter(next_value);
     // start + index * step with C's unsigned wrap-around, as rangeiter_next computes it.
-    Value value = e_.Add(e_.Load(iter, offsetof(RangeIterLayout, start)),
-                         e_.Mul(i, e_.Load(iter, offsetof(RangeIterLayout, step))));
-    e_.Store(iter, offsetof(RangeIterLayout, index), e_.Add(i, e_.Imm(1)));
+    Value value = e_.Add(Field(iter, offsetof(RangeIterLayout, start)),
+                         e_.Mul(i, Field(iter, offsetof(RangeIterLayout, step))));
+    SetField(iter, offsetof(RangeIterLayout, index), e_.Add(i, e_.Imm(1)));
     StoreSlot(d, BoxInt(value, inst, d));
     e_.Jump(NextBlock(index));
     Enter(exhausted);
@@ -1216,17 +1233,17 @@ bool FunctionCompiler::LowerForIter(int index) {
     Block next_item = e_.NewBlock("list_next");
     e_.Branch(IsType(type, &PyListIter_Type), list, slow);
     Enter(list);
-    Value seq = e_.Load(iter, offsetof(ListIterLayout, seq));
+    Value seq = Field(iter, offsetof(ListIterLayout, seq));
     e_.Branch(e_.Compare(Cmp::kNe, seq, e_.Imm(0)), has_items, slow);
     Enter(has_items);
-    Value i = e_.Load(iter, offsetof(ListIterLayout, index));
-    e_.Branch(e_.Compare(Cmp::kSlt, i, e_.Load(seq, kObSize)), next_item, slow);
+    Value i = Field(iter, offsetof(ListIterLayout, index));
+    e_.Branch(e_.Compare(Cmp::kSlt, i, Field(seq, kObSize)), next_item, slow);
     Enter(next_item);
     Value item = e_.Load(e_.Add(e_.Load(seq, offsetof(PyListObject, ob_item)),
                                 e_.Mul(i, e_.Imm(sizeof(PyObject*)))),
                          0);
     Incref(item);
-    e_.Store(iter, offsetof(ListIterLayout, index), e_.Add(i, e_.Imm(1)));
+    SetField(iter, offsetof(ListIterLayout, index), e_.Add(i, e_.Imm(1)));
     StoreSlot(d, item);
     e_.Jump(NextBlock(index));
   }
@@ -1254,7 +1271,7 @@ bool FunctionCompiler::LowerInstruction(int index) {
 
     case LOAD_FAST:
     case LOAD_CLOSURE: {
-      Value v = e_.Load(frame_, LocalOffset(oparg));
+      Value v = FrameLoad(LocalOffset(oparg));
       if (oparg < 0 || oparg >= nlocalsplus_) return Refuse(JitRefusal::kMalformed, "local index");
       if (may_be_unbound_[oparg]) {
         Block bound = e_.NewBlock("bound");
@@ -1281,8 +1298,8 @@ bool FunctionCompiler::LowerInstruction(int index) {
     }
     case STORE_FAST: {
       Value v = LoadSlot(d - 1);
-      Value old = e_.Load(frame_, LocalOffset(oparg));
-      e_.Store(frame_, LocalOffset(oparg), v);
+      Value old = FrameLoad(LocalOffset(oparg));
+      FrameStore(LocalOffset(oparg), v);
       XDecref(old);
       e_.Jump(NextBlock(index));
       return true;
@@ -1366,7 +1383,7 @@ bool FunctionCompiler::LowerInstruction(int index) {
         Block int_truth = e_.NewBlock("int_truth");
         e_.Branch(IsType(TypeOf(v), &PyLong_Type), int_truth, general);
         Enter(int_truth);
-        Value nonzero = e_.Compare(Cmp::kNe, e_.Load(v, kObSize), e_.Imm(0));
+        Value nonzero = e_.Compare(Cmp::kNe, Field(v, kObSize), e_.Imm(0));
         Decref(v);
         e_.Branch(nonzero, on_true, on_false);
       }
@@ -1458,8 +1475,8 @@ bool FunctionCompiler::LowerInstruction(int index) {
       cache.name = name(oparg >> 1);
       Value at = e_.Ptr(&cache);
       Value value = e_.Load(at, offsetof(GlobalCache, value));
-      Value globals = e_.Load(frame_, offsetof(_PyInterpreterFrame, f_globals));
-      Value builtins = e_.Load(frame_, offsetof(_PyInterpreterFrame, f_builtins));
+      Value globals = FrameLoad(offsetof(_PyInterpreterFrame, f_globals));
+      Value builtins = FrameLoad(offsetof(_PyInterpreterFrame, f_builtins));
       Block same_dicts = e_.NewBlock("global_cache_dicts");
       Block hit = e_.NewBlock("global_cache_hit");
       Block miss = e_.NewBlock("global_cache_miss");

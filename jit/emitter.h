@@ -42,6 +42,11 @@ enum class Cmp { kEq, kNe, kSlt, kSle, kSgt, kSge, kUlt };
 // (unordered or not equal: C's !=, true when either is NaN).
 enum class FCmp { kOeq, kUne, kOlt, kOle, kOgt, kOge };
 enum class Width { k8 = 8, k32 = 32, k64 = 64 };
+// What a load or store touches, for the optimizer's alias analysis: accesses of different
+// classes other than kAny never overlap (frame memory is no object's; an object's refcount, type
+// pointer and other fields sit at distinct offsets of distinct allocations). kAny may overlap
+// anything. Calls to helpers may read and write everything, whatever the class.
+enum class Mem { kAny, kFrame, kRefcount, kType, kField };
 
 class Emitter {
  public:
@@ -53,12 +58,14 @@ class Emitter {
   Value Ptr(const void* p) { return Imm(reinterpret_cast<int64_t>(p)); }
 
   // Memory: loads zero-extend to int64; stores truncate to `width`.
-  virtual Value Load(Value address, int64_t offset, Width width = Width::k64) = 0;
+  virtual Value Load(Value address, int64_t offset, Width width = Width::k64,
+                     Mem mem = Mem::kAny) = 0;
   // A load the optimizer never removes, merges with another or moves out of a loop: for state
   // that another thread or a signal handler changes behind the code's back (the eval breaker,
   // the tracing flag), which an optimizing tier would otherwise read once per loop.
   virtual Value LoadVolatile(Value address, int64_t offset, Width width = Width::k64) = 0;
-  virtual void Store(Value address, int64_t offset, Value value, Width width = Width::k64) = 0;
+  virtual void Store(Value address, int64_t offset, Value value, Width width = Width::k64,
+                     Mem mem = Mem::kAny) = 0;
 
   virtual Value Add(Value a, Value b) = 0;
   virtual Value Sub(Value a, Value b) = 0;

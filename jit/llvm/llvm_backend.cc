@@ -155,11 +155,12 @@ class LlvmEmitter final : public Emitter {
 
   Value Imm(int64_t value) override { return Push(builder_.getInt64(value)); }
 
-  Value Load(Value address, int64_t offset, Width width) override {
+  Value Load(Value address, int64_t offset, Width width, Mem mem) override {
     if (!CanEmit("Load")) return Push(llvm::PoisonValue::get(i64_));
     llvm::Type* type = builder_.getIntNTy(static_cast<unsigned>(width));
-    llvm::Value* loaded =
+    llvm::LoadInst* loaded =
         builder_.CreateAlignedLoad(type, Address(address, offset), llvm::Align(1));
+    Tag(loaded, mem);
     return Push(builder_.CreateZExtOrBitCast(loaded, i64_));
   }
 
@@ -171,11 +172,11 @@ class LlvmEmitter final : public Emitter {
     return Push(builder_.CreateZExtOrBitCast(loaded, i64_));
   }
 
-  void Store(Value address, int64_t offset, Value value, Width width) override {
+  void Store(Value address, int64_t offset, Value value, Width width, Mem mem) override {
     if (!CanEmit("Store")) return;
     llvm::Type* type = builder_.getIntNTy(static_cast<unsigned>(width));
     llvm::Value* stored = builder_.CreateTruncOrBitCast(AsI64(value), type);
-    builder_.CreateAlignedStore(stored, Address(address, offset), llvm::Align(1));
+    Tag(builder_.CreateAlignedStore(stored, Address(address, offset), llvm::Align(1)), mem);
   }
 
   Value Add(Value a, Value b) override {
@@ -288,6 +289,21 @@ class LlvmEmitter final : public Emitter {
   const llvm::StringMap<const void*>& helpers() const { return helpers_; }
 
  private:
+  // Type-based alias metadata: one scalar type per memory class under a common root, so
+  // accesses of two different classes never alias; kAny gets none (aliases everything).
+  void Tag(llvm::Instruction* access, Mem mem) {
+    if (mem == Mem::kAny) return;
+    const int index = static_cast<int>(mem);
+    if (tbaa_tags_[index] == nullptr) {
+      llvm::MDBuilder md(*context_);
+      if (tbaa_root_ == nullptr) tbaa_root_ = md.createTBAARoot("fatjit memory");
+      static constexpr const char* kNames[] = {"any", "frame", "refcount", "type", "field"};
+      llvm::MDNode* scalar = md.createTBAAScalarTypeNode(kNames[index], tbaa_root_);
+      tbaa_tags_[index] = md.createTBAAStructTagNode(scalar, scalar, 0);
+    }
+    access->setMetadata(llvm::LLVMContext::MD_tbaa, tbaa_tags_[index]);
+  }
+
   // Records the first misuse; Compile reports it as InvalidArgument.
   void Fail(std::string message) {
     if (error_.empty()) error_ = std::move(message);
@@ -430,6 +446,8 @@ class LlvmEmitter final : public Emitter {
   std::vector<llvm::BasicBlock*> blocks_;
   llvm::StringMap<const void*> helpers_;  // name -> address, for the JITDylib
   std::string error_;
+  llvm::MDNode* tbaa_root_ = nullptr;
+  llvm::MDNode* tbaa_tags_[5] = {};
 };
 
 Value LlvmEmitter::Call(const Helper& helper, absl::Span<const Value> args) {
