@@ -180,6 +180,14 @@ class FunctionCompiler {
   Value IsType(Value type, PyTypeObject* expected) {
     return e_.Compare(Cmp::kEq, type, e_.Ptr(expected));
   }
+  // Ends the current block in the type tests of two numeric operands: `ints` is entered when
+  // both are exact ints of at most two digits, `floats` when both are exact floats (each only
+  // if asked for, else -1); every other case goes to `slow`.
+  struct NumberKinds {
+    Block ints = -1;
+    Block floats = -1;
+  };
+  NumberKinds BranchOnNumberKinds(Value left, Value right, bool ints, bool floats, Block slow);
   // Branches to `yes` when both exact ints have |ob_size| <= 2 (at most 60 bits), else `no`.
   void BranchIfSmallInts(Value left, Value right, Block yes, Block no);
   // The value of an exact int with |ob_size| <= 2 (reads the second digit only if it exists).
@@ -610,6 +618,32 @@ int FunctionCompiler::LiveOpcode(const Instruction& inst) const {
   return inst.base_opcode;
 }
 
+FunctionCompiler::NumberKinds FunctionCompiler::BranchOnNumberKinds(Value left, Value right,
+                                                                     bool ints, bool floats,
+                                                                     Block slow) {
+  NumberKinds kinds;
+  Value left_type = TypeOf(left);
+  Value right_type = TypeOf(right);
+  Block float_test = floats ? e_.NewBlock("float_operands") : slow;
+  if (ints) {
+    Block both_int = e_.NewBlock("int_operands");
+    kinds.ints = e_.NewBlock("compact_ints");
+    e_.Branch(e_.And(IsType(left_type, &PyLong_Type), IsType(right_type, &PyLong_Type)), both_int,
+              float_test);
+    Enter(both_int);
+    BranchIfSmallInts(left, right, kinds.ints, slow);
+  } else {
+    e_.Jump(float_test);
+  }
+  if (floats) {
+    Enter(float_test);
+    kinds.floats = e_.NewBlock("float_operands_exact");
+    e_.Branch(e_.And(IsType(left_type, &PyFloat_Type), IsType(right_type, &PyFloat_Type)),
+              kinds.floats, slow);
+  }
+  return kinds;
+}
+
 void FunctionCompiler::BranchIfSmallInts(Value left, Value right, Block yes, Block no) {
   auto small = [&](Value v) {
     return e_.Compare(Cmp::kUlt, e_.Add(Field(v, kObSize), e_.Imm(2)), e_.Imm(5));
@@ -930,27 +964,14 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
   Block slow = e_.NewBlock("binary_op_generic");
   Value left = LoadSlot(d - 2);
   Value right = LoadSlot(d - 1);
-  Value left_type = TypeOf(left);
-  Value right_type = TypeOf(right);
-  Block float_test = floats ? e_.NewBlock("float_operands") : slow;
+  const NumberKinds kinds = BranchOnNumberKinds(left, right, ints, floats, slow);
   if (ints) {
-    Block both_int = e_.NewBlock("int_operands");
-    Block compact = e_.NewBlock("compact_ints");
-    e_.Branch(e_.And(IsType(left_type, &PyLong_Type), IsType(right_type, &PyLong_Type)), both_int,
-              float_test);
-    Enter(both_int);
-    BranchIfSmallInts(left, right, compact, slow);
-    Enter(compact);
+    Enter(kinds.ints);
     Value result = IntArithmetic(op, SmallIntValue(left), SmallIntValue(right), slow);
     FinishIntResult(index, left, right, result);
   }
   if (floats) {
-    if (!ints) e_.Jump(float_test);
-    Enter(float_test);
-    Block both_float = e_.NewBlock("float_arithmetic");
-    e_.Branch(e_.And(IsType(left_type, &PyFloat_Type), IsType(right_type, &PyFloat_Type)),
-              both_float, slow);
-    Enter(both_float);
+    Enter(kinds.floats);
     Value a = FloatBits(left);
     Value b = FloatBits(right);
     Value bits;
@@ -1013,29 +1034,16 @@ bool FunctionCompiler::LowerCompareOp(int index) {
   Block slow = e_.NewBlock("compare_generic");
   Value left = LoadSlot(d - 2);
   Value right = LoadSlot(d - 1);
-  Value left_type = TypeOf(left);
-  Value right_type = TypeOf(right);
-  Block float_test = floats ? e_.NewBlock("float_operands") : slow;
+  const NumberKinds kinds = BranchOnNumberKinds(left, right, ints, floats, slow);
   if (ints) {
-    Block both_int = e_.NewBlock("int_operands");
-    Block compact = e_.NewBlock("compact_ints");
-    e_.Branch(e_.And(IsType(left_type, &PyLong_Type), IsType(right_type, &PyLong_Type)), both_int,
-              float_test);
-    Enter(both_int);
-    BranchIfSmallInts(left, right, compact, slow);
-    Enter(compact);
+    Enter(kinds.ints);
     Value holds = e_.Compare(IntComparison(op), SmallIntValue(left), SmallIntValue(right));
     Decref(right);
     Decref(left);
     e_.Branch(holds, on_true, on_false);
   }
   if (floats) {
-    if (!ints) e_.Jump(float_test);
-    Enter(float_test);
-    Block both_float = e_.NewBlock("float_compare");
-    e_.Branch(e_.And(IsType(left_type, &PyFloat_Type), IsType(right_type, &PyFloat_Type)),
-              both_float, slow);
-    Enter(both_float);
+    Enter(kinds.floats);
     Value holds = e_.FCompare(FloatComparison(op), FloatBits(left), FloatBits(right));
     Decref(right);
     Decref(left);

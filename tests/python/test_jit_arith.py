@@ -161,7 +161,8 @@ def test_compiled_code_has_the_inline_paths(mods):
         assert "fadd" in ir or "fdiv" in ir or "fmul" in ir, name
         assert "@fatjit_rt_box_float" in ir, name
     assert "compact_ints" not in fatjit.explain(native.truediv, ir=True)  # int / int is no float op
-    assert "float_arithmetic" not in fatjit.explain(native.and_, ir=True)
+    assert "float_operands_exact" in fatjit.explain(native.add, ir=True)
+    assert "float_operands_exact" not in fatjit.explain(native.and_, ir=True)
     # A fused compare-and-branch makes no bool on its fast paths; a plain compare pushes one.
     fused = fatjit.explain(native.if_lt, ir=True)
     assert "compact_ints" in fused and "push_true" not in fused
