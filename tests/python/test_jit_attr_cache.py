@@ -503,3 +503,49 @@ def test_errors_match(jit):
         assert outcome(lambda: native.run(native.C())) == outcome(lambda: plain.run(plain.C()))
         assert (outcome(lambda: native.store(native.C()))
                 == outcome(lambda: plain.store(plain.C())))
+
+
+def test_instance_values_and_slots_are_read_inline(jit):
+    # The first cache entry's instance-value and slot reads are native code (no helper call on a
+    # hit); an owner that only the stack holds still goes through the helper, so its __del__
+    # runs inside the instruction, as in the interpreter.
+    native, plain = jit("""
+        log = []
+
+        class P:
+            def __init__(self, v):
+                self.v = v
+
+        class S:
+            __slots__ = ("v",)
+            def __init__(self, v):
+                self.v = v
+
+        class Dying:
+            def __init__(self, v):
+                self.v = v
+            def __del__(self):
+                log.append("del")
+
+        def run(n, k):
+            p, s = P(1.5), S("s")
+            out = []
+            for i in range(n):
+                if i == k:
+                    p.v = "changed"
+                    del s.v
+                out.append(p.v)
+                try:
+                    out.append(s.v)
+                except AttributeError as e:
+                    out.append(str(e))
+                out.append(Dying(i).v)
+                out.append(len(log))
+            return out
+    """, "run")
+    same(native, plain, 10, -1)
+    before = hits()
+    same(native, plain, 20, 7)
+    assert hits() - before >= 20
+    ir = fatjit.explain(native.run, ir=True)
+    assert "attr_instance_value" in ir and "attr_slot" in ir and "attr_cache_hit" in ir
