@@ -175,7 +175,12 @@ class FunctionCompiler {
   bool LowerSubscript(int index);
   bool LowerStoreSubscript(int index);
   bool LowerForIter(int index);
-  void InlineAttrCacheHit(int index, AttrCache& cache);
+  // Attribute caches probed inline (the helpers stay for misses).
+  void ProbeAttrCacheInline(AttrCache& cache, Value owner, Block miss,
+                            const std::function<void(Value)>& at_address);
+  void CountAttrCacheHit();
+  void InlineLoadAttr(int index, AttrCache& cache);
+  void InlineStoreAttr(int index, AttrCache& cache);
   int LiveOpcode(const Instruction& inst) const;
   Value TypeOf(Value object) { return e_.Load(object, kObType, Width::k64, Mem::kType); }
   Value IsType(Value type, PyTypeObject* expected) {
@@ -1260,22 +1265,21 @@ bool FunctionCompiler::LowerForIter(int index) {
   return LowerHelper(index, generic, nullptr);
 }
 
-// LOAD_ATTR: the first entry of the site's cache probed inline for the two kinds that are plain
-// reads of the instance (attr_cache.h says why a hit is sound): an instance value of a managed
-// dict that is not materialized, and a __slots__ member. The owner must not be the stack's last
-// reference (releasing it could run __del__). Leaves the current block in the miss path, which
-// calls the helper (probing every entry, refilling, or the generic lookup).
-void FunctionCompiler::InlineAttrCacheHit(int index, AttrCache& cache) {
-  const int d = depth_[index];
+// LOAD_ATTR and STORE_ATTR: the first entry of the site's cache probed inline for the two kinds
+// that are plain memory accesses in the instance (attr_cache.h says why a hit is sound): an
+// instance value of a managed dict that is not materialized, and a __slots__ member. The owner
+// must not be the stack's last reference (releasing it could run __del__). Each leaves the
+// current block in the miss path, which calls the helper (every entry probed, a refill, or the
+// generic lookup).
+void FunctionCompiler::ProbeAttrCacheInline(AttrCache& cache, Value owner, Block miss,
+                                            const std::function<void(Value)>& at_address) {
   const AttrCacheEntry& entry = cache.entries[0];
   Value at = e_.Ptr(&entry);
-  Value owner = LoadSlot(d - 1);
   Block probe = e_.NewBlock("attr_cache_probe");
   Block instance_value = e_.NewBlock("attr_instance_value");
   Block values_present = e_.NewBlock("attr_values");
   Block slot_test = e_.NewBlock("attr_slot_test");
   Block slot = e_.NewBlock("attr_slot");
-  Block miss = e_.NewBlock("attr_cache_miss");
   Value version = e_.Load(at, offsetof(AttrCacheEntry, type_version), Width::k32);
   Value type_version = e_.Load(TypeOf(owner), offsetof(PyTypeObject, tp_version_tag), Width::k32);
   e_.Branch(e_.And(e_.And(e_.Compare(Cmp::kEq, version, type_version),
@@ -1284,32 +1288,70 @@ void FunctionCompiler::InlineAttrCacheHit(int index, AttrCache& cache) {
             probe, miss);
   Enter(probe);
   Value kind = e_.Load(at, offsetof(AttrCacheEntry, kind), Width::k8);
-  Value offset = e_.Mul(e_.Load(at, offsetof(AttrCacheEntry, index)), e_.Imm(sizeof(PyObject*)));
+  Value index = e_.Load(at, offsetof(AttrCacheEntry, index));
   e_.Branch(e_.Compare(Cmp::kEq, kind, e_.Imm(static_cast<int>(AttrCacheKind::kInstanceValue))),
             instance_value, slot_test);
-  auto hit = [&](Value value) {
-    Block found = e_.NewBlock("attr_cache_hit");
-    e_.Branch(e_.Compare(Cmp::kNe, value, e_.Imm(0)), found, miss);
-    Enter(found);
-    Value hits = e_.Ptr(&GlobalJitCounters().attr_cache_hits);
-    e_.Store(hits, 0, e_.Add(e_.Load(hits, 0), e_.Imm(1)));
-    Incref(value);
-    DecrefNoDealloc(owner);
-    StoreSlot(d - 1, value);
-    e_.Jump(NextBlock(index));
-  };
   Enter(instance_value);
   // _PyObject_ValuesPointer: the values pointer sits four words before a managed-dict object.
   Value values = e_.Load(owner, -4 * static_cast<int64_t>(sizeof(PyObject*)));
   e_.Branch(e_.Compare(Cmp::kNe, values, e_.Imm(0)), values_present, miss);
   Enter(values_present);
-  hit(e_.Load(e_.Add(values, offset), 0));
+  at_address(e_.Add(values, e_.Mul(index, e_.Imm(sizeof(PyObject*)))));
   Enter(slot_test);
   e_.Branch(e_.Compare(Cmp::kEq, kind, e_.Imm(static_cast<int>(AttrCacheKind::kSlot))), slot,
             miss);
   Enter(slot);
-  // kSlot's index is the member's byte offset in the object.
-  hit(e_.Load(e_.Add(owner, e_.Load(at, offsetof(AttrCacheEntry, index))), 0));
+  at_address(e_.Add(owner, index));  // kSlot's index is the member's byte offset
+}
+
+void FunctionCompiler::CountAttrCacheHit() {
+  Value hits = e_.Ptr(&GlobalJitCounters().attr_cache_hits);
+  e_.Store(hits, 0, e_.Add(e_.Load(hits, 0), e_.Imm(1)));
+}
+
+void FunctionCompiler::InlineLoadAttr(int index, AttrCache& cache) {
+  const int d = depth_[index];
+  Value owner = LoadSlot(d - 1);
+  Block miss = e_.NewBlock("attr_cache_miss");
+  ProbeAttrCacheInline(cache, owner, miss, [&](Value address) {
+    Value value = e_.Load(address, 0);
+    Block found = e_.NewBlock("attr_cache_hit");
+    e_.Branch(e_.Compare(Cmp::kNe, value, e_.Imm(0)), found, miss);
+    Enter(found);
+    CountAttrCacheHit();
+    Incref(value);
+    DecrefNoDealloc(owner);
+    StoreSlot(d - 1, value);
+    e_.Jump(NextBlock(index));
+  });
+  Enter(miss);
+}
+
+// [value, owner] -> []: only over an existing value whose release runs nothing (other references
+// remain, or an exact int or float); a new attribute (insertion order to record) or a value
+// with a finalizer takes the helper.
+void FunctionCompiler::InlineStoreAttr(int index, AttrCache& cache) {
+  const int d = depth_[index];
+  Value owner = LoadSlot(d - 1);
+  Value value = LoadSlot(d - 2);
+  Block miss = e_.NewBlock("attr_cache_miss");
+  ProbeAttrCacheInline(cache, owner, miss, [&](Value address) {
+    Value old = e_.Load(address, 0);
+    Block present = e_.NewBlock("attr_store_present");
+    Block store = e_.NewBlock("attr_store_hit");
+    e_.Branch(e_.Compare(Cmp::kNe, old, e_.Imm(0)), present, miss);
+    Enter(present);
+    Value old_type = TypeOf(old);
+    e_.Branch(e_.Or(e_.Compare(Cmp::kSgt, Refcount(old), e_.Imm(1)),
+                    e_.Or(IsType(old_type, &PyFloat_Type), IsType(old_type, &PyLong_Type))),
+              store, miss);
+    Enter(store);
+    CountAttrCacheHit();
+    e_.Store(address, 0, value);  // the stack's reference moves into the instance
+    Decref(old);
+    DecrefNoDealloc(owner);
+    e_.Jump(NextBlock(index));
+  });
   Enter(miss);
 }
 
@@ -1581,7 +1623,8 @@ bool FunctionCompiler::LowerInstruction(int index) {
       AttrCache& cache = out_.attr_caches_.emplace_back();
       cache.name = name(oparg);
       const int which = inst.base_opcode == LOAD_ATTR ? 0 : inst.base_opcode == STORE_ATTR ? 1 : 2;
-      if (inst.base_opcode == LOAD_ATTR) InlineAttrCacheHit(index, cache);
+      if (inst.base_opcode == LOAD_ATTR) InlineLoadAttr(index, cache);
+      if (inst.base_opcode == STORE_ATTR) InlineStoreAttr(index, cache);
       return LowerHelper(index, kCached[which], reinterpret_cast<PyObject*>(&cache));
     }
     case STORE_GLOBAL:

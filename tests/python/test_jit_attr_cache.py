@@ -549,3 +549,47 @@ def test_instance_values_and_slots_are_read_inline(jit):
     assert hits() - before >= 20
     ir = fatjit.explain(native.run, ir=True)
     assert "attr_instance_value" in ir and "attr_slot" in ir and "attr_cache_hit" in ir
+
+
+def test_instance_and_slot_stores_are_inline(jit):
+    # Stores over an existing value are native code; a value with a finalizer is replaced on the
+    # helper's path (its __del__ runs at the store), and a new attribute keeps the instance
+    # dict's insertion order.
+    native, plain = jit("""
+        log = []
+
+        class Dying:
+            def __del__(self):
+                log.append("del")
+
+        class P:
+            def __init__(self):
+                self.a = 0.5
+                self.b = None
+
+        class S:
+            __slots__ = ("a", "b")
+            def __init__(self):
+                self.a = 0.5
+
+        def run(n, k):
+            p, s = P(), S()
+            out = []
+            for i in range(n):
+                p.a = p.a * 2.0 + i          # an int/float with one reference is replaced
+                s.a = s.a + i
+                p.b = Dying() if i % 3 == 0 else "shared"
+                s.b = Dying() if i % 4 == 0 else "shared"
+                out.append(len(log))
+                if i == k:
+                    p.c = i                   # a new attribute after the cached ones
+                    p.__dict__                # materialized: the inline path misses
+            out.append((p.a, s.a, list(vars(p))))
+            return out
+    """, "run")
+    same(native, plain, 10, -1)
+    before = hits()
+    same(native, plain, 20, 7)
+    assert hits() - before >= 40
+    ir = fatjit.explain(native.run, ir=True)
+    assert "attr_store_hit" in ir
