@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include <internal/pycore_dict.h>  // PyDictKeysObject (LOAD_METHOD's inline cache probe)
 #include <internal/pycore_interp.h>
 // _Py_SINGLETON(small_ints): the small-int cache inside the exported _PyRuntime.
 #include <internal/pycore_runtime.h>
@@ -181,6 +182,7 @@ class FunctionCompiler {
   void CountAttrCacheHit();
   void InlineLoadAttr(int index, AttrCache& cache);
   void InlineStoreAttr(int index, AttrCache& cache);
+  void InlineLoadMethod(int index, AttrCache& cache);
   int LiveOpcode(const Instruction& inst) const;
   Value TypeOf(Value object) { return e_.Load(object, kObType, Width::k64, Mem::kType); }
   Value IsType(Value type, PyTypeObject* expected) {
@@ -1327,6 +1329,51 @@ void FunctionCompiler::InlineLoadAttr(int index, AttrCache& cache) {
   Enter(miss);
 }
 
+// LOAD_METHOD [owner] -> [method, owner]: the first entry, when it holds a method found on the
+// owner's type that the instance cannot shadow (ProbeMethod in attr_cache.cc, inline).
+void FunctionCompiler::InlineLoadMethod(int index, AttrCache& cache) {
+  const int d = depth_[index];
+  const AttrCacheEntry& entry = cache.entries[0];
+  Value at = e_.Ptr(&entry);
+  Value owner = LoadSlot(d - 1);
+  Block miss = e_.NewBlock("method_cache_miss");
+  Block method = e_.NewBlock("method_cache_entry");
+  Block with_keys = e_.NewBlock("method_shared_keys");
+  Block hit = e_.NewBlock("method_cache_hit");
+  Value type = TypeOf(owner);
+  Value version = e_.Load(at, offsetof(AttrCacheEntry, type_version), Width::k32);
+  Value kind = e_.Load(at, offsetof(AttrCacheEntry, kind), Width::k8);
+  e_.Branch(e_.And(e_.And(e_.Compare(Cmp::kEq, version,
+                                     e_.Load(type, offsetof(PyTypeObject, tp_version_tag),
+                                             Width::k32)),
+                          e_.Compare(Cmp::kNe, version, e_.Imm(0))),
+                   e_.Compare(Cmp::kEq, kind,
+                              e_.Imm(static_cast<int>(AttrCacheKind::kMethod)))),
+            method, miss);
+  Enter(method);
+  Value keys = e_.Load(at, offsetof(AttrCacheEntry, shared_keys));
+  e_.Branch(e_.Compare(Cmp::kEq, keys, e_.Imm(0)), hit, with_keys);
+  Enter(with_keys);
+  // A managed-dict instance: no materialized dict (at obj[-3]) and the type's shared keys
+  // unchanged in size (they only grow), so the instance still lacks the name.
+  Value dict = e_.Load(owner, -3 * static_cast<int64_t>(sizeof(PyObject*)));
+  Value same_keys =
+      e_.Compare(Cmp::kEq, e_.Load(type, offsetof(PyHeapTypeObject, ht_cached_keys)), keys);
+  Value entries = e_.Load(keys, offsetof(PyDictKeysObject, dk_nentries));
+  e_.Branch(e_.And(e_.And(e_.Compare(Cmp::kEq, dict, e_.Imm(0)), same_keys),
+                   e_.Compare(Cmp::kEq, entries,
+                              e_.Load(at, offsetof(AttrCacheEntry, shared_keys_entries)))),
+            hit, miss);
+  Enter(hit);
+  CountAttrCacheHit();
+  Value function = e_.Load(at, offsetof(AttrCacheEntry, value));
+  Incref(function);
+  StoreSlot(d - 1, function);
+  StoreSlot(d, owner);  // the slot's reference moves up
+  e_.Jump(NextBlock(index));
+  Enter(miss);
+}
+
 // [value, owner] -> []: only over an existing value whose release runs nothing (other references
 // remain, or an exact int or float); a new attribute (insertion order to record) or a value
 // with a finalizer takes the helper.
@@ -1625,6 +1672,7 @@ bool FunctionCompiler::LowerInstruction(int index) {
       const int which = inst.base_opcode == LOAD_ATTR ? 0 : inst.base_opcode == STORE_ATTR ? 1 : 2;
       if (inst.base_opcode == LOAD_ATTR) InlineLoadAttr(index, cache);
       if (inst.base_opcode == STORE_ATTR) InlineStoreAttr(index, cache);
+      if (inst.base_opcode == LOAD_METHOD) InlineLoadMethod(index, cache);
       return LowerHelper(index, kCached[which], reinterpret_cast<PyObject*>(&cache));
     }
     case STORE_GLOBAL:

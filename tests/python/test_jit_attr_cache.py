@@ -593,3 +593,36 @@ def test_instance_and_slot_stores_are_inline(jit):
     assert hits() - before >= 40
     ir = fatjit.explain(native.run, ir=True)
     assert "attr_store_hit" in ir
+
+
+def test_methods_are_found_inline_until_an_instance_shadows_them(jit):
+    native, plain = jit("""
+        class Base:
+            def m(self):
+                return "base"
+
+        class C(Base):
+            def __init__(self):
+                self.x = 1
+
+        class NoDict:
+            __slots__ = ()
+            def m(self):
+                return "nodict"
+
+        def run(n, k):
+            c, s = C(), NoDict()
+            out = []
+            for i in range(n):
+                if i == k:
+                    c.m = lambda: "instance"     # shadows the method: the inline probe misses
+                if i == k + 3:
+                    Base.m = lambda self: "rebound"
+                out.append((c.m(), s.m()))
+            return out
+    """, "run")
+    same(native, plain, 10, -1)
+    before = hits()
+    same(native, plain, 20, 7)
+    assert hits() - before >= 20
+    assert "method_cache_hit" in fatjit.explain(native.run, ir=True)
