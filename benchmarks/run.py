@@ -23,6 +23,11 @@ Modes (each program runs as its own subprocess per mode, see worker.py):
                      process calls (the stdlib's and the worker's too) specialized and compiled
                      at its first call: the stress setting, not the default thresholds (n/a
                      while there is no fatjit.__main__ or enable() takes no jit_threshold)
+  fatjit-ast         `python -m fatjit worker.py ...` with FATJIT_AST=1 and
+                     FATJIT_SPECIALIZE_THRESHOLD=2147483647: the suite module is imported
+                     through the AST specializer's import hook (its cache in a private
+                     PYTHONPYCACHEPREFIX), and nothing else is specialized or compiled: what
+                     the import-time specializer alone brings
   pypy               Debian's pypy3 (--pypy), plain
   numba              the runner's interpreter, the program's NUMBA kernels under numba.njit;
                      compile time measured apart (only the numeric kernels have NUMBA)
@@ -82,7 +87,9 @@ sys.path.insert(0, BENCH_DIR)
 
 import suite  # noqa: E402  (after the path insert)
 
-MODES = ["cpython", "fatjit-specialize", "fatjit-jit", "fatjit-auto", "pypy", "numba", "native"]
+MODES = ["cpython", "fatjit-specialize", "fatjit-jit", "fatjit-auto", "fatjit-ast", "pypy",
+         "numba", "native"]
+FATJIT_MODES = ("fatjit-specialize", "fatjit-jit", "fatjit-auto", "fatjit-ast")
 JIT_MODES = ("fatjit-jit", "fatjit-auto")
 MODE_LEGEND = [
     "fatjit-specialize: the program's HOT functions under fatjit.specialize (interpreted "
@@ -93,6 +100,9 @@ MODE_LEGEND = [
     "FATJIT_SPECIALIZE_THRESHOLD=0 FATJIT_JIT_THRESHOLD=0: every function the process calls "
     "(the program's, the stdlib's, the worker's) is specialized and compiled at its first call; "
     "a stress setting, not the default thresholds",
+    "fatjit-ast: the program unchanged, run by `python -m fatjit` with FATJIT_AST=1 (the suite "
+    "module imported through the AST specializer's import hook) and the bytecode specializer's "
+    "threshold out of reach: what the import-time specializer alone brings",
 ]
 SETTINGS = {  # processes per (program, mode), warm-up calls and timed calls per process
     "quick": {"processes": 1, "warmups": 0, "runs": 1, "timeout": 300},
@@ -156,7 +166,7 @@ def fatjit_modes(python, fatjit_path):
     if status != 0:
         reason = ("fatjit is not importable with PYTHONPATH=%s (build it: ninja -C build): %s"
                   % (fatjit_path, last_line(out)))
-        return [Mode(name, reason=reason) for name in MODES[1:4]]
+        return [Mode(name, reason=reason) for name in FATJIT_MODES]
     where = "fatjit from %s" % os.path.dirname(os.path.dirname(last_line(out)))
     modes = []
 
@@ -206,6 +216,22 @@ def fatjit_modes(python, fatjit_path):
                if status == 3 else "automatic mode has no JIT threshold yet (%s)" % last_line(out)
                if status == 4 else "probe failed: " + last_line(out))
         modes.append(Mode("fatjit-auto", reason=why))
+
+    status, out = probe([python], env, (
+        "import sys, importlib.util\n"
+        "if not importlib.util.find_spec('fatjit._ast.import_hook'): sys.exit(3)\n"))
+    if status == 0:
+        # The hook's cache (and the suite's .pyc) go to a private directory, not the tree.
+        prefix = tempfile.mkdtemp(prefix="fatjit-ast-bench-")
+        ast_env = dict(env, FATJIT_AST="1", FATJIT_SPECIALIZE_THRESHOLD=str(2**31 - 1),
+                       PYTHONPYCACHEPREFIX=prefix)
+        ast_env.pop("PYTHONDONTWRITEBYTECODE", None)
+        modes.append(Mode("fatjit-ast", [python, "-m", "fatjit"], ast_env,
+                          where + "; python -m fatjit with FATJIT_AST=1, bytecode specializer "
+                          "off (threshold 2**31-1)"))
+    else:
+        modes.append(Mode("fatjit-ast", reason="no AST specializer (fatjit._ast.import_hook)"
+                          if status == 3 else "probe failed: " + last_line(out)))
     return modes
 
 

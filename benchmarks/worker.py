@@ -20,6 +20,8 @@ Modes (what this script does to the program before the first call):
                                FATJIT_SPECIALIZE_THRESHOLD=0 FATJIT_JIT_THRESHOLD=0 (run.py sets
                                them), so every function the process calls is compiled at its
                                first call
+  fatjit-ast                   nothing: `python -m fatjit` with FATJIT_AST=1 imports the
+                               program through the AST specializer's import hook (run.py)
   fatjit-specialize            fatjit.specialize(f) for every f named in the program's HOT
   fatjit-jit                   fatjit.jit(f) for every f named in HOT
   numba                        numba.njit(f) for every f named in NUMBA, stored back in the module
@@ -92,7 +94,7 @@ def decorate(module, names, decorator):
 
 def apply_mode(module, mode):
     """Puts module in mode; returns the compile time in seconds (numba) or None."""
-    if mode in ("cpython", "pypy", "fatjit-auto"):
+    if mode in ("cpython", "pypy", "fatjit-auto", "fatjit-ast"):
         return None
     if mode in ("fatjit-specialize", "fatjit-jit"):
         import fatjit
@@ -217,6 +219,11 @@ def main():
     if args.mode.startswith("fatjit-"):
         import fatjit
         report["stats"] = fatjit.stats()
+        if args.mode == "fatjit-ast" and not report["stats"].get("ast", {}).get(
+                "modules_seen"):
+            print("%s [fatjit-ast]: mode not in effect: the import hook saw no module (%s)" % (
+                args.bench, report["stats"].get("ast")), file=sys.stderr)
+            return 1
         if args.mode in ("fatjit-jit", "fatjit-auto"):
             report["hot"] = hot_report(module)
             why = mode_not_in_effect(args.mode, report["stats"])

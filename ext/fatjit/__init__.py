@@ -17,6 +17,7 @@ no change to the program. See README.md for the whole API.
 
 import atexit as _atexit
 import os as _os
+import sys as _sys
 
 from . import _fatjit
 from ._fatjit import (  # noqa: F401  (re-exported API)
@@ -33,14 +34,31 @@ from ._fatjit import (  # noqa: F401  (re-exported API)
     get_specialized,
     guard_type_dict,
     is_enabled,
-    reset_stats,
-    stats,
     unspecialize,
     wait_for_compiles,
 )
 from ._helpers import replace_consts  # noqa: F401
 
 _ASSUME = ("stable", "entry")
+
+
+def stats():
+    """The counters (README "stats()"); "ast": the AST specializer's (fatjit._ast.stats(),
+    empty while it was never loaded)."""
+    counters = _fatjit.stats()
+    ast_package = _sys.modules.get("fatjit._ast")
+    counters["ast"] = ast_package.stats() if ast_package is not None else {}
+    return counters
+
+
+def reset_stats():
+    """Every counter of stats() back to zero, the AST specializer's included."""
+    _fatjit.reset_stats()
+    ast_package = _sys.modules.get("fatjit._ast")
+    if ast_package is not None:
+        ast_package.reset_stats()
+
+
 _MISSING = object()
 
 

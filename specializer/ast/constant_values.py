@@ -5,7 +5,8 @@ Produces: is_literal(value) (an immutable builtin value the compiler can store i
 and whose operators run no Python code), too_big(value) (the caps CPython's own AST optimizer,
 Python/ast_opt.c, uses, so folding never bloats a code object), and the placeholder strings that
 stand for objects a code object cannot hold before the driver swaps them in with
-fatjit.replace_consts.
+fatjit.replace_consts (and the placeholder global names that become such strings once the
+function is compiled).
 Sound because: every value accepted is of an exact builtin type (no subclass can override an
 operator), and placeholders are never treated as literals, so nothing folds through them.
 """
@@ -31,6 +32,25 @@ def is_placeholder(value):
 def placeholder(kind, name):
     """The string constant standing for `kind` ("global", "builtin", "type") `name`."""
     return f"{PLACEHOLDER_PREFIX}{kind}:{name}"
+
+
+PLACEHOLDER_NAME_PREFIX = "__fatjit_const_"
+
+
+def placeholder_name(kind, name):
+    """The global name standing, in the AST, for the object `kind` ("global" or "builtin")
+    `name` is bound to: the compiler emits a LOAD_GLOBAL of it, which it cannot fold, and
+    code_layout.load_placeholders_as_constants turns that into a LOAD_CONST of
+    placeholder(kind, name) once compiled."""
+    return f"{PLACEHOLDER_NAME_PREFIX}{kind}_{name}"
+
+
+def parse_placeholder_name(identifier):
+    """(kind, name) of a placeholder_name, or None for any other identifier."""
+    if not identifier.startswith(PLACEHOLDER_NAME_PREFIX):
+        return None
+    kind, _, name = identifier[len(PLACEHOLDER_NAME_PREFIX):].partition("_")
+    return kind, name
 
 
 def parse_placeholder(value):

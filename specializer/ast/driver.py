@@ -26,9 +26,11 @@ import ast
 
 from . import (fold_constants, globals_to_constants, inline_functions, propagate_constants,
                pure_builtin_calls, remove_dead_code, simplify_iterables, unroll_loops)
-from .code_layout import (check_compatible, code_objects, index_codes,  # noqa: F401
-                          make_entry_stable, placeholder_values, placeholders_in)
-from .constant_values import PLACEHOLDER_PREFIX
+from .code_layout import (LOAD_GLOBAL, check_compatible, code_objects,  # noqa: F401
+                          index_codes, load_placeholders_as_constants, make_entry_stable,
+                          placeholder_values, placeholders_in)
+from .constant_values import (PLACEHOLDER_NAME_PREFIX, PLACEHOLDER_PREFIX,
+                              parse_placeholder_name)
 from .entry_stable import GuardedRewriter
 from .function_scope import FunctionScope
 
@@ -202,9 +204,47 @@ def find_function_node(tree, name, firstlineno):
 
 
 def has_placeholder_collision(tree):
-    """A string constant of the module that looks like a placeholder (never in real code)."""
-    return any(isinstance(node, ast.Constant) and type(node.value) is str
-               and node.value.startswith(PLACEHOLDER_PREFIX) for node in ast.walk(tree))
+    """A string constant of the module that looks like a placeholder, or an identifier that
+    looks like a placeholder name (never in real code)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and type(node.value) is str \
+                and node.value.startswith(PLACEHOLDER_PREFIX):
+            return True
+        for _, value in ast.iter_fields(node):
+            if type(value) is str and value.startswith(PLACEHOLDER_NAME_PREFIX):
+                return True
+    return False
+
+
+def finish_specialized_code(code):
+    """The compiled function's code with its placeholder names' LOAD_GLOBALs turned into
+    LOAD_CONSTs of placeholder strings (code_layout.load_placeholders_as_constants). Raises
+    ValueError if a placeholder name is left anywhere else (it would raise NameError)."""
+    import opcode
+    code = load_placeholders_as_constants(code, opcode._inline_cache_entries)
+    nested = [c for c in code_objects(code) if c is not code]
+    if any(parse_placeholder_name(n) for c in nested for n in c.co_names):
+        raise ValueError("placeholder name in a nested scope")
+    if any(parse_placeholder_name(code.co_names[oparg >> 1])
+           for op, oparg in _instructions(code) if op == LOAD_GLOBAL):
+        raise ValueError("placeholder name left in a LOAD_GLOBAL")
+    return code
+
+
+def _instructions(code):
+    """(opcode, oparg) of each instruction of `code` (EXTENDED_ARG folded in)."""
+    import opcode
+    raw = code.co_code
+    offset = extended = 0
+    while offset < len(raw):
+        op, arg = raw[offset], raw[offset + 1]
+        if op == opcode.EXTENDED_ARG:
+            extended = (extended | arg) << 8
+            offset += 2
+            continue
+        yield op, extended | arg
+        extended = 0
+        offset += 2 * (1 + opcode._inline_cache_entries[op])
 
 
 def compile_quietly(tree, filename):

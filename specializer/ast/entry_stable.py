@@ -215,7 +215,16 @@ class GuardedRewriter:
                     self.effect()  # an inlined expression may build a tuple or compare
                 return replaced
         self.clean, self.maybe_bound, self.changed = saved
-        self.effect()
+        # The call stays. Its LOAD_GLOBAL runs before the arguments, still in the prefix:
+        # it may become a constant, and then the arguments are evaluated in the prefix too.
+        replaced_func = self.rewrite_name(node.func) if self.clean else None
+        if replaced_func is None:
+            self.effect()
+            return node
+        self.changed = True
+        node.func = replaced_func
+        self.arguments(node)
+        self.effect()  # the call itself: any code
         return node
 
 
@@ -240,6 +249,20 @@ class _WholeScope(ast.NodeTransformer):
             if folded is not None:
                 self.rewriter.changed = True
                 return folded
+        return node
+
+    def visit_Call(self, node):
+        """A call of a global is offered whole (pure_builtin_calls, inline_functions) before
+        its name is: the name turned into a placeholder would hide what it calls."""
+        if not isinstance(node.func, ast.Name):
+            return self.generic_visit(node)
+        node.args = [self.visit(arg) for arg in node.args]
+        node.keywords = [self.visit(keyword) for keyword in node.keywords]
+        replaced = self.rewriter.rewrite_call(node)
+        if replaced is not None:
+            self.rewriter.changed = True
+            return replaced
+        node.func = self.visit(node.func)
         return node
 
     def visit_Assert(self, node):

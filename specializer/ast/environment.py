@@ -28,13 +28,16 @@ from .fold_constants import _Folder
 
 class Binding:
     __slots__ = ("kind", "name", "value", "literal", "known", "genuine", "function_def",
-                 "function")
+                 "function", "bound_at_module_level")
 
     def __init__(self, kind, name, value=None, literal=False, known=False, genuine=False,
-                 function_def=None, function=None):
+                 function_def=None, function=None, bound_at_module_level=True):
         self.kind, self.name, self.value = kind, name, value
         self.literal, self.known, self.genuine = literal, known, genuine
         self.function_def, self.function = function_def, function
+        # False for a global only a function binds (`global x`): it may be unbound when the
+        # module's specializations are registered.
+        self.bound_at_module_level = bound_at_module_level
 
 
 def _literal_binding(value):
@@ -96,6 +99,7 @@ class ModuleEnvironment:
             if isinstance(node, ast.Global):
                 written_by_functions.update(node.names)
         self.bound = set(counts) | written_by_functions
+        self.bound_at_module_level = set(counts) - written_by_functions
         self.constants = {}
         for stmt in tree.body:
             if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 \
@@ -117,7 +121,8 @@ class ModuleEnvironment:
         if name in self.functions:
             return Binding("global", name, function_def=self.functions[name])
         if name in self.bound:
-            return Binding("global", name)
+            return Binding("global", name,
+                           bound_at_module_level=name in self.bound_at_module_level)
         if self.star_import or not hasattr(builtins, name):
             return None
         value = getattr(builtins, name)

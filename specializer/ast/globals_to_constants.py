@@ -6,19 +6,23 @@ store it), and the environment knows its binding: live values for
 fatjit.specialize(func, source=True), or for the import hook a module-level name bound exactly
 once to a literal (environment.py).
 Produces: an ast.Constant of the value when it is a literal (exact builtin immutable type), so
-fold_constants and dead-code removal go on from it. Records the assumption: GuardGlobals(name).
-Other objects (functions, classes, modules, builtins) stay LOAD_GLOBALs: an ast.Constant
-standing for them would be folded by CPython's own compiler by its stand-in value (`not X`,
-`if X:`, `X[0]`), so calls of builtins and module functions are resolved where they are called
-(pure_builtin_calls, inline_functions), under GuardBuiltins / GuardGlobals + GuardFunc.
+fold_constants and dead-code removal go on from it. Any other object (a function, class,
+module, a genuine builtin) cannot be an ast.Constant: CPython's compiler would fold a stand-in
+constant by the stand-in's value (`not X`, `if X:`, `X[0]`). Its read becomes a read of a
+placeholder global name instead (constant_values.placeholder_name), which the compiler leaves
+as a LOAD_GLOBAL; once compiled, code_layout.load_placeholders_as_constants turns that into a
+LOAD_CONST of a placeholder string, and registration swaps in the object itself
+(fatjit.replace_consts). Records the assumption: GuardGlobals(name) or GuardBuiltins(name).
 Sound because: the guard is checked at entry and the read happens before anything could rebind
 the name, so it yields the same object LOAD_GLOBAL would; a name missing at specialization time
-is not rewritten (the read raises NameError in the original, exactly).
+is not rewritten (the read raises NameError in the original, exactly); a builtin is rewritten
+only if it is the genuine one; names the compiler treats specially (`super`, which makes it
+create the `__class__` cell) and dunder names are left alone.
 """
 
 import ast
 
-from .constant_values import is_literal, too_big
+from .constant_values import is_literal, placeholder_name, too_big
 
 NAME = "globals_to_constants"
 
@@ -35,4 +39,12 @@ def rewrite_name(node, context):
             and not too_big(binding.value):
         context.require(binding)
         return ast.copy_location(ast.Constant(value=binding.value), node)
-    return None
+    if name == "super" or name.startswith("__"):
+        return None
+    if binding.kind == "builtin" and not binding.genuine:
+        return None
+    if binding.kind == "global" and not binding.bound_at_module_level:
+        return None
+    context.require(binding)
+    return ast.copy_location(ast.Name(id=placeholder_name(binding.kind, name), ctx=ast.Load()),
+                             node)

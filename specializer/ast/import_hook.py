@@ -9,9 +9,10 @@ a module exactly as SourceFileLoader does (same code object, same .pyc), then, o
 body ran, registers specialized code for its module-level functions and the methods of its
 module-level classes through fatjit.specialize(func, code, guards) (registration.py). The
 transformation (parse, passes, compile) is cached next to the .pyc, in
-__pycache__/NAME.cpython-311.opt-fatjitXXXX.pyc, keyed on the source hash, the AST specializer's
-version (fatjit's version and a hash of these files) and the options, so a second import only
-reads and unmarshals it. Counters: fatjit._ast.stats().
+__pycache__/NAME.cpython-311.opt-fatjitXXXX.pyc, keyed .pyc-style on the source's (mtime, size),
+the AST specializer's version stamp (fatjit's version, CPython's magic number, the (mtime,
+size) of these files) and the options, so a second import stats the source, reads and
+unmarshals the cache file, and loads none of the passes. Counters: fatjit._ast.stats().
 Sound because: the module itself is never changed, so an import through the hook behaves as
 without it; any failure in the transformation, the cache or the registration is caught,
 counted by reason and leaves the module untouched (never breaks an import), and each
@@ -31,8 +32,6 @@ from importlib.machinery import (BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_S
                                  ExtensionFileLoader, FileFinder, SourceFileLoader,
                                  SourcelessFileLoader)
 
-import _imp
-
 from .counters import add_time, count
 from .options import normalize_options, options_key
 
@@ -41,32 +40,43 @@ try:  # the C module alone: hashlib loads OpenSSL (14 ms at start-up)
 except ImportError:  # pragma: no cover - a build without it
     from hashlib import sha256 as _sha256
 
-# importlib.util is not imported at start-up (7 ms); its source_hash is this one line.
+CACHE_FORMAT = 2
+_state = {"options": None, "installed": False, "version": None, "tags": {}}
+VERSION = "0.1.0"
 
 
-def source_hash(source_bytes):
-    return _imp.source_hash(_RAW_MAGIC_NUMBER, source_bytes)
+def version(directory=None):
+    """A stamp of this package's sources, .pyc-style: the (name, mtime, size) of every .py file
+    of fatjit/_ast plus fatjit's version and CPython's bytecode magic. An edited or reinstalled
+    specializer (a copy gets new mtimes) or another CPython misses the cache. One listdir and
+    ~20 stats per process; no file is read."""
+    if directory is None and _state["version"] is not None:
+        return _state["version"]
+    here = directory or os.path.dirname(os.path.abspath(__file__))
+    parts = [VERSION, str(_RAW_MAGIC_NUMBER)]
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            info = os.stat(os.path.join(here, name))
+            parts.append(f"{name}:{info.st_mtime_ns}:{info.st_size}")
+    stamp = "|".join(parts)
+    if directory is None:
+        _state["version"] = stamp
+    return stamp
 
-CACHE_FORMAT = 1
-_state = {"options": None, "installed": False, "version": None}
 
-
-def version():
-    """fatjit's version and a hash of this package's sources: edits invalidate the cache."""
-    if _state["version"] is None:
-        digest = _sha256()
-        here = os.path.dirname(os.path.abspath(__file__))
-        for name in sorted(os.listdir(here)):
-            if name.endswith(".py"):
-                with open(os.path.join(here, name), "rb") as file:
-                    digest.update(name.encode() + b"\0" + file.read())
-        _state["version"] = f"0.1.0+{digest.hexdigest()[:16]}"
-    return _state["version"]
+def _setting(options_text):
+    """(file tag, digest) of this specializer's version, the options and -O: the tag names the
+    cache file (one per setting), the digest is part of the key stored in it."""
+    setting = _state["tags"].get(options_text)
+    if setting is None:
+        key = f"{version()}|{options_text}|O{sys.flags.optimize}".encode()
+        digest = _sha256(key).hexdigest()
+        setting = _state["tags"][options_text] = ("fatjit" + digest[:12], digest)
+    return setting
 
 
 def cache_tag(options):
-    key = f"{version()}|{options_key(options)}|O{sys.flags.optimize}".encode()
-    return "fatjit" + _sha256(key).hexdigest()[:12]
+    return _setting(options_key(options))[0]
 
 
 def _module_functions(tree):
@@ -101,7 +111,8 @@ def transform_module(source_bytes, filename, options):
     # ast.parse reads the coding cookie itself (importlib's decode_source would import
     # tokenize, which may be the very module whose dependencies are being imported).
     tree = ast.parse(source_bytes, filename)
-    if b"fatjit:" in source_bytes and driver.has_placeholder_collision(tree):
+    if (b"fatjit:" in source_bytes or b"__fatjit_const_" in source_bytes) and \
+            driver.has_placeholder_collision(tree):
         raise _Untouched("source_has_placeholder_text")
     env = ModuleEnvironment(tree)
     changed = []
@@ -110,7 +121,11 @@ def transform_module(source_bytes, filename, options):
             continue
         first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
         context = driver.optimize_function(node, env, options)
-        if context.changes:
+        if context.changes and _only_object_constants(context):
+            # A LOAD_GLOBAL made a LOAD_CONST saves less than the guard check the
+            # specialization adds to every call (and its registration costs every import).
+            count("functions_refused", "only_object_constants")
+        elif context.changes:
             changed.append((qualname, first, context))
     if not changed:
         return []
@@ -126,8 +141,19 @@ def transform_module(source_bytes, filename, options):
                         "builtins": tuple(sorted(context.builtin_names)),
                         "inlined": dict(context.inlined),
                         "passes": dict(context.changes)}
+        try:
+            code = driver.finish_specialized_code(code)
+        except ValueError:
+            count("functions_refused", "placeholder_left")
+            continue
         entries.append((qualname, first, driver.make_entry_stable(code), requirements))
     return entries
+
+
+def _only_object_constants(context):
+    """The function's only rewrites are objects (not literals) read as constants."""
+    return set(context.changes) == {"globals_to_constants"} and \
+        all(value is None for value in context.global_names.values())
 
 
 class _Untouched(Exception):
@@ -135,9 +161,13 @@ class _Untouched(Exception):
 
 
 def _read_cache(path, key):
-    try:
-        with open(path, "rb") as file:
-            data = marshal.loads(file.read())
+    try:  # os-level calls: no buffered file object for a file read in one go
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            raw = os.read(descriptor, os.fstat(descriptor).st_size + 1)
+        finally:
+            os.close(descriptor)
+        data = marshal.loads(raw)
     except (OSError, EOFError, ValueError, TypeError):
         return None
     if type(data) is tuple and len(data) == 2 and data[0] == key:
@@ -159,14 +189,21 @@ def _write_cache(path, key, entries):
         count("cache_write_failed")
 
 
-def specializations_for(loader, path):
-    """The module's entries, from the cache or freshly transformed (and then cached)."""
+def specializations_for(path, module_code):
+    """The module's entries, from the cache or freshly transformed (and then cached).
+
+    The key is .pyc-style: the source's (mtime, size) as stat gives them, and a digest of the
+    specializer's version stamp, the options and -O (asserts stripped). A hit reads neither the
+    source nor the passes: one stat, one read, one unmarshal. On a miss the source is read
+    after the stat (as SourceFileLoader does), so a source edited in between misses next time.
+    """
     options = _state["options"]
-    source_bytes = loader.get_data(path)
-    key = (CACHE_FORMAT, source_hash(source_bytes), version(), options_key(options),
-           sys.flags.optimize)  # -O strips asserts from what the passes compile
+    options_text = _state.get("options_text") or options_key(options)
+    tag, digest = _setting(options_text)
+    info = os.stat(path)
+    key = (CACHE_FORMAT, info.st_mtime_ns, info.st_size, digest)
     try:
-        cache_path = cache_from_source(path, optimization=cache_tag(options))
+        cache_path = cache_from_source(path, optimization=tag)
     except (NotImplementedError, ValueError):
         cache_path = None
     if cache_path is not None:
@@ -177,12 +214,32 @@ def specializations_for(loader, path):
         count("cache_misses")
     start = time.perf_counter()
     try:
+        with open(path, "rb") as file:
+            source_bytes = file.read()
         entries = transform_module(source_bytes, path, options)
+        entries = _drop_unchanged(entries, module_code)
     finally:
         add_time("transform_time_s", time.perf_counter() - start)
     if cache_path is not None:
         _write_cache(cache_path, key, entries)
     return entries
+
+
+def _drop_unchanged(entries, module_code):
+    """Entries whose code CPython's compiler produced already (its own folding did the same)
+    are dropped before caching, so a cached import does not compare them again."""
+    if module_code is None or not entries:
+        return entries
+    from .code_layout import index_codes, make_entry_stable
+    originals = index_codes(module_code)
+    kept = []
+    for entry in entries:
+        original = originals.get((entry[0], entry[1]))
+        if original is not None and make_entry_stable(original) == entry[2]:
+            count("functions_refused", "nothing_to_specialize")
+            continue
+        kept.append(entry)
+    return kept
 
 
 class ASTSpecializingLoader(SourceFileLoader):
@@ -215,7 +272,8 @@ class ASTSpecializingLoader(SourceFileLoader):
 
     def _specialize(self, module):
         try:
-            entries = specializations_for(self, self.get_filename(module.__name__))
+            entries = specializations_for(self.get_filename(module.__name__),
+                                          getattr(self, "_fatjit_module_code", None))
         except _Untouched as why:
             count("modules_untouched", str(why))
             return
@@ -254,6 +312,7 @@ def install(options=None):
     if _state["installed"]:
         return False
     _state["options"] = options
+    _state["options_text"] = options_key(options)
     hook = FileFinder.path_hook((ExtensionFileLoader, EXTENSION_SUFFIXES),
                                 (ASTSpecializingLoader, SOURCE_SUFFIXES),
                                 (CountingSourcelessLoader, BYTECODE_SUFFIXES))

@@ -3,9 +3,11 @@
 Assumes: `entries` from import_hook.transform_module (or its cache) for this exact source; the
 module object just executed, and the module code object it ran (to recognise its functions by
 identity).
-Produces: for each module-level function, and each function, staticmethod or classmethod
-found in a module-level class, whose code object is one the module's code created and for
-which an entry exists, a fatjit.specialize(func, code, guards) call. Guards: GuardFunc(func);
+Produces: for each entry, the function bound under the entry's qualname (a module-level
+function, or a function, staticmethod or classmethod of a module-level class, nested classes
+included) if its code object is the one the module's code created (code_layout.created_by),
+a fatjit.specialize(func, code, guards) call, with the placeholder constants swapped for the
+objects they stand for (fatjit.replace_consts). Guards: GuardFunc(func);
 GuardGlobals for every global assumed; GuardBuiltins for every builtin; GuardFunc(callee) for
 every inlined callee. Counted per function: specialized, or refused by reason.
 Sound because: nothing is registered unless every assumption holds now, in this module: a
@@ -27,26 +29,26 @@ class _Refused(Exception):
     pass
 
 
-def _functions(module, module_code):
-    """(func, key) of the module's functions whose code the module's code created."""
-    known = {id(code): code for code in driver.code_objects(module_code)} if module_code else {}
-    seen = set()
-
-    def consider(value):
+def _functions(module, module_code, wanted):
+    """(func, key) for each wanted (qualname, first line) bound under its own qualname in the
+    module (a module-level function, or a function, staticmethod or classmethod of a class
+    bound there, at any depth) whose code object the module's code created. Looked up by name,
+    not by scanning the namespace: a cached import must stay cheap. (A function bound only
+    under another name is not found, and so not specialized.)"""
+    namespace = vars(module)
+    for key in wanted:
+        parts = key[0].split(".")
+        value = namespace.get(parts[0])
+        for part in parts[1:]:
+            value = vars(value).get(part) if isinstance(value, type) else None
         if isinstance(value, (staticmethod, classmethod)):
             value = value.__func__
-        if isinstance(value, types.FunctionType) and id(value) not in seen:
-            code = value.__code__
-            if known.get(id(code)) is code:
-                seen.add(id(value))
-                yield value, (code.co_qualname, code.co_firstlineno)
-
-    namespace = vars(module)
-    for value in list(namespace.values()):
-        yield from consider(value)
-        if isinstance(value, type) and value.__module__ == module.__name__:
-            for attr in list(vars(value).values()):
-                yield from consider(attr)
+        if type(value) is not types.FunctionType:
+            continue
+        code = value.__code__
+        if (code.co_qualname, code.co_firstlineno) == key and \
+                module_code is not None and driver.created_by(module_code, code):
+            yield value, key
 
 
 def _same_literal(a, b):
@@ -98,12 +100,13 @@ def register_module(module, module_code, entries):
     import fatjit
     by_key = {(qualname, first): (code, requirements)
               for qualname, first, code, requirements in entries}
-    module_codes = driver.index_codes(module_code) if module_code is not None else {}
-    for func, key in _functions(module, module_code):
-        entry = by_key.get(key)
-        if entry is None:
-            continue
-        code, requirements = entry
+    if not by_key:
+        return
+    module_codes = None
+    for func, key in _functions(module, module_code, by_key):
+        code, requirements = by_key[key]
+        if requirements["inlined"] and module_codes is None:
+            module_codes = driver.index_codes(module_code) if module_code is not None else {}
         if driver.make_entry_stable(func.__code__) == code:
             count("functions_refused", "nothing_to_specialize")  # CPython did the same already
             continue
@@ -115,7 +118,7 @@ def register_module(module, module_code, entries):
                 # Calls of it may have been folded with the genuine builtin: require it.
                 if not genuine_builtin(name, func.__builtins__.get(name)):
                     raise _Refused("builtin_not_genuine")
-            guards, resolve = _guards_and_mapping(func, requirements, module_codes)
+            guards, resolve = _guards_and_mapping(func, requirements, module_codes or {})
             try:
                 mapping = driver.placeholder_values(code, resolve)
             except KeyError:

@@ -121,6 +121,10 @@ def specialize_source(func, assume="stable", options=None, register=True):
     new_code = driver.index_codes(new_module).get((code.co_qualname, code.co_firstlineno))
     if new_code is None:
         return refuse("specialized_code_not_found")
+    try:
+        new_code = driver.finish_specialized_code(new_code)
+    except ValueError:
+        return refuse("placeholder_left")
     if new_code == code:
         return refuse("nothing_to_specialize")
     reason = driver.check_compatible(code, new_code)

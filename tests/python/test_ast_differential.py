@@ -16,6 +16,7 @@ exceptions in the second iteration, else clauses, unpacking targets, shadowed ra
 inlined callees (rebound, redefined, given other code).
 """
 
+import dis
 import linecache
 import textwrap
 
@@ -159,6 +160,18 @@ HANDWRITTEN = {
             return a + k + len("abc")
         """, [(1,), ("x",)], [("set", "N", 10), ("set", "FLAG", True), ("set", "N", 3),
                               ("set", "FLAG", False), ("set", "len", lambda s: 0)]),
+    "objects-as-constants-rebound": ("""
+        TABLE = [1, 2]
+        def helper(x):
+            return x + 1
+        def f(a):
+            t = TABLE
+            h = helper
+            return max(len(t), h(a)), t, h is helper
+        """, [(1,), ("x",), (5,)],
+        [("set", "TABLE", [5, 6, 7]), ("set", "helper", lambda x: x * 10),
+         ("set", "max", min), ("del", "max"), ("del", "TABLE"), ("set", "TABLE", (9,)),
+         ("set", "len", lambda s: 100), ("del", "len")]),
 }
 
 
@@ -213,3 +226,11 @@ def test_handwritten_cases_are_unrolled_and_inlined():
     report = specialize_source(_build_handwritten("i", source)["f"], assume="entry",
                                register=False)
     assert "return ((a, b), a, b is None, 9)" in report.after
+    # Objects (a list, a function, a builtin) read in the entry-stable prefix: LOAD_CONSTs.
+    source, _, _ = HANDWRITTEN["objects-as-constants-rebound"]
+    namespace = _build_handwritten("o", source)
+    report = specialize_source(namespace["f"], register=False)
+    consts = [i.argval for i in dis.get_instructions(report.code) if i.opname == "LOAD_CONST"]
+    assert any(c is namespace["TABLE"] for c in consts)
+    assert any(c is namespace["helper"] for c in consts)
+    assert any(c is max for c in consts) and any(c is len for c in consts)

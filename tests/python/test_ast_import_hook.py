@@ -62,18 +62,21 @@ PROGRAM = """
         return out
 
     import fatjit._ast.driver, fatjit._ast.registration  # the passes and what they import
+    {prelude}
     before = fatjit._ast.stats()
     import {module}
     imported = fatjit._ast.stats()
     out = {{"results": {calls}, "stats": delta(before, imported),
+           "with_literal_consts": {consts_probe},
            "specialized": sorted(name for name in {names}
                                  if fatjit.get_specialized(eval("{module}." + name)))}}
     print(json.dumps(out))
 """
 
 
-def run(tmp_path, module, calls, names, ast_hook=True):
-    program = textwrap.dedent(PROGRAM).format(module=module, calls=calls, names=names)
+def run(tmp_path, module, calls, names, ast_hook=True, prelude="", consts_probe="None"):
+    program = textwrap.dedent(PROGRAM).format(module=module, calls=calls, names=names,
+                                              prelude=prelude, consts_probe=consts_probe)
     (tmp_path / "program.py").write_text(program)
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONDONTWRITEBYTECODE", "FATJIT_JIT_STRESS")}
@@ -116,12 +119,62 @@ def test_module_is_specialized_then_cached(tmp_path):
     assert "cache_misses" not in second["stats"]
     assert "transform_time_s" not in second["stats"]  # the passes never ran
 
-    # An edited source is transformed again (the cache is keyed on the source hash).
+    # An edited source is transformed again (the cache is keyed on its mtime and size).
     write(tmp_path, "mod_a", MODULE_A.replace("N = 4", "N = 15"))
     third = run(tmp_path, "mod_a", CALLS_A, NAMES_A)
     assert third["results"] == [2 + 18 + 15 * 3 + 4, [1, 15], 30]
     assert third["specialized"] == ["C.method", "f", "g"]
     assert third["stats"]["cache_misses"] == 1
+
+
+def test_cache_misses_on_a_same_size_edit_other_options_or_another_version(tmp_path):
+    write(tmp_path, "mod_a", MODULE_A)
+    first = run(tmp_path, "mod_a", CALLS_A, NAMES_A)
+    assert first["stats"]["cache_misses"] == 1 and first["stats"]["cache_writes"] == 1
+    assert run(tmp_path, "mod_a", CALLS_A, NAMES_A)["stats"]["cache_hits"] == 1
+
+    # The same size, a later mtime (the .pyc's own rule): transformed again, new results.
+    path = tmp_path / "mod_a.py"
+    info = os.stat(path)
+    write(tmp_path, "mod_a", MODULE_A.replace("N = 4", "N = 5"))
+    assert os.stat(path).st_size == info.st_size
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 2_000_000_000))
+    edited = run(tmp_path, "mod_a", CALLS_A, NAMES_A)
+    # (stdlib modules the passes import lazily may hit or miss too: count the transform)
+    assert edited["stats"]["cache_misses"] >= 1 and edited["stats"]["transform_time_s"] > 0
+    assert edited["results"] == [18 + 5 * 3 + 4 + 2, [1, 5], 10]
+    again = run(tmp_path, "mod_a", CALLS_A, NAMES_A)["stats"]
+    assert again["cache_hits"] == 1 and "transform_time_s" not in again
+
+    # Other options: another cache entry (a miss, then hits).
+    reinstall = ("from fatjit._ast import import_hook; import_hook.uninstall(); "
+                 "import_hook.install({'unroll_iterations': 2})")
+    other = run(tmp_path, "mod_a", CALLS_A, NAMES_A, prelude=reinstall)
+    assert other["stats"]["cache_misses"] >= 1 and other["stats"]["transform_time_s"] > 0
+    again = run(tmp_path, "mod_a", CALLS_A, NAMES_A, prelude=reinstall)["stats"]
+    assert again["cache_hits"] >= 1 and "transform_time_s" not in again
+
+    # Another version of the specializer (its version stamp differs): a miss.
+    other_version = ("from fatjit._ast import import_hook; import_hook._state['version'] = 'x'; "
+                     "import_hook._state['tags'].clear()")
+    changed = run(tmp_path, "mod_a", CALLS_A, NAMES_A, prelude=other_version)
+    assert changed["stats"]["cache_misses"] >= 1 and changed["stats"]["transform_time_s"] > 0
+
+
+def test_version_stamp_changes_when_a_specializer_file_changes(tmp_path):
+    from fatjit._ast import import_hook
+    for name in ("driver.py", "fold_constants.py"):
+        (tmp_path / name).write_text("# one\n")
+    before = import_hook.version(str(tmp_path))
+    assert import_hook.version(str(tmp_path)) == before
+    path = tmp_path / "fold_constants.py"
+    info = os.stat(path)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    assert import_hook.version(str(tmp_path)) != before
+    after_touch = import_hook.version(str(tmp_path))
+    path.write_text("# two, longer\n")
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+    assert import_hook.version(str(tmp_path)) != after_touch  # same mtime, another size
 
 
 def test_guards_protect_the_imported_specialization(tmp_path):
@@ -163,4 +216,34 @@ def test_hook_is_off_without_fatjit_ast(tmp_path):
 
 def test_resume_opcode_number():
     import opcode
+    from fatjit._ast import code_layout
     assert RESUME == opcode.opmap["RESUME"]
+    for name in ("LOAD_GLOBAL", "LOAD_CONST", "PUSH_NULL", "NOP", "EXTENDED_ARG"):
+        assert getattr(code_layout, name) == opcode.opmap[name], name
+    assert code_layout.LOAD_GLOBAL_CACHES == \
+        opcode._inline_cache_entries[opcode.opmap["LOAD_GLOBAL"]]
+
+
+def test_objects_alone_are_not_worth_a_specialization(tmp_path):
+    """A function whose only rewrite is an object read as a constant (a builtin, a module
+    function) is left alone by the hook: the guard check would cost more than it saves. With a
+    literal folded too, the object loads become LOAD_CONSTs as well."""
+    write(tmp_path, "mod_obj", """
+        K = 3
+        def helper(x):
+            return -x
+        def only_objects(x):
+            return helper(x)
+        def with_literal(x):
+            k = K
+            h = helper
+            return h(x) * k
+    """)
+    out = run(tmp_path, "mod_obj", "[mod_obj.only_objects(2), mod_obj.with_literal(2)]",
+              "['only_objects', 'with_literal']",
+              consts_probe="[c.__name__ for c in fatjit.get_specialized(mod_obj.with_literal)"
+                           "[0][0].co_consts if callable(c)][0]")
+    assert out["results"] == [-2, -6]
+    assert out["specialized"] == ["with_literal"]
+    assert out["stats"]["functions_refused"]["only_object_constants"] == 1
+    assert out["with_literal_consts"] == "helper"

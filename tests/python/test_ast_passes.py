@@ -10,6 +10,8 @@ fatjit.specialize(func, source=True) itself: registration, guards, errors.
 
 import ast
 import builtins
+import dis
+import re
 import linecache
 import textwrap
 import types
@@ -314,20 +316,65 @@ def test_entry_assumption_rewrites_the_whole_body():
     ("def f(a):\n    a.append(1)\n    return N\n", {"N": 5}),             # after a call
     ("def f(a):\n    if a:\n        return N\n", {"N": 5}),               # after a truth test
     ("def f(a):\n    global N\n    N = 1\n    return N\n", {"N": 5}),     # rebinds it
-    ("def f(a):\n    return L\n", {"L": [1]}),                            # not a literal
-    ("def f(a):\n    return len(a)\n", {}),                               # not a constant arg
-    ("def f(a):\n    return int('x')\n", {}),                             # raises ValueError
-    ("def f(a):\n    return str(10 ** 700)\n", {}),                       # digit limit
-    ("def f(a):\n    return hash('abc')\n", {}),                          # process-dependent
     ("def f(a):\n    return [N for _ in a]\n", {"N": 5}),                 # a nested scope
     ("def f(a):\n    yield N\n", {"N": 5}),                               # a generator
     ("def f(a):\n    x = a.b\n    return len('abc')\n", {}),              # after an attribute
-], ids=["after-call", "after-truth-test", "global-stmt", "list", "len-local", "raises",
-        "digits", "hash", "comprehension", "generator", "after-attribute"])
+    ("def f(a):\n    return super\n", {}),                                # makes __class__
+], ids=["after-call", "after-truth-test", "global-stmt", "comprehension", "generator",
+        "after-attribute", "super"])
 def test_guarded_rewrites_refuse(source, globals_):
     out, context = transform(source, GUARDED, globals_)
     assert out == expect(source)
     assert not context.guarded
+
+
+def without_placeholder_names(source):
+    return re.sub(r"__fatjit_const_(global|builtin)_", "", source)
+
+
+@pytest.mark.parametrize("source, globals_, builtins_", [
+    ("def f(a):\n    return L\n", {"L": [1]}, set()),                    # not a literal
+    ("def f(a):\n    return len(a)\n", {}, {"len"}),                     # not a constant arg
+    ("def f(a):\n    return int('x')\n", {}, {"int"}),                   # raises ValueError
+    ("def f(a):\n    return str(10 ** 700)\n", {}, {"str"}),             # digit limit
+    ("def f(a):\n    return hash('abc')\n", {}, {"hash"}),               # process-dependent
+], ids=["list", "len-local", "raises", "digits", "hash"])
+def test_objects_become_placeholder_names_but_nothing_folds(source, globals_, builtins_):
+    """Not foldable, but the read itself is entry-stable: it becomes a placeholder name (a
+    LOAD_CONST of the object once compiled), and nothing is folded through it."""
+    out, context = transform(source, GUARDED, globals_)
+    assert out != expect(source)
+    assert without_placeholder_names(out) == expect(source)
+    assert context.builtin_names == builtins_
+    assert context.global_names == {name: None for name in globals_}
+
+
+def test_placeholder_name_is_not_folded_by_the_compiler():
+    """`not X`, `if X:` and `X[0]` on an object: the compiler must not fold a stand-in."""
+    out, context = transform("""
+        def f(a):
+            if not TABLE:
+                return TABLE[0], len
+            return a
+        """, GUARDED, {"TABLE": [7]})
+    assert out == expect("""
+        def f(a):
+            if not __fatjit_const_global_TABLE:
+                return TABLE[0], len
+            return a
+        """)  # the truth test is an effect: the later reads stay LOAD_GLOBALs
+    assert context.global_names == {"TABLE": None}
+
+
+def test_call_of_a_global_rewrites_its_name_then_its_arguments():
+    out, context = transform("""
+        def f(a):
+            return print(N, len)
+        """, GUARDED, {"N": 5})
+    assert out == expect("def f(a):\n    return __fatjit_const_builtin_print(5, "
+                         "__fatjit_const_builtin_len)\n")
+    assert context.builtin_names == {"print", "len"}
+    assert context.global_names == {"N": 5}
 
 
 def test_inline_a_one_expression_function():
@@ -454,3 +501,94 @@ def test_source_specialization_with_nothing_to_do_registers_nothing():
     report = specialize_source(mod.f)
     assert report.refused == "nothing_to_specialize"
     assert fatjit.get_specialized(mod.f) == []
+
+
+# -- builtins and non-literal globals as constants: the post-compile patch -------------------
+
+def instructions(code):
+    return [(i.opname, i.argval) for i in dis.get_instructions(code)]
+
+
+def test_builtins_and_objects_become_load_const_under_guards():
+    mod = module_from_source("""
+        TABLE = [1, 2, 3]
+        def helper(x):
+            return x * 2
+        def f(a):
+            t = TABLE
+            h = helper
+            return len(t) + h(a)
+        """)
+    try:
+        fatjit.specialize(mod.f, source=True)
+        [(code, guards)] = fatjit.get_specialized(mod.f)
+        ops = instructions(code)
+        # the entry-stable reads: TABLE and helper, then len (its call is the first effect)
+        assert ("LOAD_GLOBAL", "TABLE") not in ops and ("LOAD_GLOBAL", "helper") not in ops
+        assert ("LOAD_CONST", mod.TABLE) in ops and ("LOAD_CONST", mod.helper) in ops
+        assert ("LOAD_CONST", len) in ops and ("PUSH_NULL", None) in ops
+        assert not any(op == "LOAD_GLOBAL" for op, _ in ops)
+        assert len(code.co_code) == len(mod.f.__code__.co_code)  # padded, never moved
+        assert code.co_exceptiontable == mod.f.__code__.co_exceptiontable
+        assert code.co_linetable == mod.f.__code__.co_linetable
+        kinds = sorted(type(g).__name__ for g in guards)
+        assert kinds == ["GuardBuiltins", "GuardFunc", "GuardGlobals"]
+        runs = fatjit.stats()["specialized_runs"]
+        assert mod.f(5) == 13
+        assert fatjit.stats()["specialized_runs"] >= runs + 1  # (stress: other code runs too)
+        mod.TABLE = [1]                      # rebound: the guard fails, the original runs
+        assert mod.f(5) == 11
+        mod.helper = lambda x: -x
+        assert mod.f(5) == -4
+        mod.TABLE.append(9)                  # mutated, not rebound: the constant is that list
+        mod.TABLE, mod.helper = [1, 2, 3], mod.__dict__["helper"]
+        genuine_len = builtins.len
+        builtins.len = lambda s: 100         # the builtin replaced: the guard fails
+        try:
+            assert mod.f(5) == 100 + -5
+        finally:
+            builtins.len = genuine_len
+        assert mod.f(5) == 3 + -5
+    finally:
+        fatjit.unspecialize(mod.f)
+
+
+def test_patch_keeps_offsets_and_handles_the_null_bit_and_extended_args():
+    from fatjit._ast.code_layout import load_placeholders_as_constants
+    from fatjit._ast.constant_values import placeholder, placeholder_name
+    import opcode
+    name = placeholder_name("builtin", "len")
+    consts = "".join(f"    x = 'c{i}'\n" for i in range(300))  # LOAD_CONST index > 255
+    source = (f"def f(a):\n{consts}    try:\n        return {name}(a) + "
+              f"len(x)\n    except TypeError:\n        return {name}\n")
+    namespace = {}
+    exec(compile(source, "<patch>", "exec"), namespace)
+    code = namespace["f"].__code__
+    patched = load_placeholders_as_constants(code, opcode._inline_cache_entries)
+    assert len(patched.co_code) == len(code.co_code)
+    assert patched.co_exceptiontable == code.co_exceptiontable
+    assert patched.co_linetable == code.co_linetable
+    assert patched.co_stacksize == code.co_stacksize
+    ops = instructions(patched)
+    assert ("LOAD_CONST", placeholder("builtin", "len")) in ops
+    assert ("LOAD_GLOBAL", name) not in ops and ("LOAD_GLOBAL", "len") in ops
+    assert patched.co_consts.index(placeholder("builtin", "len")) > 255
+    swapped = fatjit.replace_consts(patched, {placeholder("builtin", "len"): len})
+    g = types.FunctionType(swapped, {})
+    assert g("abc") == 3 + 4
+    assert g(5) is len                   # the except branch: the constant again
+
+
+def test_ast_counters_are_in_fatjit_stats():
+    mod = module_from_source("N = 2\ndef f(a):\n    return a * N\n")
+    before = fatjit.stats()["ast"].get("functions_specialized", 0)
+    try:
+        fatjit.specialize(mod.f, source=True)
+        after = fatjit.stats()["ast"]
+        assert after["functions_specialized"] == before + 1
+        assert after == fatjit._ast.stats()
+        assert after["rewrites_by_pass"]["globals_to_constants"] >= 1
+        fatjit.reset_stats()
+        assert fatjit.stats()["ast"] == {}
+    finally:
+        fatjit.unspecialize(mod.f)
