@@ -43,7 +43,8 @@ bool Attempt(CodeState* state, PyFunctionObject* func) {
   ++state->attempts;
   state->calls_until_attempt = CallsBeforeNextAttempt(state->attempts);
   if (!AddPendingAutomatic(state, reinterpret_cast<PyObject*>(func),
-                           specializer::Assume::kStable, JitRequested(), g_jit_background)) {
+                           specializer::Assume::kStable, JitRequested(), g_jit_background,
+                           /*code_level_if_unchanged=*/true)) {
     PyErr_Clear();  // out of memory: the original code runs
     return false;
   }
@@ -130,6 +131,12 @@ std::string DescribeHotness(const CodeState& state) {
   }
   std::string text = absl::StrFormat("automatic mode: attempt %d of %d made", state.attempts,
                                      tuning::kMaxAttempts);
+  if (state.native) {
+    return text + "; the code object runs code-level native code: no more attempts";
+  }
+  if (state.native_in_flight) {
+    return text + "; code-level native code compiling on the background thread";
+  }
   if (state.calls_until_attempt == 0) return text + "; no more";
   if (!state.specializations.empty()) {
     return text + absl::StrFormat("; if its specialization is dropped, the next %d calls later",

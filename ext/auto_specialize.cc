@@ -47,7 +47,7 @@ PyObject* SpecializeAuto(PyObject*, PyObject* args, PyObject* kwargs) {
 }
 
 bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume assume,
-                         bool jit, bool jit_background) {
+                         bool jit, bool jit_background, bool code_level_if_unchanged) {
   // A new request replaces the function's earlier automatic specialization.
   for (size_t i = 0; i < state->specializations.size();) {
     const auto& spec = state->specializations[i];
@@ -65,6 +65,7 @@ bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume a
   spec->assume = assume;
   spec->jit = jit;
   spec->jit_background = jit && jit_background;
+  spec->code_level_if_unchanged = jit && code_level_if_unchanged;
   state->last_refusal.clear();
   AddSpecialization(state, std::move(spec));
   return true;
@@ -257,6 +258,126 @@ void FinishBackgroundCompile(const Ref<>& code_ref, uint64_t id,
   if (func != nullptr) QueueTierUp(reinterpret_cast<PyFunctionObject*>(func), spec);
 }
 
+// --- code-level native code (code_state.h) ------------------------------------------------
+
+// A copy of `code` (same bytecode, constants, names, tables) for the JIT to compile from: the
+// compiled code keeps what it compiled alive, and the code object itself would be a cycle
+// through its own co_extra. code.replace() is what the specializer builds its code with too.
+// Null (no exception) if out of memory.
+Ref<PyCodeObject> CopyOfCode(PyCodeObject* code) {
+  PyObject* copy = PyObject_CallMethod(reinterpret_cast<PyObject*>(code), "replace", nullptr);
+  if (copy == nullptr || !PyCode_Check(copy)) {
+    Py_XDECREF(copy);
+    PyErr_Clear();
+    return Ref<PyCodeObject>();
+  }
+  // The copy's one new container is its tuple of local names, all str: untracked, as the
+  // collector itself would at its next pass (tuples of atomic objects cannot be in a cycle), so
+  // that compiling adds nothing to what gc.get_objects() sees (test_descr's leak checks).
+  PyObject* names = reinterpret_cast<PyCodeObject*>(copy)->co_localsplusnames;
+  bool atomic = PyTuple_CheckExact(names) && PyObject_GC_IsTracked(names);
+  for (Py_ssize_t i = 0; atomic && i < PyTuple_GET_SIZE(names); ++i) {
+    atomic = PyUnicode_CheckExact(PyTuple_GET_ITEM(names, i));
+  }
+  if (atomic) PyObject_GC_UnTrack(names);
+  return Ref<PyCodeObject>::Steal(reinterpret_cast<PyCodeObject*>(copy));
+}
+
+// On the compiler thread with the GIL: the optimized code replaces the code object's baseline
+// code (which is retired, not freed: calls running it go on). `code` is held by the job.
+void FinishCodeLevelTierUp(const Ref<>& code, std::unique_ptr<jit::LoweredFunction> lowered,
+                           bool dropped) {
+  if (dropped) {
+    ++jit::GlobalJitCounters().background_dropped;
+    return;
+  }
+  jit::CompileResult compiled = jit::FinishCompile(std::move(lowered));
+  CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(code.obj()));
+  if (state == nullptr || !state->native || !compiled.code) return;
+  ++jit::GlobalJitCounters().tier_ups;
+  SetCodeLevelNative(state, std::move(compiled.code));
+}
+
+// Hands the optimizing compile of `code`'s code-level baseline code to the background thread.
+// The job holds a strong reference to the code object (no weakref: nothing new for the garbage
+// collector to see) and finds its state again when done.
+void QueueCodeLevelTierUp(PyCodeObject* code, CodeState* state) {
+  if (!TierUpEnabled() || !state->native || state->native->opt_level != 0 ||
+      state->native_tier_up_queued || !state->native_source) {
+    return;
+  }
+  state->native_tier_up_queued = true;
+  jit::CompileRequest request;
+  request.original = code;
+  request.compiled = state->native_source.get();
+  request.options.opt_level = tuning::kOptimizingTier;
+  Ref<> keep = Ref<>::Create(reinterpret_cast<PyObject*>(code));
+  // Lowering allocates and may run the collector; `state` lives as long as `code`.
+  jit::LowerResult lowered = jit::LowerFunction(std::move(request));
+  if (!lowered.lowered) return;
+  auto finish = [keep](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
+    FinishCodeLevelTierUp(keep, std::move(done), dropped);
+  };
+  jit::CompileQueue::Get().Submit(lowered.lowered, finish);  // a full queue skips the tier-up
+}
+
+// The first code-level compile, finished on the compiler thread with the GIL (or in the caller
+// when the queue could not take it: `on_worker` false).
+void FinishCodeLevelCompile(const Ref<>& code, std::unique_ptr<jit::LoweredFunction> lowered,
+                            bool dropped, bool on_worker) {
+  auto* code_object = reinterpret_cast<PyCodeObject*>(code.obj());
+  CodeState* state = CodeStateOf(code_object);
+  jit::JitCounters& counters = jit::GlobalJitCounters();
+  if (dropped) {
+    ++counters.background_dropped;
+    if (state != nullptr) {
+      state->native_in_flight = false;  // automatic mode attempts again later
+      state->last_jit_refusal = "background compile dropped (interpreter exit or fork)";
+    }
+    return;
+  }
+  jit::CompileResult compiled = jit::FinishCompile(std::move(lowered));
+  if (on_worker) ++counters.background_compiles;
+  RecordCompile(nullptr, compiled);
+  if (state == nullptr) return;
+  state->native_in_flight = false;
+  state->last_jit_refusal = RefusalText(compiled);
+  if (!compiled.code || state->native) return;  // another function's compile landed first
+  SetCodeLevelNative(state, std::move(compiled.code));
+  QueueCodeLevelTierUp(code_object, state);
+}
+
+// MaterializePending's ending when automatic mode compiled (or is compiling) a function's code
+// that the specializer left unchanged: the code goes to the code object, and the pending
+// specialization `spec` (at *index, or null if dropped meanwhile) is dropped. Returns false:
+// no specialization is left at *index.
+bool AttachCodeLevel(CodeState* state, size_t* index, Specialization* spec,
+                     PyCodeObject* original, Ref<PyCodeObject> source,
+                     const specializer::SpecializeResult& result, jit::CompileResult compiled,
+                     std::unique_ptr<jit::LoweredFunction> lowered, Ref<> code) {
+  state->native_note = specializer::RefusalMessage(result.refusal);
+  if (!result.detail.empty()) state->native_note += " (" + result.detail + ")";
+  if (compiled.code) {
+    // Another function on this code may have attached code meanwhile (a nested call): keep it.
+    if (!state->native) {
+      state->native_source = std::move(source);
+      SetCodeLevelNative(state, std::move(compiled.code));
+    }
+  } else {
+    state->native_source = std::move(source);
+    state->native_in_flight = true;
+    auto finish = [code](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
+      FinishCodeLevelCompile(code, std::move(done), dropped, true);
+    };
+    if (!jit::CompileQueue::Get().Submit(lowered, finish)) {
+      FinishCodeLevelCompile(code, std::move(lowered), false, false);
+    }
+  }
+  if (spec != nullptr) DropSpecialization(state, *index);  // may run arbitrary code
+  QueueCodeLevelTierUp(original, state);  // `state` lives as long as the frame's code object
+  return false;
+}
+
 }  // namespace
 
 bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func) {
@@ -265,6 +386,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   const specializer::Assume assume = pending->assume;
   const bool jit = pending->jit;
   const bool background = pending->jit_background;
+  const bool code_level = pending->code_level_if_unchanged;
   pending->materializing = true;
   // Until FindSpecialization below, allocating Python objects can run the garbage collector,
   // hence finalizers, hence other threads: nothing here may hold `pending` or an index.
@@ -279,17 +401,26 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   }
   // The JIT compiles the specialized code, or the function's own code when the specializer
   // found nothing to do: native code pays without any guard.
+  // For automatic mode (code_level), the function's own code is compiled at code level, from a
+  // copy of the code object, and the code object holds the result (code_state.h).
   auto* original = reinterpret_cast<PyCodeObject*>(func->func_code);
   const bool compile_original = jit && result.refused;
+  Ref<PyCodeObject> code_level_source =
+      compile_original && code_level ? CopyOfCode(original) : Ref<PyCodeObject>();
   jit::CompileResult compiled;
   std::unique_ptr<jit::LoweredFunction> lowered;  // background: codegen still to run
-  Ref<> code_ref;                                  // background: finds the code object again
+  Ref<> code_ref;  // background: finds the code object again (a weakref, or for code level the
+                   // code object itself)
   if (jit) {
-    if (compile_original) made.code = Ref<PyCodeObject>::Create(original);
+    if (compile_original) {
+      made.code = code_level_source ? code_level_source : Ref<PyCodeObject>::Create(original);
+    }
     if (made.code) {
       jit::CompileRequest request = RequestForSpecialization(
           func, made.code.get(), result.rewrites, made.guard_objects, assume);
-      if (background) {
+      if (background && code_level_source) {
+        code_ref = Ref<>::Create(reinterpret_cast<PyObject*>(original));
+      } else if (background) {
         code_ref = Ref<>::Steal(PyWeakref_NewRef(reinterpret_cast<PyObject*>(original), nullptr));
         if (!code_ref) PyErr_Clear();  // out of memory: compile here and now
       }
@@ -314,6 +445,10 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   if (jit && !lowered) {
     RecordCompile(func, compiled);
     state->last_jit_refusal = RefusalText(compiled);
+  }
+  if (code_level_source && (compiled.code || lowered)) {
+    return AttachCodeLevel(state, index, spec, original, std::move(code_level_source), result,
+                           std::move(compiled), std::move(lowered), std::move(code_ref));
   }
   if (result.refused && !compiled.code && !lowered) {
     ++stats.auto_refused[static_cast<int>(result.refusal)];

@@ -14,12 +14,17 @@ namespace fatjit {
 // replacing its earlier automatic one. Dropping that one can run arbitrary code (__del__).
 // False with an exception set on failure (out of memory).
 // With `jit_background`, MaterializePending hands codegen to the background compiler thread.
+// With `code_level_if_unchanged` (automatic mode), a function whose bytecode the specializer
+// leaves unchanged gets no specialization: its code object is compiled as code-level native
+// code (code_state.h), shared by every function on that code object.
 bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume assume,
-                         bool jit, bool jit_background = false);
+                         bool jit, bool jit_background = false,
+                         bool code_level_if_unchanged = false);
 
 // Turns the pending automatic specialization state->specializations[*index] of `func` into a
-// real one, or drops it if the specializer refuses. Returns whether it is still there, at
-// *index. Runs no user code of its own (the specializer's contract), but allocating can run the
+// real one, or drops it if the specializer refuses (then, if the JIT was requested, the code is
+// compiled: per function, or at code level for automatic mode's attempts). Returns whether it
+// is still there, at *index. Runs no user code of its own (the specializer's contract), but allocating can run the
 // garbage collector, and with it finalizers and other threads: meanwhile the specialization is
 // marked `materializing` (the dispatcher runs the original code instead of waiting for it), and
 // the vector may change; *index is where it is found afterwards. May raise only MemoryError,

@@ -8,7 +8,6 @@
 namespace fatjit {
 namespace {
 
-Py_ssize_t g_extra_index = -1;
 int64_t g_live = 0;
 uint64_t g_next_id = 1;
 
@@ -22,34 +21,33 @@ PyObject* Specialization::owner_function() const {
 }
 
 CodeState::~CodeState() {
+  if (native) --GlobalCodeLevelCounters().live;
   if (specializations.empty()) return;
   // Releasing references can run arbitrary code (__del__): take them out of the state first.
   std::vector<std::unique_ptr<Specialization>> doomed;
   doomed.swap(specializations);
+  ++internal::g_specializations_generation;
   g_live -= static_cast<int64_t>(doomed.size());
   GlobalStats().specializations_dropped += doomed.size();
   InstallOrRemoveHook();
 }
 
 bool InitCodeStateSlot() {
-  if (g_extra_index >= 0) return true;
-  g_extra_index = _PyEval_RequestCodeExtraIndex(FreeCodeState);
-  if (g_extra_index < 0) {
+  Py_ssize_t& index = internal::g_code_extra_index;
+  if (index >= 0) return true;
+  index = _PyEval_RequestCodeExtraIndex(FreeCodeState);
+  if (index < 0) {
     PyErr_SetString(PyExc_RuntimeError, "fatjit: no free co_extra slot");
     return false;
   }
   return true;
 }
 
-CodeState* CodeStateOf(PyCodeObject* code) {
-  return static_cast<CodeState*>(compat::CodeExtra(code, g_extra_index));
-}
-
 CodeState* GetOrCreateCodeState(PyCodeObject* code) {
   if (CodeState* state = CodeStateOf(code)) return state;
   auto* state = new CodeState();
   // _PyCode_SetExtra frees a previous value itself; there is none here.
-  if (_PyCode_SetExtra(reinterpret_cast<PyObject*>(code), g_extra_index, state) < 0) {
+  if (_PyCode_SetExtra(reinterpret_cast<PyObject*>(code), internal::g_code_extra_index, state) < 0) {
     delete state;
     return nullptr;
   }
@@ -58,9 +56,35 @@ CodeState* GetOrCreateCodeState(PyCodeObject* code) {
 
 int64_t LiveSpecializations() { return g_live; }
 
+CodeLevelCounters& GlobalCodeLevelCounters() {
+  static CodeLevelCounters counters;
+  return counters;
+}
+
+void RetireCodeLevelNative(CodeState* state) {
+  if (!state->native) return;
+  state->retired_native.push_back(std::move(state->native));
+  state->native = nullptr;
+  state->native_tier_up_queued = false;
+  --GlobalCodeLevelCounters().live;
+}
+
+void SetCodeLevelNative(CodeState* state, std::shared_ptr<jit::NativeCode> native) {
+  CodeLevelCounters& counters = GlobalCodeLevelCounters();
+  ++counters.compiled;
+  if (state->native) {
+    native->calls = state->native->calls;  // explain() reports the code object's native calls
+    state->retired_native.push_back(std::move(state->native));
+  } else {
+    ++counters.live;
+  }
+  state->native = std::move(native);
+}
+
 void AddSpecialization(CodeState* state, std::unique_ptr<Specialization> spec) {
   spec->id = g_next_id++;
   state->specializations.insert(state->specializations.begin(), std::move(spec));
+  ++internal::g_specializations_generation;
   ++g_live;
   ++GlobalStats().specializations_added;
   InstallOrRemoveHook();
@@ -80,6 +104,7 @@ void DropSpecialization(CodeState* state, size_t index) {
   // Released last: its destructor can run arbitrary code (__del__) that may touch `state`.
   std::unique_ptr<Specialization> doomed = std::move(state->specializations[index]);
   state->specializations.erase(state->specializations.begin() + index);
+  ++internal::g_specializations_generation;
   --g_live;
   ++GlobalStats().specializations_dropped;
   InstallOrRemoveHook();

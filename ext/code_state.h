@@ -5,6 +5,15 @@
 // same code object with other globals never runs it. Specializations are newest first.
 // A specialization either swaps the frame's code object (same locals layout, fits the frame the
 // caller pushed) or calls a stand-in callable with the frame's bound arguments.
+//
+// Code-level native code (CodeState::native) belongs to the code object, not to a function:
+// automatic mode compiles the code object itself when the specializer leaves its bytecode
+// unchanged. Native code of an unmodified code object depends on nothing of a function: globals
+// and builtins are read from the frame (f_globals, f_builtins), cells from the frame's closure,
+// and the per-site caches key on what they read (LOAD_GLOBAL on the dict objects and their
+// versions, attribute sites on type versions). So every function built on the code object
+// (closures of one `def`, FunctionType(code, other_globals)) runs it when no specialization of
+// its own applies, with no owner, weakref or Specialization to keep.
 #ifndef FATJIT_EXT_CODE_STATE_H_
 #define FATJIT_EXT_CODE_STATE_H_
 
@@ -12,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "base/cpython_compat.h"
 #include "base/python.h"
 #include "base/ref.h"
 #include "guards/guard_set.h"
@@ -34,6 +44,9 @@ struct Specialization {
   // its module's globals are complete. Until then `pending` is set and nothing else is.
   bool automatic = false;
   bool pending = false;
+  // Automatic mode's attempts: if the specializer leaves the code unchanged and the JIT is on,
+  // the code object itself is compiled (CodeState::native) and this specialization dropped.
+  bool code_level_if_unchanged = false;
   bool materializing = false;  // pending, and the specializer is working on it (auto_specialize.h)
   specializer::Assume assume = specializer::Assume::kStable;
   std::vector<specializer::Rewrite> rewrites;  // the full table, for explain() and the JIT
@@ -67,13 +80,47 @@ struct CodeState {
   // this one included (1: this call attempts); kNotCounted; 0 once it gave up on the code.
   int32_t calls_until_attempt = kNotCounted;
   int32_t attempts = 0;  // automatic-mode attempts made, refused or not
+
+  // Code-level native code (see the top of this file), run for any frame of this code object
+  // when no specialization applies. Once set it is never dropped while the code object lives:
+  // the optimizing tier's code replaces it and the baseline code moves to `retired_native`, so
+  // a raw pointer to either stays valid while a frame of this code (which holds the code
+  // object) runs. The code is compiled from `native_source`, a copy of this code object (same
+  // bytecode, constants and names): NativeCode keeps what it compiled alive, and holding this
+  // code object itself would make a cycle through co_extra that nothing could collect.
+  std::shared_ptr<jit::NativeCode> native;
+  std::vector<std::shared_ptr<jit::NativeCode>> retired_native;
+  Ref<PyCodeObject> native_source;
+  std::string native_note;        // why the specializer left the code unchanged
+  bool native_in_flight = false;  // its compile is on the background thread
+  bool native_tier_up_queued = false;
+
+  // The direct-call resolver's memo (dispatch.cc): the last function it resolved on this code
+  // object, the weakref it was owned through, and its first specialization. Valid while
+  // `direct_generation` equals SpecializationsGeneration() (no specialization of any code object
+  // added or dropped since, so `direct_spec` still exists) and the weakref still points to the
+  // calling function (a dead owner's weakref points to None, so a new function at the dead one's
+  // address never matches).
+  PyObject* direct_func = nullptr;
+  PyObject* direct_owner = nullptr;  // borrowed from direct_spec->owner
+  Specialization* direct_spec = nullptr;
+  uint64_t direct_generation = 0;
   ~CodeState();
 };
 
+namespace internal {
+inline Py_ssize_t g_code_extra_index = -1;
+inline uint64_t g_specializations_generation = 1;
+}  // namespace internal
+
 // Registers the co_extra slot; call once at module init. False (with an exception) on failure.
 bool InitCodeStateSlot();
-// The state of `code`, or null if it has none. Never raises.
-CodeState* CodeStateOf(PyCodeObject* code);
+// The state of `code`, or null if it has none. Never raises. Inline: it runs at every call.
+inline CodeState* CodeStateOf(PyCodeObject* code) {
+  return static_cast<CodeState*>(compat::CodeExtra(code, internal::g_code_extra_index));
+}
+// Bumped whenever a specialization of any code object is added or dropped (never 0).
+inline uint64_t SpecializationsGeneration() { return internal::g_specializations_generation; }
 // The state of `code`, created if missing. Null with an exception set on failure.
 CodeState* GetOrCreateCodeState(PyCodeObject* code);
 
@@ -84,6 +131,19 @@ void AddSpecialization(CodeState* state, std::unique_ptr<Specialization> spec);
 Specialization* FindSpecialization(CodeState* state, uint64_t id, size_t* index);
 // Removes state->specializations[index] and destroys it (which may run arbitrary code).
 void DropSpecialization(CodeState* state, size_t index);
+
+// Code-level native code: attaches `native` to `state` (replacing baseline code, which is
+// retired, not freed), and the process-wide counts for stats().
+void SetCodeLevelNative(CodeState* state, std::shared_ptr<jit::NativeCode> native);
+// fatjit.unspecialize: the code object runs interpreted again (its native code is retired, not
+// freed); automatic mode may compile it again after its next wait.
+void RetireCodeLevelNative(CodeState* state);
+struct CodeLevelCounters {
+  int64_t live = 0;       // code objects with code-level native code
+  uint64_t compiled = 0;  // code-level compiles attached (baseline and optimized)
+  uint64_t runs = 0;      // calls that ran code-level native code (hook and direct calls)
+};
+CodeLevelCounters& GlobalCodeLevelCounters();
 
 }  // namespace fatjit
 

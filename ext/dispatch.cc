@@ -91,6 +91,15 @@ PyObject* RunNative(PyThreadState* tstate, _PyInterpreterFrame* frame,
   return native->entry()(tstate, frame, 0);
 }
 
+// Runs the code object's code-level native code (code_state.h). No copy of the shared pointer:
+// that code is never freed while the code object lives, and the frame holds the code object.
+PyObject* RunCodeLevel(PyThreadState* tstate, _PyInterpreterFrame* frame, jit::NativeCode* native) {
+  ++native->calls;
+  ++jit::GlobalJitCounters().native_calls;
+  ++GlobalCodeLevelCounters().runs;
+  return native->entry()(tstate, frame, 0);
+}
+
 void LogGuardFailure(_PyInterpreterFrame* frame, const Guard& guard, GuardResult result) {
   LogFunctionEvent(LogEvent::kGuard, compat::FrameFunction(frame),
                    guard.Describe() + (result == GuardResult::kFailForever
@@ -101,8 +110,10 @@ void LogGuardFailure(_PyInterpreterFrame* frame, const Guard& guard, GuardResult
 PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
   PyCodeObject* code = compat::FrameCode(frame);
   CodeState* state = CodeStateOf(code);
-  if (state == nullptr || state->specializations.empty()) {
-    if (!AutoModeOn() || !CountCall(state, frame, throwflag)) {
+  if (state == nullptr || (state->specializations.empty() && !state->native)) {
+    // Automatic mode stops counting a code object once its code-level compile is under way.
+    if (!AutoModeOn() || (state != nullptr && state->native_in_flight) ||
+        !CountCall(state, frame, throwflag)) {
       return compat::EvalFrameDefault(tstate, frame, throwflag);
     }
     state = CodeStateOf(code);  // this call made it hot: a pending specialization was added
@@ -169,6 +180,9 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
     ++stats.guard_failures[kind];
     ++i;
   }
+  // No specialization applies: the code object's own native code, if it has some, runs the
+  // frame (it is the original code compiled: what the interpreter would run).
+  if (state->native) return RunCodeLevel(tstate, frame, state->native.get());
   // A refused automatic specialization leaves nothing to fall back from.
   if (owned_any) {
     CountFallback(FallbackReason::kNoGuardPassed);
@@ -180,39 +194,73 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
   return compat::EvalFrameDefault(tstate, frame, throwflag);
 }
 
-// The direct-call resolver (jit/runtime/native_call.h): the one outcome of Dispatch on a fresh
-// frame pushed by native code's CALL that needs no side effect, namely "the first specialization
-// of this function passes its guards and is native". Everything else returns null, and the
-// caller runs the hook, which decides as always: a dead owner or a pending specialization (which
-// Dispatch drops or materializes), a guard failure (counted there, a later specialization may
-// pass), swapped code or a stand-in callable, auto-mode counting, tracing, another hook. On
-// success it counts what Dispatch would have counted for the same run.
-std::shared_ptr<jit::NativeCode> ResolveDirectCall(PyThreadState* tstate,
-                                                   _PyInterpreterFrame* frame) {
-  if (tstate->interp->eval_frame != Dispatch || compat::TracingActive(tstate)) return nullptr;
-  PyCodeObject* code = compat::FrameCode(frame);
-  CodeState* state = CodeStateOf(code);
-  if (state == nullptr) return nullptr;
-  PyObject* func = reinterpret_cast<PyObject*>(compat::FrameFunction(frame));
+// The first specialization of `state` owned by `func` (alive: a frame of it is being run), or
+// null if there is none or a dead owner comes first (Dispatch then drops it). Memoized in the
+// state (code_state.h: CodeState::direct_*): on a hit one compare of the generation and one
+// load of the weakref's referent replace the walk over the owners' weakrefs. A hit skips
+// dead owners of other functions ahead of it; Dispatch drops those at its next run.
+bool g_direct_memo = true;  // FATJIT_JIT_DIRECT_MEMO=0: walk the owners at every call (A/B)
+
+Specialization* FirstSpecializationOf(CodeState* state, PyObject* func) {
+  const uint64_t generation = SpecializationsGeneration();
+  if (g_direct_memo && state->direct_func == func && state->direct_generation == generation &&
+      reinterpret_cast<PyWeakReference*>(state->direct_owner)->wr_object == func) {
+    return state->direct_spec;
+  }
   for (const std::unique_ptr<Specialization>& entry : state->specializations) {
     Specialization* spec = entry.get();
     // spec->owner_function(), inline: this runs at every call.
     PyObject* owner = PyWeakref_GET_OBJECT(spec->owner.obj());
     if (owner == Py_None) return nullptr;
     if (owner != func) continue;
-    if (spec->pending || !spec->native) return nullptr;
-    const CallArgs args{compat::FrameLocals(frame), ParameterCount(code)};
-    if (spec->guards.Check(args).result != GuardResult::kPass) return nullptr;
-    static Stats& stats = GlobalStats();
-    static jit::JitCounters& jit_counters = jit::GlobalJitCounters();
-    ++stats.guard_checks;
-    ++stats.specialized_runs;
-    ++spec->runs;
-    ++spec->native->calls;
-    ++jit_counters.native_calls;
-    return spec->native;
+    state->direct_func = func;
+    state->direct_owner = spec->owner.obj();
+    state->direct_spec = spec;
+    state->direct_generation = generation;
+    return spec;
   }
   return nullptr;
+}
+
+// The direct-call resolver (jit/runtime/native_call.h): the one outcome of Dispatch on a fresh
+// frame pushed by native code's CALL that needs no side effect, namely "the code object has no
+// specializations and runs its code-level native code" or "the first specialization of this
+// function passes its guards and is native". Everything else returns null, and the caller runs
+// the hook, which decides as always: a dead owner or a pending specialization (which Dispatch
+// drops or materializes), a guard failure (counted there, a later specialization may pass),
+// swapped code or a stand-in callable, auto-mode counting, tracing, another hook. On success it
+// counts what Dispatch would have counted for the same run. Code-level native code needs no
+// `keep` (code_state.h: never freed while the frame's code object lives); a specialization's
+// native code is shared into `keep`, since a callee may drop the specialization mid-call.
+jit::NativeCode* ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                                   std::shared_ptr<jit::NativeCode>* keep) {
+  if (tstate->interp->eval_frame != Dispatch || compat::TracingActive(tstate)) return nullptr;
+  PyCodeObject* code = compat::FrameCode(frame);
+  CodeState* state = CodeStateOf(code);
+  if (state == nullptr) return nullptr;
+  static jit::JitCounters& jit_counters = jit::GlobalJitCounters();
+  if (state->specializations.empty()) {
+    jit::NativeCode* native = state->native.get();
+    if (native == nullptr) return nullptr;
+    static CodeLevelCounters& code_level = GlobalCodeLevelCounters();
+    ++native->calls;
+    ++jit_counters.native_calls;
+    ++code_level.runs;
+    return native;
+  }
+  PyObject* func = reinterpret_cast<PyObject*>(compat::FrameFunction(frame));
+  Specialization* spec = FirstSpecializationOf(state, func);
+  if (spec == nullptr || spec->pending || !spec->native) return nullptr;
+  const CallArgs args{compat::FrameLocals(frame), ParameterCount(code)};
+  if (spec->guards.Check(args).result != GuardResult::kPass) return nullptr;
+  static Stats& stats = GlobalStats();
+  ++stats.guard_checks;
+  ++stats.specialized_runs;
+  ++spec->runs;
+  ++spec->native->calls;
+  ++jit_counters.native_calls;
+  *keep = spec->native;
+  return keep->get();
 }
 
 // FATJIT_JIT_DIRECT_CALLS=0 keeps every call from native code on the ordinary path.
@@ -231,6 +279,8 @@ void InstallOrRemoveHook() {
   if (wanted == g_hook_installed) return;
   compat::SetEvalFrameHook(wanted ? Dispatch : nullptr);
   jit::SetDirectCallResolver(wanted && DirectCallsEnabled() ? ResolveDirectCall : nullptr);
+  const char* memo = std::getenv("FATJIT_JIT_DIRECT_MEMO");
+  g_direct_memo = memo == nullptr || std::strcmp(memo, "0") != 0;
   g_hook_installed = wanted;
 }
 

@@ -244,6 +244,10 @@ PyObject* Unspecialize(PyObject*, PyObject* func_obj) {
       ++i;
     }
   }
+  // Code-level native code goes too (for every function on the code object: it is the code
+  // object's), retired rather than freed: a frame of this code may be running it.
+  state = CodeStateOf(reinterpret_cast<PyCodeObject*>(func->func_code));
+  if (state != nullptr && state->native) RetireCodeLevelNative(state);
   Py_RETURN_NONE;
 }
 
@@ -386,7 +390,29 @@ PyObject* Explain(PyObject*, PyObject* args, PyObject* kwargs) {
     AppendJitStatus(text, *spec);
     if (spec->automatic) AppendRewrites(text, *spec);
   }
-  if (n == 0) text += " no specializations; runs as plain CPython";
+  const bool code_level = state != nullptr && (state->native || state->native_in_flight);
+  if (n == 0) text += code_level ? " no specializations" : " no specializations; runs as plain CPython";
+  if (state != nullptr && state->native) {
+    const jit::NativeCode& native = *state->native;
+    absl::StrAppendFormat(&text,
+                          "\n  %s native code shared by its code object (code level: %s), %s, %u "
+                          "bytes, compiled in %.2f ms, %u native calls of this code object, %u "
+                          "deopt sites",
+                          n == 0 ? "runs" : "when no specialization applies, runs",
+                          state->native_note.empty() ? "the code is compiled unchanged"
+                                                     : "the specializer left it unchanged: " +
+                                                           state->native_note,
+                          native.opt_level == 0 ? "baseline" : "optimized", native.code_size(),
+                          native.compile_ns * 1e-6, native.calls, native.deopt_sites().size());
+    for (const jit::DeoptSite& site : native.deopt_sites()) {
+      if (site.count == 0) continue;
+      absl::StrAppendFormat(&text, "\n    deopt to offset %d (%s): %u times", site.target * 2,
+                            jit::DeoptReasonName(site.reason), site.count);
+    }
+  } else if (state != nullptr && state->native_in_flight) {
+    text += "\n  code-level native code compiling on the background thread (the bytecode runs "
+            "meanwhile)";
+  }
   if (state != nullptr && !state->last_jit_refusal.empty()) {
     absl::StrAppendFormat(&text, "\n  JIT: not compiled (%s)", state->last_jit_refusal);
   }

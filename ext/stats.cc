@@ -62,6 +62,9 @@ bool SetJit(PyObject* dict, const Stats& s) {
          SetInt(j.obj(), "background_compiles", c.background_compiles) &&
          SetInt(j.obj(), "background_dropped", c.background_dropped) &&
          SetInt(j.obj(), "tier_ups", c.tier_ups) &&
+         SetInt(j.obj(), "code_level_live", GlobalCodeLevelCounters().live) &&
+         SetInt(j.obj(), "code_level_compiled", GlobalCodeLevelCounters().compiled) &&
+         SetInt(j.obj(), "code_level_runs", GlobalCodeLevelCounters().runs) &&
          SetInt(j.obj(), "in_flight", jit::CompileQueue::Get().InFlight()) &&
          SetInt(j.obj(), "code_limit", jit::CodeLimit()) &&
          PyDict_SetItemString(j.obj(), "deopts", deopts.obj()) == 0 &&

@@ -49,6 +49,9 @@ def format_stats(stats):
                                f"{jit['compile_time_max_s'] * 1e3:.1f} ms per function; "
                                f"{jit['backend_load_s'] * 1e3:.0f} ms loading LLVM)"),
             ("native calls", f"{jit['native_calls']:,}"),
+            ("code-level native", f"{jit['code_level_live']:,} code objects  "
+                                  f"({jit['code_level_runs']:,} calls; compiled unchanged, "
+                                  f"shared by every function on the code object)"),
             ("deopts", f"{sum(jit['deopts'].values()):,}  ({_by_reason(jit['deopts'])})"),
             ("exceptions unwound", f"{jit['raises']:,}  (handed to the interpreter)"),
         ]

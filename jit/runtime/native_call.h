@@ -37,9 +37,11 @@ namespace fatjit::jit {
 // returns the native code the PEP 523 hook would run on it right now, or null when the hook
 // must decide (or would run something else). Runs no Python code and raises nothing. When it
 // returns code, it has counted the run as the hook would have (stats, the code's calls).
-// The returned pointer keeps the code alive for the call.
-using DirectCallResolver = std::shared_ptr<NativeCode> (*)(PyThreadState* tstate,
-                                                           _PyInterpreterFrame* frame);
+// The code stays alive for the call: either because it lives as long as the frame's code
+// object (then *keep is left empty: no reference counting per call), or because *keep now
+// shares it.
+using DirectCallResolver = NativeCode* (*)(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                                           std::shared_ptr<NativeCode>* keep);
 
 // Installed by ext/ while its hook is; null turns direct calls off (the ordinary call path).
 void SetDirectCallResolver(DirectCallResolver resolver);

@@ -15,6 +15,7 @@ import traceback
 import pytest
 
 import fatjit
+from support import new_module
 
 
 JIT_STRESS = os.environ.get("FATJIT_JIT_STRESS") == "1"
@@ -458,3 +459,86 @@ def test_direct_calls_switch_off():
             assert out.stdout.split() == want.split()
         else:
             assert int(out.stdout.split()[0]) > 0
+
+
+# The resolver's memo (ext/code_state.h, CodeState::direct_*): the last callee function of a code
+# object and its first specialization, valid while no specialization anywhere was added or
+# dropped and the callee is the memo's function. Each case changes what the hook would pick.
+
+def native_runs(func):
+    """The native calls explain() reports for func's specialization (0 if it has none)."""
+    import re
+    m = re.search(r"(\d+) native calls", fatjit.explain(func))
+    return int(m.group(1)) if m else 0
+
+
+def test_memo_follows_the_callee_among_functions_of_one_code_object(jit):
+    native, plain = jit("""
+        def callee(x):
+            return x + 1
+
+        def caller(f, n):
+            total = 0
+            for i in range(n):
+                total += f(i)
+            return total
+    """, "caller", "callee")
+    import types
+    other = types.FunctionType(native.callee.__code__, native.__dict__, "other")
+    special = new_module("def callee(x):\n    return x + 100\n").callee
+    warm(lambda: native.caller(native.callee, 3))
+    fatjit.specialize(other, special.__code__, [fatjit.GuardGlobals("caller")])  # swapped code
+    try:
+        for _ in range(3):  # alternate the callees at the same call site
+            assert native.caller(native.callee, 10) == plain.caller(plain.callee, 10) == 55
+            assert native.caller(other, 10) == 1045
+        before = direct_calls()
+        native.caller(native.callee, 10)
+        assert_direct_calls(direct_calls() - before, 10)
+        # The specialization dropped: no native code for it; made again: native again.
+        fatjit.unspecialize(native.callee)
+        runs = native_runs(native.caller)
+        before = direct_calls()
+        assert native.caller(native.callee, 10) == 55
+        assert_direct_calls(direct_calls() - before, 0)
+        fatjit.jit(native.callee)
+        warm(lambda: native.caller(native.callee, 3))
+        before = direct_calls()
+        assert native.caller(native.callee, 10) == 55
+        assert_direct_calls(direct_calls() - before, 10)
+        assert native_runs(native.caller) > runs
+    finally:
+        fatjit.unspecialize(other)
+
+
+def test_memo_sees_a_new_function_where_a_dead_callee_was(jit):
+    native, plain = jit("""
+        def make(k):
+            def callee(x):
+                return x + k
+            return callee
+
+        def caller(f, n):
+            total = 0
+            for i in range(n):
+                total += f(i)
+            return total
+    """, "caller")
+    # Each round: a compiled closure becomes the memo's function, then dies with its
+    # specialization still attached (Dispatch drops it later); a new closure, not specialized,
+    # often gets the dead one's address. Its calls must not run the dead one's native code.
+    reused = 0
+    for k in range(20):
+        f = native.make(k)
+        fatjit.jit(f)
+        for _ in range(3):
+            native.caller(f, 2)
+        old = id(f)
+        del f
+        g = native.make(k + 100)
+        reused += id(g) == old
+        before = direct_calls()
+        assert native.caller(g, 10) == 45 + 10 * (k + 100)
+        assert_direct_calls(direct_calls() - before, 0)
+        del g
+    assert reused > 0 or JIT_STRESS, "no address was reused: the case was not exercised"
