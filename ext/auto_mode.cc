@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "absl/strings/str_format.h"
 #include "ext/auto_specialize.h"
@@ -35,6 +36,23 @@ int32_t CallsBeforeNextAttempt(int32_t attempts) {
 // Function code. Module and class bodies, and module code run by exec(), lack CO_OPTIMIZED:
 // they run once (or as often as the program execs them), with a function made for the run.
 bool Countable(PyCodeObject* code) { return (code->co_flags & CO_OPTIMIZED) != 0; }
+
+// fatjit's own Python code (the fatjit package: stats(), explain's report, the AST passes) is
+// never specialized by automatic mode: its counters would count their own reading, and what it
+// runs is bookkeeping, not the program.
+bool OwnPackage(_PyInterpreterFrame* frame) {
+  // Once per code object (the answer is kept in its CodeState); errors are suppressed.
+  PyObject* name = PyDict_GetItemString(frame->f_globals, "__name__");  // borrowed
+  if (name == nullptr || !PyUnicode_Check(name)) return false;
+  Py_ssize_t size = 0;
+  const char* text = PyUnicode_AsUTF8AndSize(name, &size);
+  if (text == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  const std::string_view module(text, static_cast<size_t>(size));
+  return module == "fatjit" || module.substr(0, 7) == "fatjit.";
+}
 
 // Starts the next attempt for `func`: a pending automatic specialization the dispatcher
 // materializes at this call. The wait before the following attempt is set now, so a refusal,
@@ -101,7 +119,8 @@ bool CountCallSlow(CodeState* state, _PyInterpreterFrame* frame) {
     }
   }
   if (state->calls_until_attempt == kNotCounted) {
-    state->calls_until_attempt = Countable(code) ? CallsBeforeNextAttempt(state->attempts) : 0;
+    state->calls_until_attempt =
+        Countable(code) && !OwnPackage(frame) ? CallsBeforeNextAttempt(state->attempts) : 0;
   }
   if (state->calls_until_attempt == 0) return false;  // gave up on this code object
   ++GlobalStats().calls_counted;
@@ -125,7 +144,7 @@ std::string DescribeHotness(const CodeState& state) {
   if (state.attempts == 0 && state.calls_until_attempt == kNotCounted) return "";
   if (state.attempts == 0) {
     return state.calls_until_attempt == 0
-               ? "automatic mode: not function code, never specialized"
+               ? "automatic mode: not function code (or fatjit's own), never specialized"
                : absl::StrFormat("automatic mode: specialized %d calls from now",
                                  state.calls_until_attempt);
   }

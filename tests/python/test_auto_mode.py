@@ -184,6 +184,18 @@ def test_module_and_class_bodies_are_not_counted(auto_mode):
     assert sum(delta["auto_refused"].values()) == 0
 
 
+def test_fatjit_own_functions_are_never_specialized(auto_mode):
+    # stats() and reset_stats() are Python wrappers: specialized, they would count their own
+    # runs, so reset_stats() followed by stats() would not read zeros.
+    auto_mode(0)
+    fatjit.reset_stats()
+    stats = fatjit.stats()
+    fatjit.disable()
+    assert stats["specialized_runs"] == 0 and stats["calls_counted"] == 0
+    assert fatjit.get_specialized(fatjit.stats) == []
+    assert "never specialized" in fatjit.explain(fatjit.stats)
+
+
 def test_functions_specialized_by_hand_are_left_alone(auto_mode):
     mod = new_module(HOT)
     fatjit.specialize(mod.f, assume="entry")
