@@ -373,7 +373,8 @@ bool AttachCodeLevel(CodeState* state, size_t* index, Specialization* spec,
       FinishCodeLevelCompile(code, std::move(lowered), false, false);
     }
   }
-  if (spec != nullptr) DropSpecialization(state, *index);  // may run arbitrary code
+  // Not counted as dropped: the pending specialization became the code-level native code.
+  if (spec != nullptr) DropSpecialization(state, *index, /*counted=*/false);  // may run code
   QueueCodeLevelTierUp(original, state);  // `state` lives as long as the frame's code object
   return false;
 }

@@ -100,13 +100,13 @@ Specialization* FindSpecialization(CodeState* state, uint64_t id, size_t* index)
   return nullptr;
 }
 
-void DropSpecialization(CodeState* state, size_t index) {
+void DropSpecialization(CodeState* state, size_t index, bool counted) {
   // Released last: its destructor can run arbitrary code (__del__) that may touch `state`.
   std::unique_ptr<Specialization> doomed = std::move(state->specializations[index]);
   state->specializations.erase(state->specializations.begin() + index);
   ++internal::g_specializations_generation;
   --g_live;
-  ++GlobalStats().specializations_dropped;
+  if (counted) ++GlobalStats().specializations_dropped;
   InstallOrRemoveHook();
 }
 

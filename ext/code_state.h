@@ -130,7 +130,9 @@ void AddSpecialization(CodeState* state, std::unique_ptr<Specialization> spec);
 // The specialization of `state` with this id, and its index in *index; null if it is gone.
 Specialization* FindSpecialization(CodeState* state, uint64_t id, size_t* index);
 // Removes state->specializations[index] and destroys it (which may run arbitrary code).
-void DropSpecialization(CodeState* state, size_t index);
+// `counted`: false for a pending automatic specialization that became code-level native code
+// (nothing the program had was dropped), so stats' specializations_dropped stays as it was.
+void DropSpecialization(CodeState* state, size_t index, bool counted = true);
 
 // Code-level native code: attaches `native` to `state` (replacing baseline code, which is
 // retired, not freed), and the process-wide counts for stats().

@@ -188,8 +188,12 @@ def test_builtin_failures_are_counted_by_kind(spec):
     mod = new_module(SOURCE)
     spec(mod.f, mod.f_spec.__code__, [fatjit.GuardBuiltins("len")])
     watch = StatsWatch()
+    real_len = builtins.len
     builtins.len = lambda s: 0
-    mod.f("a")
+    try:
+        mod.f("a")
+    finally:
+        builtins.len = real_len  # before any bookkeeping (and pytest's reporting) runs again
     delta = watch.delta()
     assert delta["guard_failures"]["builtins"] == 1
     assert delta["guard_failures_forever"]["builtins"] == 0
