@@ -208,6 +208,9 @@ class FunctionCompiler {
   // A new reference to the int `value` (the small-int cache or PyLong_FromLongLong); on
   // allocation failure, an error exit at `inst` with `depth` values (the operands) on the stack.
   Value BoxInt(Value value, const Instruction& inst, int depth);
+  // Branches on whether `value` is in CPython's small-int cache (-5..256): returns the cached
+  // int with a new reference, in the block entered then (current on return); else to `other`.
+  Value CachedSmallInt(Value value, Block other);
   // Replaces the two int or float operands at depth-2, depth-1 by `result`, then goes on.
   void FinishNumeric(int index, Value left, Value right, Value result);
   // The same for an int result `value` (|value| < 2^62) or float result `bits`: the result is
@@ -220,6 +223,10 @@ class FunctionCompiler {
   void TryResultIntoLocal(int index, Value left, Value right, PyTypeObject* type,
                           const std::function<Value(Value)>& can_hold,
                           const std::function<void(Value)>& write, Block otherwise);
+  void PlaceNumericResult(int index, Value left, Value right, PyTypeObject* type,
+                          const std::function<Value(Value)>& can_hold,
+                          const std::function<void(Value)>& write,
+                          const std::function<Value()>& allocate);
 
   // Memory, by what it is (Mem: the optimizer may assume the classes never overlap).
   Value FrameLoad(int64_t offset) { return e_.Load(frame_, offset, Width::k64, Mem::kFrame); }
@@ -767,19 +774,23 @@ Value FunctionCompiler::IntArithmetic(int op, Value a, Value b, Block slow) {
   return e_.Add(r, e_.Mul(b, adjust));
 }
 
-Value FunctionCompiler::BoxInt(Value value, const Instruction& inst, int depth) {
-  if (box_slot_ < 0) box_slot_ = e_.StackSlot();
+Value FunctionCompiler::CachedSmallInt(Value value, Block other) {
   Block small = e_.NewBlock("small_int");
-  Block allocate = e_.NewBlock("box_int");
-  Block boxed = e_.NewBlock("int_boxed");
   Value biased = e_.Add(value, e_.Imm(_PY_NSMALLNEGINTS));
   e_.Branch(e_.Compare(Cmp::kUlt, biased, e_.Imm(_PY_NSMALLNEGINTS + _PY_NSMALLPOSINTS)), small,
-            allocate);
+            other);
   Enter(small);
   PyLongObject* small_ints = _Py_SINGLETON(small_ints);
   Value cached = e_.Add(e_.Ptr(small_ints), e_.Mul(biased, e_.Imm(sizeof(PyLongObject))));
   Incref(cached);
-  e_.Store(box_slot_, 0, cached);
+  return cached;
+}
+
+Value FunctionCompiler::BoxInt(Value value, const Instruction& inst, int depth) {
+  if (box_slot_ < 0) box_slot_ = e_.StackSlot();
+  Block allocate = e_.NewBlock("box_int");
+  Block boxed = e_.NewBlock("int_boxed");
+  e_.Store(box_slot_, 0, CachedSmallInt(value, allocate));
   e_.Jump(boxed);
   Enter(allocate);
   Value object = e_.Call(kLongFromInt64, {value});
@@ -807,18 +818,8 @@ void FunctionCompiler::FinishNumeric(int index, Value left, Value right, Value r
 // one. Small ints (-5..256) are never reused (the stack is never their only owner) and always
 // come from the cache, as CPython's own results do.
 void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value value) {
-  const Instruction& inst = decoded_.instructions()[index];
-  const int d = depth_[index];
-  Block small = e_.NewBlock("small_int");
   Block large = e_.NewBlock("large_int");
-  Value biased = e_.Add(value, e_.Imm(_PY_NSMALLNEGINTS));
-  e_.Branch(e_.Compare(Cmp::kUlt, biased, e_.Imm(_PY_NSMALLNEGINTS + _PY_NSMALLPOSINTS)), small,
-            large);
-  Enter(small);
-  PyLongObject* small_ints = _Py_SINGLETON(small_ints);
-  Value cached = e_.Add(e_.Ptr(small_ints), e_.Mul(biased, e_.Imm(sizeof(PyLongObject))));
-  Incref(cached);
-  FinishNumeric(index, left, right, cached);
+  FinishNumeric(index, left, right, CachedSmallInt(value, large));
 
   Enter(large);
   Value negative = e_.Compare(Cmp::kSlt, value, e_.Imm(0));
@@ -826,54 +827,62 @@ void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value
   Value two_digits = e_.Compare(Cmp::kSge, magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT));
   Value digits = e_.Select(two_digits, e_.Imm(2), e_.Imm(1));
   Value fits_two = e_.Compare(Cmp::kSlt, magnitude, e_.Imm(int64_t{1} << (2 * PyLong_SHIFT)));
-  // An operand can take the result if the stack owns it alone and it has room for the digits
-  // (an int has max(1, |ob_size|) digits at least).
-  auto can_take = [&](Value operand) {
-    Value size = Field(operand, kObSize);
-    Value room = e_.Select(e_.Compare(Cmp::kSlt, size, e_.Imm(0)), e_.Sub(e_.Imm(0), size), size);
-    room = e_.Select(e_.Compare(Cmp::kEq, room, e_.Imm(0)), e_.Imm(1), room);
-    return e_.And(e_.And(fits_two, e_.Compare(Cmp::kEq, Refcount(operand), e_.Imm(1))),
-                  e_.Compare(Cmp::kSge, room, digits));
-  };
-  auto write_digits = [&](Value target) {
-    Value high_at = e_.Select(two_digits, e_.Add(target, e_.Imm(sizeof(digit))), target);
-    SetField(high_at, kIntDigit0, e_.SDiv(magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT)),
-             Width::k32);
-    SetField(target, kIntDigit0, e_.And(magnitude, e_.Imm(PyLong_MASK)), Width::k32);
-    SetField(target, kObSize, e_.Select(negative, e_.Sub(e_.Imm(0), digits), digits));
-  };
-  auto write_into = [&](Value target, Value other) {
-    write_digits(target);
-    Decref(other);  // an int: its deallocation runs nothing
-    StoreSlot(d - 2, target);
-    e_.Jump(NextBlock(index));
-  };
-  Block into_left = e_.NewBlock("int_into_left");
-  Block try_right = e_.NewBlock("int_try_right");
-  Block into_right = e_.NewBlock("int_into_right");
-  Block allocate = e_.NewBlock("int_allocate");
-  Block try_left = e_.NewBlock("int_try_left");
-  TryResultIntoLocal(
+  PlaceNumericResult(
       index, left, right, &PyLong_Type,
-      [&](Value local) {
-        Value size = Field(local, kObSize);
+      // Room for the digits: an int has max(1, |ob_size|) digits at least.
+      [&](Value target) {
+        Value size = Field(target, kObSize);
         Value room =
             e_.Select(e_.Compare(Cmp::kSlt, size, e_.Imm(0)), e_.Sub(e_.Imm(0), size), size);
         room = e_.Select(e_.Compare(Cmp::kEq, room, e_.Imm(0)), e_.Imm(1), room);
         return e_.And(fits_two, e_.Compare(Cmp::kSge, room, digits));
       },
-      [&](Value local) { write_digits(local); }, try_left);
+      [&](Value target) {
+        Value high_at = e_.Select(two_digits, e_.Add(target, e_.Imm(sizeof(digit))), target);
+        SetField(high_at, kIntDigit0, e_.SDiv(magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT)),
+                 Width::k32);
+        SetField(target, kIntDigit0, e_.And(magnitude, e_.Imm(PyLong_MASK)), Width::k32);
+        SetField(target, kObSize, e_.Select(negative, e_.Sub(e_.Imm(0), digits), digits));
+      },
+      [&] { return e_.Call(kLongFromInt64, {value}); });
+}
+
+// Where a numeric result goes, first that applies: into the object of the local the next
+// STORE_FAST replaces (TryResultIntoLocal), into an operand only the stack refers to, or into a
+// new object from `allocate` (null: MemoryError, an error exit with the operands on the stack).
+// `can_hold(object)`: the object has room for the result; `write(object)` puts it there.
+void FunctionCompiler::PlaceNumericResult(int index, Value left, Value right, PyTypeObject* type,
+                                          const std::function<Value(Value)>& can_hold,
+                                          const std::function<void(Value)>& write,
+                                          const std::function<Value()>& allocate) {
+  const Instruction& inst = decoded_.instructions()[index];
+  const int d = depth_[index];
+  Block try_left = e_.NewBlock("try_left");
+  Block into_left = e_.NewBlock(type == &PyFloat_Type ? "float_into_left" : "int_into_left");
+  Block try_right = e_.NewBlock("try_right");
+  Block into_right = e_.NewBlock("into_right");
+  Block allocate_new = e_.NewBlock("allocate_result");
+  TryResultIntoLocal(index, left, right, type, can_hold, write, try_left);
+  auto sole_owner = [&](Value operand) {
+    return e_.And(e_.Compare(Cmp::kEq, Refcount(operand), e_.Imm(1)), can_hold(operand));
+  };
+  auto write_into = [&](Value target, Value other) {
+    write(target);
+    Decref(other);  // an int or float: its deallocation runs nothing
+    StoreSlot(d - 2, target);
+    e_.Jump(NextBlock(index));
+  };
   Enter(try_left);
-  e_.Branch(can_take(left), into_left, try_right);
+  e_.Branch(sole_owner(left), into_left, try_right);
   Enter(into_left);
   write_into(left, right);
   Enter(try_right);
-  e_.Branch(can_take(right), into_right, allocate);
+  e_.Branch(sole_owner(right), into_right, allocate_new);
   Enter(into_right);
   write_into(right, left);
-  Enter(allocate);
-  Value object = e_.Call(kLongFromInt64, {value});
-  Block allocated = e_.NewBlock("int_allocated");
+  Enter(allocate_new);
+  Value object = allocate();
+  Block allocated = e_.NewBlock("result_allocated");
   e_.BranchUnlikely(e_.Compare(Cmp::kEq, object, e_.Imm(0)), ErrorExit(d, inst), allocated);
   Enter(allocated);
   FinishNumeric(index, left, right, object);
@@ -912,39 +921,10 @@ void FunctionCompiler::TryResultIntoLocal(int index, Value left, Value right, Py
 }
 
 void FunctionCompiler::FinishFloatResult(int index, Value left, Value right, Value bits) {
-  const Instruction& inst = decoded_.instructions()[index];
-  const int d = depth_[index];
-  auto sole_owner = [&](Value operand) {
-    return e_.Compare(Cmp::kEq, Refcount(operand), e_.Imm(1));
-  };
-  auto write_into = [&](Value target, Value other) {
-    SetField(target, kFloatValue, bits);
-    Decref(other);  // a float: its deallocation runs nothing
-    StoreSlot(d - 2, target);
-    e_.Jump(NextBlock(index));
-  };
-  Block into_left = e_.NewBlock("float_into_left");
-  Block try_right = e_.NewBlock("float_try_right");
-  Block into_right = e_.NewBlock("float_into_right");
-  Block allocate = e_.NewBlock("float_allocate");
-  Block try_left = e_.NewBlock("float_try_left");
-  TryResultIntoLocal(
+  PlaceNumericResult(
       index, left, right, &PyFloat_Type, [&](Value) { return e_.Imm(1); },
-      [&](Value local) { SetField(local, kFloatValue, bits); }, try_left);
-  Enter(try_left);
-  e_.Branch(sole_owner(left), into_left, try_right);
-  Enter(into_left);
-  write_into(left, right);
-  Enter(try_right);
-  e_.Branch(sole_owner(right), into_right, allocate);
-  Enter(into_right);
-  write_into(right, left);
-  Enter(allocate);
-  Value result = e_.Call(kBoxFloat, {bits});
-  Block boxed = e_.NewBlock("float_boxed");
-  e_.BranchUnlikely(e_.Compare(Cmp::kEq, result, e_.Imm(0)), ErrorExit(d, inst), boxed);
-  Enter(boxed);
-  FinishNumeric(index, left, right, result);
+      [&](Value target) { SetField(target, kFloatValue, bits); },
+      [&] { return e_.Call(kBoxFloat, {bits}); });
 }
 
 bool FunctionCompiler::LowerBinaryOp(int index) {
