@@ -177,9 +177,7 @@ void FinishTierUp(const Ref<>& code_ref, uint64_t id, std::unique_ptr<jit::Lower
     return;
   }
   jit::CompileResult compiled = jit::FinishCompile(std::move(lowered));
-  PyObject* code = PyWeakref_GET_OBJECT(code_ref.obj());
-  CodeState* state =
-      code == Py_None ? nullptr : CodeStateOf(reinterpret_cast<PyCodeObject*>(code));
+  CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(code_ref.obj()));
   size_t index = 0;
   Specialization* spec = state == nullptr ? nullptr : FindSpecialization(state, id, &index);
   if (spec == nullptr || !spec->native || !compiled.code) return;  // freed with `compiled`
@@ -211,11 +209,11 @@ void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
                                                          spec->guard_objects, spec->assume);
   request.keep_alive.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(spec->code.get())));
   request.options.opt_level = tuning::kOptimizingTier;
-  Ref<> code_ref = Ref<>::Steal(PyWeakref_NewRef(func->func_code, nullptr));
-  if (!code_ref) {
-    PyErr_Clear();
-    return;
-  }
+  // The job holds the code object itself, not a weakref: a weakref is an object the garbage
+  // collector sees, and freeing it when the job ends would change gc.get_objects() at a moment
+  // the program cannot predict (test_descr's leak checks count them). Code objects are not
+  // tracked by the collector; holding one only delays its release until the job is done.
+  Ref<> code_ref = Ref<>::Create(func->func_code);
   jit::LowerResult lowered = jit::LowerFunction(std::move(request));
   if (!lowered.lowered) return;
   auto finish = [code_ref, id](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
@@ -231,9 +229,7 @@ void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
 void FinishBackgroundCompile(const Ref<>& code_ref, uint64_t id,
                              std::unique_ptr<jit::LoweredFunction> lowered, bool dropped,
                              bool on_worker) {
-  PyObject* code = PyWeakref_GET_OBJECT(code_ref.obj());
-  CodeState* state =
-      code == Py_None ? nullptr : CodeStateOf(reinterpret_cast<PyCodeObject*>(code));
+  CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(code_ref.obj()));
   size_t index = 0;
   Specialization* spec = state == nullptr ? nullptr : FindSpecialization(state, id, &index);
   jit::JitCounters& counters = jit::GlobalJitCounters();
@@ -410,8 +406,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
       compile_original && code_level ? CopyOfCode(original) : Ref<PyCodeObject>();
   jit::CompileResult compiled;
   std::unique_ptr<jit::LoweredFunction> lowered;  // background: codegen still to run
-  Ref<> code_ref;  // background: finds the code object again (a weakref, or for code level the
-                   // code object itself)
+  Ref<> code_ref;  // background: the code object, to find its state again
   if (jit) {
     if (compile_original) {
       made.code = code_level_source ? code_level_source : Ref<PyCodeObject>::Create(original);
@@ -419,12 +414,8 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
     if (made.code) {
       jit::CompileRequest request = RequestForSpecialization(
           func, made.code.get(), result.rewrites, made.guard_objects, assume);
-      if (background && code_level_source) {
-        code_ref = Ref<>::Create(reinterpret_cast<PyObject*>(original));
-      } else if (background) {
-        code_ref = Ref<>::Steal(PyWeakref_NewRef(reinterpret_cast<PyObject*>(original), nullptr));
-        if (!code_ref) PyErr_Clear();  // out of memory: compile here and now
-      }
+      // The job holds the code object (see QueueTierUp for why not a weakref).
+      if (background) code_ref = Ref<>::Create(reinterpret_cast<PyObject*>(original));
       if (code_ref) {
         jit::LowerResult l = jit::LowerFunction(std::move(request));
         lowered = std::move(l.lowered);
