@@ -56,6 +56,7 @@ bool SetJit(PyObject* dict, const Stats& s) {
          SetInt(j.obj(), "code_bytes", c.code_bytes) &&
          SetInt(j.obj(), "native_calls", c.native_calls) &&
          SetInt(j.obj(), "direct_calls", c.direct_calls) &&
+         SetInt(j.obj(), "builtin_calls", c.builtin_calls) &&
          SetInt(j.obj(), "raises", c.raises) &&
          SetInt(j.obj(), "attr_cache_hits", c.attr_cache_hits) &&
          SetInt(j.obj(), "attr_cache_misses", c.attr_cache_misses) &&

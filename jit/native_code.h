@@ -65,6 +65,7 @@ struct JitCounters {
   uint64_t code_bytes = 0;  // native code of live compiled functions
   uint64_t native_calls = 0;
   uint64_t direct_calls = 0;  // native calls made by CALL without the hook (native_call.h)
+  uint64_t builtin_calls = 0;  // C functions and methods called directly (builtin_call.h)
   uint64_t deopts[kDeoptReasonCount] = {};
   uint64_t raises = 0;  // exceptions handed to the interpreter's unwinder
   uint64_t attr_cache_hits = 0;  // attribute sites answered by their cache (attr_cache.h)

@@ -29,6 +29,7 @@
 
 #include "base/python.h"
 #include "base/ref.h"
+#include "jit/runtime/builtin_call.h"
 #include "jit/runtime/native_call.h"
 #include "jit/runtime/runtime.h"
 
@@ -449,12 +450,20 @@ extern "C" int64_t fatjit_rt_CALL(PyThreadState* tstate, _PyInterpreterFrame* fr
   const int64_t total_args = oparg + is_meth;
   PyObject** args = sp - total_args;
   PyObject* function = args[-1];
-  if (aux == nullptr && TryDirectCall(tstate, args - 1, total_args, &sp[-oparg - 2])) {
+  if (Py_IS_TYPE(function, &PyFunction_Type) && aux == nullptr &&
+      TryDirectCall(tstate, args - 1, total_args, &sp[-oparg - 2])) {
     return sp[-oparg - 2] == nullptr ? -1 : 0;
   }
-  const int64_t kwcount = aux == nullptr ? 0 : PyTuple_GET_SIZE(aux);
-  const size_t nargsf = static_cast<size_t>(total_args - kwcount) | PY_VECTORCALL_ARGUMENTS_OFFSET;
-  PyObject* res = PyObject_Vectorcall(function, args, nargsf, aux);
+  PyObject* res;
+  if (CallBuiltinDirectly(tstate, function, args, total_args, aux, &res)) {
+    static JitCounters& counters = GlobalJitCounters();
+    ++counters.builtin_calls;
+  } else {
+    const int64_t kwcount = aux == nullptr ? 0 : PyTuple_GET_SIZE(aux);
+    const size_t nargsf =
+        static_cast<size_t>(total_args - kwcount) | PY_VECTORCALL_ARGUMENTS_OFFSET;
+    res = PyObject_Vectorcall(function, args, nargsf, aux);
+  }
   Py_DECREF(function);
   args[-1] = nullptr;
   for (int64_t i = 0; i < total_args; ++i) Py_DECREF(std::exchange(args[i], nullptr));

@@ -1,0 +1,94 @@
+// C functions and C methods called directly: see builtin_call.h for what it assumes and why it
+// is sound.
+#include "jit/runtime/builtin_call.h"
+
+#include <internal/pycore_ceval.h>  // _Py_EnterRecursiveCallTstate
+
+namespace fatjit::jit {
+namespace {
+
+constexpr const char kWhere[] = " while calling a Python object";
+
+// A METH_O / METH_NOARGS call: (self, arg) with the recursion check every such call makes.
+PyObject* CallWithOneArgument(PyThreadState* tstate, PyCFunction cfunc, PyObject* self,
+                              PyObject* arg) {
+  if (_Py_EnterRecursiveCallTstate(tstate, kWhere)) return nullptr;
+  PyObject* result = cfunc(self, arg);
+  _Py_LeaveRecursiveCallTstate(tstate);
+  return result;
+}
+
+PyObject* CallFast(PyThreadState* tstate, PyCFunction cfunc, PyObject* self,
+                   PyObject* const* args, int64_t nargs) {
+  if (_Py_EnterRecursiveCallTstate(tstate, kWhere)) return nullptr;
+  PyObject* result =
+      reinterpret_cast<_PyCFunctionFast>(reinterpret_cast<void (*)(void)>(cfunc))(self, args,
+                                                                                 nargs);
+  _Py_LeaveRecursiveCallTstate(tstate);
+  return result;
+}
+
+PyObject* CallFastWithKeywords(PyThreadState* tstate, PyCFunction cfunc, PyObject* self,
+                               PyObject* const* args, int64_t nargs, PyObject* kwnames) {
+  if (_Py_EnterRecursiveCallTstate(tstate, kWhere)) return nullptr;
+  PyObject* result = reinterpret_cast<_PyCFunctionFastWithKeywords>(
+      reinterpret_cast<void (*)(void)>(cfunc))(self, args, nargs, kwnames);
+  _Py_LeaveRecursiveCallTstate(tstate);
+  return result;
+}
+
+}  // namespace
+
+bool CallBuiltinDirectly(PyThreadState* tstate, PyObject* callable, PyObject* const* args,
+                         int64_t total_args, PyObject* kwnames, PyObject** result) {
+  const int64_t kwcount = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
+  const int64_t positional = total_args - kwcount;
+  PyTypeObject* type = Py_TYPE(callable);
+  if (type == &PyCFunction_Type) {
+    PyMethodDef* def = reinterpret_cast<PyCFunctionObject*>(callable)->m_ml;
+    PyObject* self = PyCFunction_GET_SELF(callable);
+    switch (def->ml_flags) {
+      case METH_O:
+        if (total_args != 1 || kwcount != 0) return false;
+        *result = CallWithOneArgument(tstate, def->ml_meth, self, args[0]);
+        return true;
+      case METH_FASTCALL:
+        if (kwcount != 0) return false;
+        *result = CallFast(tstate, def->ml_meth, self, args, total_args);
+        return true;
+      case METH_FASTCALL | METH_KEYWORDS:
+        *result = CallFastWithKeywords(tstate, def->ml_meth, self, args, positional, kwnames);
+        return true;
+      default:
+        return false;
+    }
+  }
+  if (type == &PyMethodDescr_Type) {
+    auto* descr = reinterpret_cast<PyMethodDescrObject*>(callable);
+    if (positional < 1 || !Py_IS_TYPE(args[0], descr->d_common.d_type)) return false;
+    PyMethodDef* def = descr->d_method;
+    switch (def->ml_flags) {
+      case METH_O:
+        if (total_args != 2 || kwcount != 0) return false;
+        *result = CallWithOneArgument(tstate, def->ml_meth, args[0], args[1]);
+        return true;
+      case METH_NOARGS:
+        if (total_args != 1 || kwcount != 0) return false;
+        *result = CallWithOneArgument(tstate, def->ml_meth, args[0], nullptr);
+        return true;
+      case METH_FASTCALL:
+        if (kwcount != 0) return false;
+        *result = CallFast(tstate, def->ml_meth, args[0], args + 1, total_args - 1);
+        return true;
+      case METH_FASTCALL | METH_KEYWORDS:
+        *result =
+            CallFastWithKeywords(tstate, def->ml_meth, args[0], args + 1, positional - 1, kwnames);
+        return true;
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
+}  // namespace fatjit::jit

@@ -1,0 +1,36 @@
+// Calls of C functions and C methods from native code without the vectorcall detour: the same
+// shapes CPython 3.11's specialized PRECALL instructions call directly (ceval.c,
+// PRECALL_NO_KW_BUILTIN_O/_FAST, PRECALL_BUILTIN_FAST_WITH_KEYWORDS,
+// PRECALL_NO_KW_METHOD_DESCRIPTOR_O/_NOARGS/_FAST, PRECALL_METHOD_DESCRIPTOR_FAST_WITH_KEYWORDS).
+//
+// Assumes: the GIL held, tracing off (native code deoptimizes when it is switched on, so CALL
+// never runs under a profiler), and CALL's operands as runtime.h lays them out.
+// Produces: for an exact builtin_function_or_method whose ml_flags are exactly METH_O (one
+// argument), METH_FASTCALL or METH_FASTCALL|METH_KEYWORDS, and for a method_descriptor with
+// ml_flags exactly METH_O (self and one argument), METH_NOARGS (self only), METH_FASTCALL or
+// METH_FASTCALL|METH_KEYWORDS whose self is exactly of the descriptor's type, the C function's
+// result. Every other callable, and those shapes with other argument counts or keywords where
+// the shape takes none, are left to the caller (PyObject_Vectorcall).
+// Why it is sound: these are the calls cfunction_vectorcall_* and method_vectorcall_* make once
+// their argument checks pass, and the checks above are stricter than theirs (exact types,
+// exact counts), so any call that could raise in those checks takes the ordinary path. The
+// recursion depth is counted as method_vectorcall_* counts it (the interpreter's specialized
+// instructions skip that for the FASTCALL shapes; counting is the conservative choice: it can
+// only raise RecursionError where the generic call does).
+#ifndef FATJIT_JIT_RUNTIME_BUILTIN_CALL_H_
+#define FATJIT_JIT_RUNTIME_BUILTIN_CALL_H_
+
+#include "base/python.h"
+
+namespace fatjit::jit {
+
+// args[0..total_args) are the positional arguments (self first for a method descriptor) and
+// then the keyword values named by kwnames (a tuple, or null). If `callable` has one of the
+// shapes above, calls it, stores its result in *result (null with an exception set on error)
+// and returns true; references are neither taken nor released. Otherwise returns false.
+bool CallBuiltinDirectly(PyThreadState* tstate, PyObject* callable, PyObject* const* args,
+                         int64_t total_args, PyObject* kwnames, PyObject** result);
+
+}  // namespace fatjit::jit
+
+#endif  // FATJIT_JIT_RUNTIME_BUILTIN_CALL_H_
