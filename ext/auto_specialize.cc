@@ -157,7 +157,7 @@ void RecordCompile(PyFunctionObject* func, const jit::CompileResult& compiled) {
 
 // Tier-up: once a specialization runs baseline code (opt level 0), its code is compiled again
 // with the optimizing codegen (tuning::kOptimizingTier) on the background thread and swapped in
-// when done; calls already running keep the baseline code (shared_ptr). The function is hot by
+// when done; calls already running keep the baseline code (pinned). The function is hot by
 // then: @fatjit.jit marks it so, automatic mode compiles only past its JIT threshold. Off with
 // FATJIT_JIT_TIER_UP=0, and when FATJIT_JIT_OPT fixes the opt level.
 bool TierUpEnabled() {

@@ -63,8 +63,7 @@ CodeLevelCounters& GlobalCodeLevelCounters() {
 
 void RetireCodeLevelNative(CodeState* state) {
   if (!state->native) return;
-  state->retired_native.push_back(std::move(state->native));
-  state->native = nullptr;
+  state->native = nullptr;  // freed now, or when the last call running it returns
   state->native_tier_up_queued = false;
   --GlobalCodeLevelCounters().live;
 }
@@ -74,7 +73,6 @@ void SetCodeLevelNative(CodeState* state, std::shared_ptr<jit::NativeCode> nativ
   ++counters.compiled;
   if (state->native) {
     native->calls = state->native->calls;  // explain() reports the code object's native calls
-    state->retired_native.push_back(std::move(state->native));
   } else {
     ++counters.live;
   }

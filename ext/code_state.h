@@ -82,14 +82,12 @@ struct CodeState {
   int32_t attempts = 0;  // automatic-mode attempts made, refused or not
 
   // Code-level native code (see the top of this file), run for any frame of this code object
-  // when no specialization applies. Once set it is never dropped while the code object lives:
-  // the optimizing tier's code replaces it and the baseline code moves to `retired_native`, so
-  // a raw pointer to either stays valid while a frame of this code (which holds the code
-  // object) runs. The code is compiled from `native_source`, a copy of this code object (same
+  // when no specialization applies; the optimizing tier's code replaces the baseline code, and
+  // fatjit.unspecialize drops it (calls running it pin it: jit/native_code.h). The code is
+  // compiled from `native_source`, a copy of this code object (same
   // bytecode, constants and names): NativeCode keeps what it compiled alive, and holding this
   // code object itself would make a cycle through co_extra that nothing could collect.
   std::shared_ptr<jit::NativeCode> native;
-  std::vector<std::shared_ptr<jit::NativeCode>> retired_native;
   Ref<PyCodeObject> native_source;
   std::string native_note;        // why the specializer left the code unchanged
   bool native_in_flight = false;  // its compile is on the background thread
@@ -134,11 +132,11 @@ Specialization* FindSpecialization(CodeState* state, uint64_t id, size_t* index)
 // (nothing the program had was dropped), so stats' specializations_dropped stays as it was.
 void DropSpecialization(CodeState* state, size_t index, bool counted = true);
 
-// Code-level native code: attaches `native` to `state` (replacing baseline code, which is
-// retired, not freed), and the process-wide counts for stats().
+// Code-level native code: attaches `native` to `state` (replacing baseline code), and the
+// process-wide counts for stats().
 void SetCodeLevelNative(CodeState* state, std::shared_ptr<jit::NativeCode> native);
-// fatjit.unspecialize: the code object runs interpreted again (its native code is retired, not
-// freed); automatic mode may compile it again after its next wait.
+// fatjit.unspecialize: the code object runs interpreted again (its native code is dropped);
+// automatic mode may compile it again after its next wait.
 void RetireCodeLevelNative(CodeState* state);
 struct CodeLevelCounters {
   int64_t live = 0;       // code objects with code-level native code

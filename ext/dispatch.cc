@@ -81,23 +81,21 @@ PyObject* RunCallable(_PyInterpreterFrame* frame, Ref<> callable) {
   return PyObject_Vectorcall(callable.obj(), stack.data(), npositional, kwnames.obj());
 }
 
-// Runs compiled code on the frame as it is (the original code object, at its start). The copy
-// of the shared pointer keeps the machine code alive for the call even if the specialization
-// is dropped while it runs.
-PyObject* RunNative(PyThreadState* tstate, _PyInterpreterFrame* frame,
-                    std::shared_ptr<jit::NativeCode> native) {
+// Runs compiled code on the frame as it is (the original code object, at its start), pinned
+// for the call (jit/native_code.h): the specialization may be dropped while it runs.
+PyObject* RunNative(PyThreadState* tstate, _PyInterpreterFrame* frame, jit::NativeCode* native) {
   ++native->calls;
   ++jit::GlobalJitCounters().native_calls;
-  return native->entry()(tstate, frame, 0);
+  native->Enter();
+  PyObject* result = native->entry()(tstate, frame, 0);
+  native->Leave();
+  return result;
 }
 
-// Runs the code object's code-level native code (code_state.h). No copy of the shared pointer:
-// that code is never freed while the code object lives, and the frame holds the code object.
+// Runs the code object's code-level native code (code_state.h), pinned as RunNative does.
 PyObject* RunCodeLevel(PyThreadState* tstate, _PyInterpreterFrame* frame, jit::NativeCode* native) {
-  ++native->calls;
-  ++jit::GlobalJitCounters().native_calls;
   ++GlobalCodeLevelCounters().runs;
-  return native->entry()(tstate, frame, 0);
+  return RunNative(tstate, frame, native);
 }
 
 void LogGuardFailure(_PyInterpreterFrame* frame, const Guard& guard, GuardResult result) {
@@ -166,7 +164,7 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
     if (outcome.result == GuardResult::kPass) {
       ++stats.specialized_runs;
       ++spec->runs;
-      if (spec->native) return RunNative(tstate, frame, spec->native);
+      if (spec->native) return RunNative(tstate, frame, spec->native.get());
       if (spec->code) return RunSwapped(tstate, frame, spec->code.get());
       return RunCallable(frame, spec->callable);  // a reference of its own, held for the call
     }
@@ -229,11 +227,9 @@ Specialization* FirstSpecializationOf(CodeState* state, PyObject* func) {
 // the hook, which decides as always: a dead owner or a pending specialization (which Dispatch
 // drops or materializes), a guard failure (counted there, a later specialization may pass),
 // swapped code or a stand-in callable, auto-mode counting, tracing, another hook. On success it
-// counts what Dispatch would have counted for the same run. Code-level native code needs no
-// `keep` (code_state.h: never freed while the frame's code object lives); a specialization's
-// native code is shared into `keep`, since a callee may drop the specialization mid-call.
-jit::NativeCode* ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* frame,
-                                   std::shared_ptr<jit::NativeCode>* keep) {
+// counts what Dispatch would have counted for the same run. The caller pins the code for the
+// call (a callee may drop the specialization mid-call).
+jit::NativeCode* ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* frame) {
   if (tstate->interp->eval_frame != Dispatch || compat::TracingActive(tstate)) return nullptr;
   PyCodeObject* code = compat::FrameCode(frame);
   CodeState* state = CodeStateOf(code);
@@ -259,8 +255,7 @@ jit::NativeCode* ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* f
   ++spec->runs;
   ++spec->native->calls;
   ++jit_counters.native_calls;
-  *keep = spec->native;
-  return keep->get();
+  return spec->native.get();
 }
 
 // FATJIT_JIT_DIRECT_CALLS=0 keeps every call from native code on the ordinary path.

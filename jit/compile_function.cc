@@ -1818,7 +1818,7 @@ CompileResult FinishCompile(std::unique_ptr<LoweredFunction> lowered) {
   counters.compile_ns += ns;
   counters.compile_ns_max = std::max(counters.compile_ns_max, ns);
   counters.code_bytes += code->code_size();
-  result.code = std::move(code);
+  result.code = NativeCode::Share(std::move(code));
   return result;
 }
 

@@ -68,7 +68,7 @@ struct CompileRequest {
 };
 
 struct CompileResult {
-  std::unique_ptr<NativeCode> code;  // set on success
+  std::shared_ptr<NativeCode> code;  // set on success (NativeCode::Share)
   JitRefusal refusal = JitRefusal::kCount;
   std::string detail;  // for a refusal: what exactly
 };

@@ -162,6 +162,16 @@ int64_t fatjit_rt_guards_hold(fatjit::GuardSet* guards, _PyInterpreterFrame* fra
 }  // extern "C"
 
 namespace fatjit::jit {
+std::shared_ptr<NativeCode> NativeCode::Share(std::unique_ptr<NativeCode> code) {
+  return std::shared_ptr<NativeCode>(code.release(), [](NativeCode* unowned) {
+    if (unowned->running_ > 0) {
+      unowned->orphaned_ = true;
+    } else {
+      delete unowned;
+    }
+  });
+}
+
 NativeCode::~NativeCode() {
   if (compiled_.entry != nullptr) {
     GlobalJitCounters().code_bytes -= compiled_.code_size;

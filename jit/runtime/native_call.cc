@@ -146,13 +146,14 @@ bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObj
   InitializeFrame(frame, func, code, slots + 1, nargs);
   for (int64_t i = 0; i <= nargs; ++i) slots[i] = nullptr;
 
-  std::shared_ptr<NativeCode> keep;
-  NativeCode* native = g_resolver(tstate, frame, &keep);
+  NativeCode* native = g_resolver(tstate, frame);
   PyObject* res;
   if (native != nullptr) {
     static JitCounters& counters = GlobalJitCounters();
     ++counters.direct_calls;
+    native->Enter();
     res = native->entry()(tstate, frame, 0);
+    native->Leave();
   } else {
     res = EvalFrame(tstate, frame);
   }

@@ -36,12 +36,9 @@ namespace fatjit::jit {
 // Given a fresh frame just pushed for a call (arguments bound in localsplus, prologue not run),
 // returns the native code the PEP 523 hook would run on it right now, or null when the hook
 // must decide (or would run something else). Runs no Python code and raises nothing. When it
-// returns code, it has counted the run as the hook would have (stats, the code's calls).
-// The code stays alive for the call: either because it lives as long as the frame's code
-// object (then *keep is left empty: no reference counting per call), or because *keep now
-// shares it.
-using DirectCallResolver = NativeCode* (*)(PyThreadState* tstate, _PyInterpreterFrame* frame,
-                                           std::shared_ptr<NativeCode>* keep);
+// returns code, it has counted the run as the hook would have (stats, the code's calls); the
+// caller pins the code (NativeCode::Enter/Leave) around the call before anything else runs.
+using DirectCallResolver = NativeCode* (*)(PyThreadState* tstate, _PyInterpreterFrame* frame);
 
 // Installed by ext/ while its hook is; null turns direct calls off (the ordinary call path).
 void SetDirectCallResolver(DirectCallResolver resolver);

@@ -647,3 +647,42 @@ def test_builtin_call_recursion_is_counted(jit):
                 return n
     """, "down", "deepest")
     assert native.deepest() == plain.deepest()
+
+
+def test_native_code_dropped_by_its_own_call_stays_until_that_call_returns(jit):
+    # fatjit.unspecialize(victim) inside victim frees its specialization; the machine code the
+    # call is running stays (pinned, jit/native_code.h) until the call returns, then is freed.
+    native, plain = jit("""
+        import fatjit, gc
+
+        def victim(n, drop):
+            total = 0
+            for i in range(n):
+                if drop and i == 3:
+                    fatjit.unspecialize(victim)
+                    gc.collect()
+                    [object() for _ in range(1000)]  # reuse freed memory, if any was
+                total += i * 2
+            return total
+
+        def caller(n, drop):
+            return victim(n, drop) + 1
+    """, "victim", "caller")
+    native.fatjit = fatjit
+    for _ in range(3):  # the code exists: compiled, native calls
+        assert native.caller(10, False) == plain.caller(10, False)
+    assert "native code" in fatjit.explain(native.victim)
+    before = fatjit.stats()["jit"]["code_bytes"]
+    before_direct = direct_calls()
+    # Called directly from the compiled caller (native_call.h): dropped mid-call.
+    assert native.caller(10, True) == plain.caller(10, False)
+    assert direct_calls() - before_direct >= 1
+    assert fatjit.stats()["jit"]["code_bytes"] < before  # freed once the call returned
+    assert "native code" not in fatjit.explain(native.victim)
+    # Through the hook (a call from this interpreted test): the same.
+    fatjit.jit(native.victim)
+    for _ in range(3):
+        assert native.victim(10, False) == plain.victim(10, False)
+    before = fatjit.stats()["jit"]["code_bytes"]
+    assert native.victim(10, True) == plain.victim(10, False)
+    assert fatjit.stats()["jit"]["code_bytes"] < before
