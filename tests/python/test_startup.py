@@ -1,0 +1,129 @@
+"""Start-up: what FATJIT=auto and python -m fatjit load, and that FATJIT unset loads nothing.
+
+Each test starts child interpreters that find the build tree (build/python: fatjit and the build
+tree's sitecustomize.py) as an installed fatjit would be found, and compares the modules they
+hold once start-up is over. What automatic mode adds to start-up must be what installing the
+hook needs (the package, its extension, the bootstrap): everything else fatjit has (the report,
+the AST specializer, the pure-Python helpers) and the stdlib modules they pull in load at their
+first use. The comparison is with the same interpreter started without FATJIT, so whatever the
+machine's own site-packages loads at start-up cancels out. No timings here (scripts/
+startup_cost.py measures them); a test fails when a module comes back into start-up.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import fatjit
+
+BUILD_PYTHON = pathlib.Path(fatjit.__file__).resolve().parent.parent
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+# What FATJIT=auto may add to an interpreter's start-up: nothing else. atexit (built into the
+# interpreter; fatjit registers its exit handler there) is usually loaded already by site.
+AUTO_MODULES = {"fatjit", "fatjit._autoload", "fatjit._fatjit"}
+BUILT_IN_MODULES = {"atexit"}
+# Loaded at their first use, never at start-up: a regression that imports one of them again (or
+# anything else) fails test_automatic_mode_loads_only_what_the_hook_needs; listed here so that
+# the failure names it.
+LAZY_MODULES = [
+    "fatjit._helpers",  # fatjit.replace_consts (imports `types`)
+    "fatjit._report",  # FATJIT_STATS=1's table
+    "fatjit._ast",  # the AST specializer (FATJIT_AST=1, specialize(source=True))
+    "fatjit.__main__",
+    "types", "inspect", "re", "ast", "dis", "dataclasses", "importlib.util", "threading",
+    "weakref", "json", "textwrap", "functools", "collections",
+]
+
+PRINT_MODULES = "import json, sys; print(json.dumps(sorted(sys.modules)))"
+
+
+def env(**changes):
+    """A child's environment: the build tree on sys.path, no FATJIT* of this process."""
+    child = {k: v for k, v in os.environ.items() if not k.startswith("FATJIT")}
+    child["PYTHONPATH"] = str(BUILD_PYTHON)
+    child.update(changes)
+    return child
+
+
+def run(args, cwd=None, **changes):
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                         env=env(**changes), cwd=cwd, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def modules_after_start_up(args, **changes):
+    """The modules a child holds when its program starts (json is the probe's own import)."""
+    return set(json.loads(run(args, **changes).stdout.splitlines()[-1])) - {"json"}
+
+
+def test_without_FATJIT_nothing_of_fatjit_is_imported():
+    out = run(["-c", "import sys; print('fatjit' in sys.modules)"])
+    assert out.stdout == "False\n"
+    out = run(["-c", "import sys; print(sorted(m for m in sys.modules if 'fatjit' in m))"],
+              FATJIT="off")
+    assert out.stdout == "[]\n"
+
+
+def test_FATJIT_auto_turns_automatic_mode_on_before_the_program_starts():
+    probe = ("import sys; loaded = 'fatjit' in sys.modules; import fatjit; "
+             "print(loaded, fatjit.is_enabled(), fatjit.stats()['hook_installed'])")
+    out = run(["-c", probe], FATJIT="auto")
+    assert out.stdout == "True True True\n"
+    assert out.stderr == ""
+
+
+def test_automatic_mode_loads_only_what_the_hook_needs():
+    plain = modules_after_start_up(["-c", PRINT_MODULES])
+    auto = modules_after_start_up(["-c", PRINT_MODULES], FATJIT="auto")
+    added = auto - plain
+    assert [name for name in LAZY_MODULES if name in added] == []
+    assert added - BUILT_IN_MODULES == AUTO_MODULES
+
+
+def test_the_installed_pth_line_loads_only_what_the_hook_needs(tmp_path):
+    # -S: no site at start-up (so no build-tree sitecustomize); the probe runs site on a
+    # directory holding the .pth file pip installs, as the interpreter does with site-packages.
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    pth_line = (REPO / "ext" / "fatjit_autoload.pth").read_text()
+    (site_dir / "fatjit_autoload.pth").write_text(pth_line)
+    probe = f"import site, sys; site.addsitedir(sys.argv[1]); {PRINT_MODULES}"
+    plain = modules_after_start_up(["-S", "-c", probe, str(site_dir)])
+    auto = modules_after_start_up(["-S", "-c", probe, str(site_dir)], FATJIT="auto")
+    added = auto - plain
+    assert [name for name in LAZY_MODULES if name in added] == []
+    assert added - BUILT_IN_MODULES == AUTO_MODULES
+
+
+def test_python_m_fatjit_loads_only_what_the_hook_needs(tmp_path):
+    (tmp_path / "probe.py").write_text(PRINT_MODULES + "\n")
+    # The same program run by python -m, so that runpy's own imports cancel out.
+    plain = modules_after_start_up(["-m", "probe"], cwd=tmp_path)
+    under_fatjit = modules_after_start_up(["-m", "fatjit", "-m", "probe"], cwd=tmp_path)
+    added = under_fatjit - plain
+    assert [name for name in LAZY_MODULES if name in added] == []
+    assert added - BUILT_IN_MODULES == {"fatjit", "fatjit._fatjit"}
+
+
+def test_replace_consts_loads_at_first_use_and_looks_eager():
+    probe = """
+import sys, fatjit
+before = "fatjit._helpers" in sys.modules
+listed = "replace_consts" in dir(fatjit) and "replace_consts" in fatjit.__all__
+namespace = {}
+exec("from fatjit import *", namespace)
+code = fatjit.replace_consts((lambda: 1).__code__, {1: 2})
+print(before, listed, namespace["replace_consts"] is fatjit.replace_consts,
+      "fatjit._helpers" in sys.modules, eval(code))
+try:
+    fatjit.no_such_name
+except AttributeError as error:
+    print(error)
+"""
+    out = run(["-c", probe])
+    assert out.stdout == ("False True True True 2\n"
+                          "module 'fatjit' has no attribute 'no_such_name'\n")
