@@ -41,54 +41,44 @@ PyObject* CallFastWithKeywords(PyThreadState* tstate, PyCFunction cfunc, PyObjec
 
 bool CallBuiltinDirectly(PyThreadState* tstate, PyObject* callable, PyObject* const* args,
                          int64_t total_args, PyObject* kwnames, PyObject** result) {
-  const int64_t kwcount = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
-  const int64_t positional = total_args - kwcount;
-  PyTypeObject* type = Py_TYPE(callable);
-  if (type == &PyCFunction_Type) {
-    PyMethodDef* def = reinterpret_cast<PyCFunctionObject*>(callable)->m_ml;
-    PyObject* self = PyCFunction_GET_SELF(callable);
-    switch (def->ml_flags) {
-      case METH_O:
-        if (total_args != 1 || kwcount != 0) return false;
-        *result = CallWithOneArgument(tstate, def->ml_meth, self, args[0]);
-        return true;
-      case METH_FASTCALL:
-        if (kwcount != 0) return false;
-        *result = CallFast(tstate, def->ml_meth, self, args, total_args);
-        return true;
-      case METH_FASTCALL | METH_KEYWORDS:
-        *result = CallFastWithKeywords(tstate, def->ml_meth, self, args, positional, kwnames);
-        return true;
-      default:
-        return false;
-    }
-  }
-  if (type == &PyMethodDescr_Type) {
+  // The C function's self, its arguments after self, and their count (keywords included).
+  PyMethodDef* def;
+  PyObject* self;
+  if (Py_IS_TYPE(callable, &PyCFunction_Type)) {
+    def = reinterpret_cast<PyCFunctionObject*>(callable)->m_ml;
+    self = PyCFunction_GET_SELF(callable);
+  } else if (Py_IS_TYPE(callable, &PyMethodDescr_Type)) {
     auto* descr = reinterpret_cast<PyMethodDescrObject*>(callable);
-    if (positional < 1 || !Py_IS_TYPE(args[0], descr->d_common.d_type)) return false;
-    PyMethodDef* def = descr->d_method;
-    switch (def->ml_flags) {
-      case METH_O:
-        if (total_args != 2 || kwcount != 0) return false;
-        *result = CallWithOneArgument(tstate, def->ml_meth, args[0], args[1]);
-        return true;
-      case METH_NOARGS:
-        if (total_args != 1 || kwcount != 0) return false;
-        *result = CallWithOneArgument(tstate, def->ml_meth, args[0], nullptr);
-        return true;
-      case METH_FASTCALL:
-        if (kwcount != 0) return false;
-        *result = CallFast(tstate, def->ml_meth, args[0], args + 1, total_args - 1);
-        return true;
-      case METH_FASTCALL | METH_KEYWORDS:
-        *result =
-            CallFastWithKeywords(tstate, def->ml_meth, args[0], args + 1, positional - 1, kwnames);
-        return true;
-      default:
-        return false;
-    }
+    if (total_args < 1 || !Py_IS_TYPE(args[0], descr->d_common.d_type)) return false;
+    def = descr->d_method;
+    self = args[0];
+    ++args;
+    --total_args;
+  } else {
+    return false;
   }
-  return false;
+  const int64_t kwcount = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
+  if (kwcount > total_args) return false;  // self passed by keyword: the generic call says so
+  switch (def->ml_flags) {
+    case METH_O:
+      if (total_args != 1 || kwcount != 0) return false;
+      *result = CallWithOneArgument(tstate, def->ml_meth, self, args[0]);
+      return true;
+    case METH_NOARGS:
+      if (total_args != 0 || kwcount != 0) return false;
+      *result = CallWithOneArgument(tstate, def->ml_meth, self, nullptr);
+      return true;
+    case METH_FASTCALL:
+      if (kwcount != 0) return false;
+      *result = CallFast(tstate, def->ml_meth, self, args, total_args);
+      return true;
+    case METH_FASTCALL | METH_KEYWORDS:
+      *result = CallFastWithKeywords(tstate, def->ml_meth, self, args, total_args - kwcount,
+                                     kwnames);
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace fatjit::jit

@@ -5,11 +5,10 @@
 //
 // Assumes: the GIL held, tracing off (native code deoptimizes when it is switched on, so CALL
 // never runs under a profiler), and CALL's operands as runtime.h lays them out.
-// Produces: for an exact builtin_function_or_method whose ml_flags are exactly METH_O (one
-// argument), METH_FASTCALL or METH_FASTCALL|METH_KEYWORDS, and for a method_descriptor with
-// ml_flags exactly METH_O (self and one argument), METH_NOARGS (self only), METH_FASTCALL or
-// METH_FASTCALL|METH_KEYWORDS whose self is exactly of the descriptor's type, the C function's
-// result. Every other callable, and those shapes with other argument counts or keywords where
+// Produces: for an exact builtin_function_or_method, and for a method_descriptor whose self
+// (the first argument) is exactly of the descriptor's type, whose ml_flags are exactly METH_O
+// (one argument after self), METH_NOARGS (none), METH_FASTCALL or METH_FASTCALL|METH_KEYWORDS,
+// the C function's result. Every other callable, and those shapes with other argument counts or keywords where
 // the shape takes none, are left to the caller (PyObject_Vectorcall).
 // Why it is sound: these are the calls cfunction_vectorcall_* and method_vectorcall_* make once
 // their argument checks pass, and the checks above are stricter than theirs (exact types,
