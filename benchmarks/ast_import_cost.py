@@ -12,7 +12,9 @@ rounds is reported per mode, and the totals for both clocks:
   auto         FATJIT=auto, no hook: automatic mode's own cost
   ast-first    FATJIT=auto FATJIT_AST=1, .pyc present, AST cache absent: parse, passes,
                second compile, cache write, registration
-  ast-second   the same again: the AST cache is read (and each specialization registered)
+  ast-second   the same again: a cache hit, the AST cache file read in place of the .pyc (it
+               holds the module's code object and its specializations), then each
+               specialization registered once the module body ran
 Every mode uses a private PYTHONPYCACHEPREFIX (copied from a warmed one), so the runs never write
 into the interpreter's own __pycache__ directories. Modules imported at start-up (before the
 hook is installed) are not transformed: the list avoids them.

@@ -2,9 +2,10 @@
 cached import stays cheap).
 
 Assumes: CPython 3.11 code objects.
-Produces: code_objects / index_codes / created_by (finding a function's code in a compiled module by
-qualname and first line), check_compatible (can specialized code run in the original's frame:
-the PEP 510 API's own checks plus equal names, locals layout and a stack no deeper), and
+Produces: code_objects / index_codes / const_path (finding a function's code in a
+compiled module by qualname and first line), check_compatible (can specialized code run in
+the original's frame: the PEP 510 API's own checks plus equal names, locals layout and a stack
+no deeper), and
 make_entry_stable (RESUME 0 -> RESUME 2 at entry, as the bytecode specializer does).
 Sound because: a function's code is identified by what the compiler derives from its source
 position, and check_compatible compares every field the frame layout depends on.
@@ -38,21 +39,28 @@ def code_objects(code):
 _CO_NEWLOCALS = 0x2  # set on function code; module and class bodies run in a given namespace
 
 
-def created_by(module_code, code):
-    """`code` is the code object of a module-level function or of a method (at any class
-    depth) that `module_code` holds: found along its qualname, class body by class body."""
+def const_path(module_code, code):
+    """The indexes leading from `module_code` to `code` through co_consts (class bodies, then
+    the function), found along its qualname, class body by class body; None when `code` is
+    not found that way. Stored with a cached entry so that a cached import checks a
+    function's identity in O(depth) (registration.code_at)."""
     container = module_code
+    path = []
     parts = code.co_qualname.split(".")
     for depth in range(1, len(parts)):
         prefix = ".".join(parts[:depth])
-        for const in container.co_consts:
+        for index, const in enumerate(container.co_consts):
             if hasattr(const, "co_code") and const.co_qualname == prefix and \
                     not const.co_flags & _CO_NEWLOCALS:
                 container = const
+                path.append(index)
                 break
         else:
-            return False
-    return any(const is code for const in container.co_consts)
+            return None
+    for index, const in enumerate(container.co_consts):
+        if const is code:
+            return tuple(path) + (index,)
+    return None
 
 
 def index_codes(module_code):

@@ -14,13 +14,15 @@ operator), and placeholders are never treated as literals, so nothing folds thro
 # The interpreter's own, even while a program replaces them in builtins (tests do).
 from builtins import len  # noqa: A004  pylint: disable=redefined-builtin
 
+# (kept with the registration, which a cached import needs without this module)
+from .registration import genuine_builtin  # noqa: F401
+
 MAX_INT_BITS = 128           # ast_opt.c MAX_INT_SIZE: ** << and int * int results
 MAX_COLLECTION_SIZE = 256    # ast_opt.c: tuples built by * and +
 MAX_STR_SIZE = 4096          # ast_opt.c: str and bytes built by * and +
 MAX_INT_STR_DIGITS = 600     # below sys.set_int_max_str_digits' smallest limit (640)
 
 PLACEHOLDER_PREFIX = "\x00fatjit:"
-_HEAPTYPE = 1 << 9
 
 _SCALARS = (int, float, complex, str, bytes, bool, type(None), type(Ellipsis))
 
@@ -87,15 +89,4 @@ def too_big(value):
         return len(value) > MAX_STR_SIZE
     if tp in (tuple, frozenset):
         return len(value) > MAX_COLLECTION_SIZE or any(too_big(item) for item in value)
-    return False
-
-
-def genuine_builtin(name, value):
-    """`value` is the builtin the interpreter defines under `name` (not a replacement)."""
-    import builtins
-    import types
-    if isinstance(value, types.BuiltinFunctionType):
-        return value.__name__ == name and getattr(value, "__self__", None) is builtins
-    if isinstance(value, type):
-        return not (value.__flags__ & _HEAPTYPE) and value.__name__ == name
     return False

@@ -4,20 +4,28 @@ Assumes: automatic mode asked for it (fatjit/_autoload.py and python -m fatjit c
 when FATJIT_AST=1); modules found on sys.path as source files (.py). Everything else (extension
 modules, zip imports, namespace packages, frozen modules) is imported by the standard
 machinery; a module found only as a .pyc is counted as `no_source`.
-Produces: a path hook placed before the standard FileFinder hook, whose source loader imports
-a module exactly as SourceFileLoader does (same code object, same .pyc), then, once the module
-body ran, registers specialized code for its module-level functions and the methods of its
-module-level classes through fatjit.specialize(func, code, guards) (registration.py). The
-transformation (parse, passes, compile) is cached next to the .pyc, in
-__pycache__/NAME.cpython-311.opt-fatjitXXXX.pyc, keyed .pyc-style on the source's (mtime, size),
-the AST specializer's version stamp (fatjit's version, CPython's magic number, the (mtime,
-size) of these files) and the options, so a second import stats the source, reads and
-unmarshals the cache file, and loads none of the passes. Counters: fatjit._ast.stats().
-Sound because: the module itself is never changed, so an import through the hook behaves as
-without it; any failure in the transformation, the cache or the registration is caught,
-counted by reason and leaves the module untouched (never breaks an import), and each
-specialization is registered only after registration.py re-checked its assumptions against the
-live module.
+Produces: a path hook placed before the standard FileFinder hook (and the same loaders swapped
+into the FileFinders already cached, which keep their directory listings), whose source loader
+serves the module's code from the AST cache file,
+__pycache__/NAME.cpython-311.opt-fatjitXXXX.pyc, in place of the .pyc: the file holds the module
+code object (the one SourceFileLoader would give) and the module's specializations, keyed
+.pyc-style on the source's (mtime, size), the AST specializer's version stamp (fatjit's version,
+CPython's magic number, the (mtime, size) of these files) and the options. So a second import
+stats the source, reads and unmarshals one file (as a .pyc hit does), runs the module body,
+then registers each specialization of its module-level functions and the methods of its
+module-level classes through fatjit.specialize(func, code, guards) (registration.py). A module
+with nothing to specialize costs nothing more than a .pyc hit; no pass is loaded on a hit.
+A miss loads the code as SourceFileLoader does, transforms the source after the body ran,
+checks the entries against the module code once (prepared_entries) and writes the file; a
+module the passes cannot handle is cached as such (the reason), so it is not parsed again.
+Counters: fatjit._ast.stats().
+Sound because: the module's own code is the one CPython compiles from the same source (or the
+same object, stored on a miss), so an import through the hook behaves as without it; the key
+misses when the source, the options, the specializer or CPython change; a source changed
+while it was transformed is neither cached nor specialized; any failure in the
+transformation, the cache or the registration is caught, counted by reason and leaves the
+module untouched (never breaks an import), and each specialization is registered only after
+registration.py re-checked its assumptions against the live module.
 """
 
 # The interpreter's own, even while a program replaces them in builtins (tests do).
@@ -27,20 +35,20 @@ import marshal
 import os
 import sys
 import time
-from importlib._bootstrap_external import _RAW_MAGIC_NUMBER, cache_from_source
+import _imp
+from _imp import _fix_co_filename
+from importlib._bootstrap_external import MAGIC_NUMBER, _RAW_MAGIC_NUMBER, cache_from_source
 from importlib.machinery import (BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SOURCE_SUFFIXES,
                                  ExtensionFileLoader, FileFinder, SourceFileLoader,
                                  SourcelessFileLoader)
 
 from .counters import add_time, count
 from .options import normalize_options, options_key
+# loaded with the hook: a cached import that registers must import nothing
+from .registration import register_module
 
-try:  # the C module alone: hashlib loads OpenSSL (14 ms at start-up)
-    from _sha256 import sha256 as _sha256
-except ImportError:  # pragma: no cover - a build without it
-    from hashlib import sha256 as _sha256
-
-CACHE_FORMAT = 2
+CACHE_FORMAT = 4
+_CODE_TYPE = type((lambda: None).__code__)
 _state = {"options": None, "installed": False, "version": None, "tags": {}}
 VERSION = "0.1.0"
 
@@ -70,7 +78,9 @@ def _setting(options_text):
     setting = _state["tags"].get(options_text)
     if setting is None:
         key = f"{version()}|{options_text}|O{sys.flags.optimize}".encode()
-        digest = _sha256(key).hexdigest()
+        # CPython's own source hash (the one of hash-based .pyc files): built in, so no
+        # module is loaded for it (_sha256 is an extension module: ~0.4 ms per process)
+        digest = _imp.source_hash(_RAW_MAGIC_NUMBER, key).hex()
         setting = _state["tags"][options_text] = ("fatjit" + digest[:12], digest)
     return setting
 
@@ -160,7 +170,26 @@ class _Untouched(Exception):
     """The module is imported as is; the message is the counted reason."""
 
 
-def _read_cache(path, key):
+def _cache_location(path):
+    """(cache file, key) for the source at `path`, or None (no cache path, or no stat).
+
+    The key is .pyc-style: the source's (mtime, size) as stat gives them, and a digest of the
+    specializer's version stamp, the options and -O (asserts stripped)."""
+    options_text = _state.get("options_text") or options_key(_state["options"])
+    tag, digest = _setting(options_text)
+    try:
+        cache_path = cache_from_source(path, optimization=tag)
+        info = os.stat(path)
+    except (NotImplementedError, ValueError, OSError):
+        return None
+    return cache_path, (CACHE_FORMAT, info.st_mtime_ns, info.st_size, digest)
+
+
+def _read_cache(path, key, source_path):
+    """(module code, outcome) stored under `key`, else None. outcome: the entries (a tuple,
+    maybe empty), or the reason (a str) the module is imported untouched. A module whose .pyc
+    is a checked hash-based one (PEP 552) also had its source hash stored: the source is then
+    read and hashed, as SourceFileLoader does for such a .pyc."""
     try:  # os-level calls: no buffered file object for a file read in one go
         descriptor = os.open(path, os.O_RDONLY)
         try:
@@ -170,84 +199,150 @@ def _read_cache(path, key):
         data = marshal.loads(raw)
     except (OSError, EOFError, ValueError, TypeError):
         return None
-    if type(data) is tuple and len(data) == 2 and data[0] == key:
-        return data[1]
+    if not (type(data) is tuple and len(data) == 4 and data[0] == key and
+            type(data[1]) is _CODE_TYPE and type(data[2]) in (tuple, str)):
+        return None
+    if data[3] is not None:
+        try:
+            with open(source_path, "rb") as file:
+                if _imp.source_hash(_RAW_MAGIC_NUMBER, file.read()) != data[3]:
+                    return None
+        except OSError:
+            return None
+    return data[1], data[2]
+
+
+def _checked_source_hash(source_path):
+    """The source hash in the header of the module's .pyc when it is a hash-based .pyc that
+    SourceFileLoader checks against the source (PEP 552), else None (a timestamp .pyc, or
+    none). Read after SourceFileLoader.get_code validated or rewrote that .pyc."""
+    try:
+        with open(cache_from_source(source_path), "rb") as file:
+            header = file.read(16)
+    except (OSError, NotImplementedError, ValueError):
+        return None
+    if len(header) < 16 or header[:4] != MAGIC_NUMBER:
+        return None
+    flags = int.from_bytes(header[4:8], "little")
+    mode = _imp.check_hash_based_pycs
+    if flags & 0b1 and mode != "never" and (flags & 0b10 or mode == "always"):
+        return header[8:16]
     return None
 
 
-def _write_cache(path, key, entries):
+def _write_cache(location, module_code, outcome):
     if sys.dont_write_bytecode:
         return
+    path, key, source_hash = location
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temporary = f"{path}.{os.getpid()}.tmp"
         with open(temporary, "wb") as file:
-            file.write(marshal.dumps((key, entries)))
+            file.write(marshal.dumps((key, module_code, outcome, source_hash)))
         os.replace(temporary, path)
         count("cache_writes")
     except OSError:
         count("cache_write_failed")
 
 
-def specializations_for(path, module_code):
-    """The module's entries, from the cache or freshly transformed (and then cached).
-
-    The key is .pyc-style: the source's (mtime, size) as stat gives them, and a digest of the
-    specializer's version stamp, the options and -O (asserts stripped). A hit reads neither the
-    source nor the passes: one stat, one read, one unmarshal. On a miss the source is read
-    after the stat (as SourceFileLoader does), so a source edited in between misses next time.
-    """
-    options = _state["options"]
-    options_text = _state.get("options_text") or options_key(options)
-    tag, digest = _setting(options_text)
-    info = os.stat(path)
-    key = (CACHE_FORMAT, info.st_mtime_ns, info.st_size, digest)
+def _source_unchanged(path, key):
+    """The source still has the (mtime, size) of `key` (read again after the transform)."""
     try:
-        cache_path = cache_from_source(path, optimization=tag)
-    except (NotImplementedError, ValueError):
-        cache_path = None
-    if cache_path is not None:
-        entries = _read_cache(cache_path, key)
-        if entries is not None:
-            count("cache_hits")
-            return entries
-        count("cache_misses")
+        info = os.stat(path)
+    except OSError:
+        return False
+    return (info.st_mtime_ns, info.st_size) == key[1:3]
+
+
+def transform_source_file(path, module_code):
+    """The module's entries (a tuple) or the reason (a str) it stays untouched: parse, passes,
+    compile, then only the entries registration can use with `module_code` (prepared_entries).
+    Counted and timed; the cache miss path of the loader."""
     start = time.perf_counter()
     try:
         with open(path, "rb") as file:
             source_bytes = file.read()
-        entries = transform_module(source_bytes, path, options)
-        entries = _drop_unchanged(entries, module_code)
+        entries = transform_module(source_bytes, path, _state["options"])
+        return prepared_entries(entries, module_code)
+    except _Untouched as why:
+        return str(why)
+    except SyntaxError:
+        return "syntax_error"
+    except Exception as exc:  # noqa: BLE001 - never break an import: counted, left untouched
+        return f"transform_failed: {type(exc).__name__}"
     finally:
         add_time("transform_time_s", time.perf_counter() - start)
-    if cache_path is not None:
-        _write_cache(cache_path, key, entries)
-    return entries
 
 
-def _drop_unchanged(entries, module_code):
-    """Entries whose code CPython's compiler produced already (its own folding did the same)
-    are dropped before caching, so a cached import does not compare them again."""
-    if module_code is None or not entries:
-        return entries
-    from .code_layout import index_codes, make_entry_stable
+def prepared_entries(entries, module_code):
+    """The entries worth registering against `module_code`, checked once, before caching, for
+    everything that depends only on the two code objects: an entry whose code CPython's
+    compiler produced already (its own folding did the same) is dropped, and so is one that
+    could not run in the original's frame (code_layout.check_compatible). Each kept entry's
+    requirements gain const_path (where the original sits in `module_code`: a cached import
+    checks a function's identity with it) and placeholders ((constant, kind, name) of each
+    placeholder constant). A cached import then only checks what depends on the live module
+    (registration.py)."""
+    if not entries:
+        return ()
+    from .code_layout import (check_compatible, const_path, index_codes, make_entry_stable,
+                              placeholders_in)
+    from .constant_values import parse_placeholder
     originals = index_codes(module_code)
     kept = []
     for entry in entries:
         original = originals.get((entry[0], entry[1]))
-        if original is not None and make_entry_stable(original) == entry[2]:
+        path = const_path(module_code, original) if original is not None else None
+        if path is None:
+            count("functions_refused", "original_code_not_found")
+            continue
+        if make_entry_stable(original) == entry[2]:
             count("functions_refused", "nothing_to_specialize")
             continue
-        kept.append(entry)
-    return kept
+        reason = check_compatible(original, entry[2])
+        if reason is not None:
+            count("functions_refused", f"incompatible: {reason}")
+            continue
+        placeholders = tuple((value,) + parse_placeholder(value)
+                             for value in placeholders_in(entry[2]))
+        requirements = dict(entry[3], const_path=path, placeholders=placeholders)
+        kept.append((entry[0], entry[1], entry[2], requirements))
+    return tuple(kept)
 
 
 class ASTSpecializingLoader(SourceFileLoader):
-    """SourceFileLoader, plus the module's specializations registered after its body ran."""
+    """SourceFileLoader whose get_code reads the AST cache file instead of the .pyc (it holds
+    the module's code object, as the .pyc does, and the specializations), and whose
+    exec_module registers the specializations once the module's body ran.
+
+    A hit costs what a .pyc hit costs (one stat of the source, one read, one unmarshal) plus
+    the registration of the module's specialized functions; a module with none costs nothing
+    more. A miss loads the code as SourceFileLoader does (the .pyc, or the source), then, after
+    the body ran, transforms the source and writes the cache file for next time."""
+
+    _fatjit_module_code = None
+    _fatjit_outcome = None     # entries (tuple) or untouched reason (str): a cache hit
+    _fatjit_location = None    # (cache file, key, checked source hash) to write after a miss
 
     def get_code(self, fullname):
+        self._fatjit_outcome = self._fatjit_location = None
+        if fullname.partition(".")[0] == "fatjit":
+            return super().get_code(fullname)  # the specializer itself: never transformed
+        path = self.get_filename(fullname)
+        location = _cache_location(path)
+        if location is not None:
+            cached = _read_cache(location[0], location[1], path)
+            if cached is not None:
+                code, self._fatjit_outcome = cached
+                _fix_co_filename(code, path)  # as a .pyc read does (a moved tree)
+                self._fatjit_module_code = code
+                count("cache_hits")
+                return code
+            count("cache_misses")
         code = super().get_code(fullname)
         self._fatjit_module_code = code
+        if location is not None:
+            self._fatjit_location = location + (_checked_source_hash(path),)
         return code
 
     def exec_module(self, module):
@@ -255,46 +350,60 @@ class ASTSpecializingLoader(SourceFileLoader):
         if module.__name__.partition(".")[0] == "fatjit":
             return  # the specializer itself (imported lazily, once the hook is in)
         count("modules_seen")
+        outcome, location = self._fatjit_outcome, self._fatjit_location
+        if outcome is not None and not outcome:
+            count("modules_untouched", "nothing_to_specialize")  # the common hit: done
+            return
+        if type(outcome) is str:
+            count("modules_untouched", outcome)
+            return
+        job = (module, self._fatjit_module_code, outcome, location,
+               self.get_filename(module.__name__))
         if _state.get("busy"):
             # Imported by the specializer's own work (a lazy import of a pass): specialized
             # once the current module is done, so that the outcome does not depend on
             # whether the passes were loaded (a cached import does not load them).
-            _state.setdefault("pending", []).append((self, module))
+            _state.setdefault("pending", []).append(job)
             return
         _state["busy"] = True
         try:
-            self._specialize(module)
+            _specialize(*job)
             while _state.get("pending"):
-                loader, pending = _state["pending"].pop(0)
-                loader._specialize(pending)
+                _specialize(*_state["pending"].pop(0))
         finally:
             _state["busy"] = False
 
-    def _specialize(self, module):
-        try:
-            entries = specializations_for(self.get_filename(module.__name__),
-                                          getattr(self, "_fatjit_module_code", None))
-        except _Untouched as why:
-            count("modules_untouched", str(why))
+
+def _specialize(module, module_code, outcome, location, path):
+    """Registers the module's specializations: `outcome` from the cache, or (None after a
+    miss) transformed now and cached."""
+    if outcome is None:
+        if module_code is None:
+            count("modules_untouched", "no_code")
             return
-        except SyntaxError:
-            count("modules_untouched", "syntax_error")
+        outcome = transform_source_file(path, module_code)
+        if location is not None:
+            if _source_unchanged(path, location[1]):
+                if outcome != "transform_failed: MemoryError":  # may not fail next time
+                    _write_cache(location, module_code, outcome)
+            elif type(outcome) is not str:  # the entries may not match the code that ran
+                outcome = "source_changed_while_importing"
+        if type(outcome) is str:
+            count("modules_untouched", outcome)
             return
-        except Exception as exc:  # noqa: BLE001 - never break an import: count and go on
-            count("modules_untouched", f"transform_failed: {type(exc).__name__}")
-            return
-        if not entries:
+        if not outcome:
             count("modules_untouched", "nothing_to_specialize")
             return
-        from .registration import register_module
-        start = time.perf_counter()
-        try:
-            register_module(module, getattr(self, "_fatjit_module_code", None), entries)
-            count("modules_specialized")
-        except Exception as exc:  # noqa: BLE001 - the module stays as imported
-            count("modules_untouched", f"register_failed: {type(exc).__name__}")
-        finally:
-            add_time("register_time_s", time.perf_counter() - start)
+    for entry in outcome:
+        _fix_co_filename(entry[2], path)
+    start = time.perf_counter()
+    try:
+        register_module(module, module_code, outcome)
+        count("modules_specialized")
+    except Exception as exc:  # noqa: BLE001 - the module stays as imported
+        count("modules_untouched", f"register_failed: {type(exc).__name__}")
+    finally:
+        add_time("register_time_s", time.perf_counter() - start)
 
 
 class CountingSourcelessLoader(SourcelessFileLoader):
@@ -304,6 +413,28 @@ class CountingSourcelessLoader(SourcelessFileLoader):
         super().exec_module(module)
         count("modules_seen")
         count("modules_untouched", "no_source")
+
+
+_OURS = {SourceFileLoader: ASTSpecializingLoader, SourcelessFileLoader: CountingSourcelessLoader}
+_STANDARD = {ours: standard for standard, ours in _OURS.items()}
+
+
+def _swap_loaders(replacements):
+    """Replaces the loader classes of the standard FileFinders already in
+    sys.path_importer_cache, in place (FileFinder._loaders: (suffix, loader) pairs, CPython
+    3.11), so that they keep their directory listings: clearing the cache would make the next
+    import list every sys.path directory again (~0.7 ms). A finder of another shape is dropped
+    from the cache instead (the path hooks make a new one)."""
+    for entry, finder in list(sys.path_importer_cache.items()):
+        if type(finder) is not FileFinder:
+            continue
+        loaders = getattr(finder, "_loaders", None)
+        if type(loaders) is not list or not all(type(p) is tuple and len(p) == 2
+                                                for p in loaders):
+            del sys.path_importer_cache[entry]
+            continue
+        finder._loaders = [(suffix, replacements.get(loader, loader))
+                           for suffix, loader in loaders]
 
 
 def install(options=None):
@@ -322,7 +453,7 @@ def install(options=None):
             position = index
             break
     sys.path_hooks.insert(position, hook)
-    sys.path_importer_cache.clear()
+    _swap_loaders(_OURS)
     _state["installed"] = True
     _state["hook"] = hook
     return True
@@ -333,5 +464,5 @@ def uninstall():
         return
     if _state["hook"] in sys.path_hooks:
         sys.path_hooks.remove(_state["hook"])
-    sys.path_importer_cache.clear()
+    _swap_loaders(_STANDARD)
     _state["installed"] = False

@@ -1,11 +1,14 @@
 """Registering a module's cached specializations once its body has run (the import hook).
 
-Assumes: `entries` from import_hook.transform_module (or its cache) for this exact source; the
-module object just executed, and the module code object it ran (to recognise its functions by
-identity).
+Assumes: `entries` from import_hook.prepared_entries (or the cache file holding them) for this
+exact module code object, which the module just executed (its functions are recognised by
+identity): prepared_entries already dropped the entries CPython's own compile equals and those
+whose code cannot run in the original's frame (code_layout.check_compatible), checks that
+depend on the two code objects alone and so need not be repeated on every cached import.
 Produces: for each entry, the function bound under the entry's qualname (a module-level
 function, or a function, staticmethod or classmethod of a module-level class, nested classes
-included) if its code object is the one the module's code created (code_layout.created_by),
+included) if its code object is the one the module's code holds where the entry says
+(requirements["const_path"], found by code_layout.const_path when the entry was prepared),
 a fatjit.specialize(func, code, guards) call, with the placeholder constants swapped for the
 objects they stand for (fatjit.replace_consts). Guards: GuardFunc(func);
 GuardGlobals for every global assumed; GuardBuiltins for every builtin; GuardFunc(callee) for
@@ -14,46 +17,73 @@ Sound because: nothing is registered unless every assumption holds now, in this 
 literal global assumed from the source must be bound to an equal value of the same type (the
 guard then keeps that object); an assumed builtin must be the genuine one and not shadowed by a
 global; an inlined callee must be the function the module's own code defined at that line; a
-placeholder must resolve; and the code must fit the function's frame (driver.check_compatible).
+placeholder must resolve (the frame fit was checked with the entry, for this module code).
 """
 
+import builtins
 import types
 
-from . import code_layout as driver
-from .constant_values import is_literal
 from .counters import count
-from .constant_values import genuine_builtin
+
+# Loaded with the import hook (at start-up): nothing else of the specializer is imported here,
+# so that a cached import registers without importing a module.
+_HEAPTYPE = 1 << 9
+_SCALAR_LITERALS = (int, float, complex, str, bytes, bool, type(None), type(Ellipsis))
 
 
 class _Refused(Exception):
     pass
 
 
-def _functions(module, module_code, wanted):
-    """(func, key) for each wanted (qualname, first line) bound under its own qualname in the
-    module (a module-level function, or a function, staticmethod or classmethod of a class
-    bound there, at any depth) whose code object the module's code created. Looked up by name,
-    not by scanning the namespace: a cached import must stay cheap. (A function bound only
-    under another name is not found, and so not specialized.)"""
+def genuine_builtin(name, value):
+    """`value` is the builtin the interpreter defines under `name` (not a replacement)."""
+    if isinstance(value, types.BuiltinFunctionType):
+        return value.__name__ == name and getattr(value, "__self__", None) is builtins
+    if isinstance(value, type):
+        return not (value.__flags__ & _HEAPTYPE) and value.__name__ == name
+    return False
+
+
+def code_at(module_code, path):
+    """The constant at `path` (code_layout.const_path) in `module_code`, or None."""
+    current = module_code
+    for index in path:
+        consts = getattr(current, "co_consts", ())
+        if index >= len(consts):
+            return None
+        current = consts[index]
+    return current
+
+
+def _functions(module, module_code, by_key):
+    """(func, code, requirements) for each entry whose function is bound under its own
+    qualname in the module (a module-level function, or a function, staticmethod or
+    classmethod of a class bound there, at any depth) and whose code object is the one the
+    module's code holds at the entry's const_path. Looked up by name, not by scanning the
+    namespace: a cached import must stay cheap. (A function bound only under another name is
+    not found, and so not specialized.)"""
     namespace = vars(module)
-    for key in wanted:
-        parts = key[0].split(".")
+    for (qualname, _), (code, requirements) in by_key.items():
+        parts = qualname.split(".")
         value = namespace.get(parts[0])
         for part in parts[1:]:
             value = vars(value).get(part) if isinstance(value, type) else None
         if isinstance(value, (staticmethod, classmethod)):
             value = value.__func__
-        if type(value) is not types.FunctionType:
-            continue
-        code = value.__code__
-        if (code.co_qualname, code.co_firstlineno) == key and \
-                module_code is not None and driver.created_by(module_code, code):
-            yield value, key
+        if type(value) is types.FunctionType and \
+                code_at(module_code, requirements["const_path"]) is value.__code__:
+            yield value, code, requirements
 
 
 def _same_literal(a, b):
-    return type(a) is type(b) and is_literal(a) and (a == b or (a != a and b != b)) \
-        and repr(a) == repr(b)
+    """`a` (live) is the literal `b` (from the source): same exact type, equal, same repr."""
+    if type(a) is not type(b):
+        return False
+    if type(a) not in _SCALAR_LITERALS:  # a tuple or frozenset: its items must be literals
+        from .constant_values import is_literal
+        if not is_literal(a):
+            return False
+    return (a == b or (a != a and b != b)) and repr(a) == repr(b)
 
 
 def _guards_and_mapping(func, requirements, module_codes):
@@ -97,38 +127,44 @@ def _guards_and_mapping(func, requirements, module_codes):
 
 
 def register_module(module, module_code, entries):
+    """Registers every entry whose assumptions hold in `module` now; counted per function."""
     import fatjit
+    if module_code is None or not entries:
+        return
     by_key = {(qualname, first): (code, requirements)
               for qualname, first, code, requirements in entries}
-    if not by_key:
-        return
     module_codes = None
-    for func, key in _functions(module, module_code, by_key):
-        code, requirements = by_key[key]
+    refused = {}
+    specialized = 0
+    rewrites = {}
+    for func, code, requirements in _functions(module, module_code, by_key):
         if requirements["inlined"] and module_codes is None:
-            module_codes = driver.index_codes(module_code) if module_code is not None else {}
-        if driver.make_entry_stable(func.__code__) == code:
-            count("functions_refused", "nothing_to_specialize")  # CPython did the same already
-            continue
+            from .code_layout import index_codes
+            module_codes = index_codes(module_code)
         try:
-            reason = driver.check_compatible(func.__code__, code)
-            if reason is not None:
-                raise _Refused(f"incompatible: {reason}")
             for name in requirements["builtins"]:
                 # Calls of it may have been folded with the genuine builtin: require it.
                 if not genuine_builtin(name, func.__builtins__.get(name)):
                     raise _Refused("builtin_not_genuine")
             guards, resolve = _guards_and_mapping(func, requirements, module_codes or {})
             try:
-                mapping = driver.placeholder_values(code, resolve)
+                mapping = {value: resolve(kind, name)
+                           for value, kind, name in requirements["placeholders"]}
             except KeyError:
                 raise _Refused("name_missing") from None
             if mapping:
                 code = fatjit.replace_consts(code, mapping)
             fatjit._fatjit.specialize(func, code, guards)
         except _Refused as why:
-            count("functions_refused", str(why))
+            refused[str(why)] = refused.get(str(why), 0) + 1
             continue
-        count("functions_specialized")
+        specialized += 1
         for name, rounds in requirements.get("passes", {}).items():
-            count("rewrites_by_pass", name, rounds)
+            rewrites[name] = rewrites.get(name, 0) + rounds
+    # counted once per module (each count takes the counters' lock)
+    if specialized:
+        count("functions_specialized", amount=specialized)
+    for reason, number in refused.items():
+        count("functions_refused", reason, number)
+    for name, rounds in rewrites.items():
+        count("rewrites_by_pass", name, rounds)

@@ -6,7 +6,11 @@ specialization) as JSON. Checked: a module is specialized and its functions give
 results; the second import reads the transformation from the cache (cache_hits, no
 transform_time_s: counted, not timed); a module the passes cannot handle is imported untouched
 and counted; a module without source is skipped and counted; nothing happens without
-FATJIT_AST=1; a changed source is transformed again.
+FATJIT_AST=1; a changed source is transformed again. The cache file serves the module's code
+(a hit writes no .pyc and compiles nothing), a module the passes cannot handle is cached as
+such, a source edited during its transformation is neither specialized nor cached, a checked
+hash-based .pyc makes the cache check the source hash, and installing the hook swaps the
+loaders of the finders already cached instead of dropping them.
 """
 
 import json
@@ -247,3 +251,121 @@ def test_objects_alone_are_not_worth_a_specialization(tmp_path):
     assert out["specialized"] == ["with_literal"]
     assert out["stats"]["functions_refused"]["only_object_constants"] == 1
     assert out["with_literal_consts"] == "helper"
+
+
+def standard_pycs(tmp_path, name):
+    return [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "pycache") for f in files
+            if f == f"{name}.cpython-311.pyc"]
+
+
+def test_cache_hit_serves_the_module_code_itself(tmp_path):
+    """A hit reads the AST cache file in place of the .pyc (it holds the module's code object
+    too): with the .pyc deleted, the second import neither compiles the source nor writes a
+    .pyc, and the module and its specializations are the same."""
+    write(tmp_path, "mod_a", MODULE_A)
+    first = run(tmp_path, "mod_a", CALLS_A, NAMES_A)
+    pycs = standard_pycs(tmp_path, "mod_a")
+    assert len(pycs) == 1
+    os.remove(pycs[0])
+    second = run(tmp_path, "mod_a", CALLS_A, NAMES_A)
+    assert second["stats"]["cache_hits"] == 1 and "cache_misses" not in second["stats"]
+    assert second["results"] == first["results"]
+    assert second["specialized"] == first["specialized"] == ["C.method", "f", "g"]
+    assert standard_pycs(tmp_path, "mod_a") == []  # SourceFileLoader.get_code never ran
+
+
+def test_module_the_passes_cannot_handle_is_cached_untouched(tmp_path):
+    chain = " + ".join(["a"] * 1500)
+    write(tmp_path, "mod_deep", f"K = 2\ndef f(a):\n    return K * 2 + ({chain})\n")
+    run(tmp_path, "mod_deep", "[mod_deep.f(1)]", "['f']")
+    again = run(tmp_path, "mod_deep", "[mod_deep.f(1)]", "['f']")
+    assert again["results"] == [2 * 2 + 1500] and again["specialized"] == []
+    assert again["stats"]["cache_hits"] == 1 and "transform_time_s" not in again["stats"]
+    assert again["stats"]["modules_untouched"] == {"transform_failed: RecursionError": 1}
+
+
+def test_source_edited_while_transformed_is_neither_cached_nor_specialized(tmp_path):
+    write(tmp_path, "mod_a", MODULE_A)
+    edit_during_transform = (
+        "from fatjit._ast import import_hook\n"
+        "_transform = import_hook.transform_module\n"
+        "def transform_after_an_edit(source, path, options):\n"
+        "    with open(path, 'a') as f:\n"
+        "        f.write('# edited\\n')\n"
+        "    return _transform(source, path, options)\n"
+        "import_hook.transform_module = transform_after_an_edit\n")
+    out = run(tmp_path, "mod_a", CALLS_A, NAMES_A, prelude=edit_during_transform)
+    assert out["results"] == [36, [1, 4], 8]
+    assert out["specialized"] == []
+    assert out["stats"]["modules_untouched"] == {"source_changed_while_importing": 1}
+    assert "cache_writes" not in out["stats"]
+    after = run(tmp_path, "mod_a", CALLS_A, NAMES_A)
+    assert after["stats"]["cache_misses"] == 1 and after["stats"]["cache_writes"] == 1
+    assert after["specialized"] == ["C.method", "f", "g"]
+
+
+def test_checked_hash_pyc_makes_the_cache_check_the_source_hash(tmp_path):
+    """PEP 552: with a checked hash-based .pyc, SourceFileLoader notices an edit that keeps
+    the mtime and the size; the AST cache (which serves the module code) must notice it too."""
+    write(tmp_path, "mod_a", MODULE_A)
+    path = tmp_path / "mod_a.py"
+    info = os.stat(path)
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=str(tmp_path / "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-c",
+                    "import importlib.util, py_compile, sys; p = sys.argv[1]; "
+                    "py_compile.compile(p, cfile=importlib.util.cache_from_source(p), "
+                    "invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH, "
+                    "doraise=True)", str(path)], env=env, check=True)
+    first = run(tmp_path, "mod_a", CALLS_A, NAMES_A)
+    assert first["results"] == [36, [1, 4], 8] and first["stats"]["cache_writes"] == 1
+    assert run(tmp_path, "mod_a", CALLS_A, NAMES_A)["stats"]["cache_hits"] == 1
+    write(tmp_path, "mod_a", MODULE_A.replace("N = 4", "N = 5"))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert os.stat(path).st_size == info.st_size
+    edited = run(tmp_path, "mod_a", CALLS_A, NAMES_A)
+    assert edited["results"] == [18 + 5 * 3 + 4 + 2, [1, 5], 10]
+    assert edited["stats"]["cache_misses"] == 1
+
+
+FINDERS_PROGRAM = """
+import json, sys
+from importlib.machinery import FileFinder
+from fatjit._ast import import_hook
+def loader_names(finder):
+    return sorted({loader.__name__ for suffix, loader in finder._loaders if suffix == ".py"})
+def finders():
+    return {k: f for k, f in sys.path_importer_cache.items() if type(f) is FileFinder}
+import_hook.uninstall()
+before = finders()
+standard = sorted({n for f in before.values() for n in loader_names(f)})
+import_hook.install()
+kept = all(sys.path_importer_cache.get(k) is f for k, f in before.items())
+installed = sorted({n for f in finders().values() for n in loader_names(f)})
+import glob
+glob_loader = type(glob.__loader__).__name__
+import_hook.uninstall()
+import colorsys
+print(json.dumps({"count": len(before), "standard": standard, "installed": installed,
+                  "kept": kept and all(sys.path_importer_cache.get(k) is f
+                                       for k, f in before.items()),
+                  "uninstalled": sorted({n for f in finders().values() for n in loader_names(f)}),
+                  "glob": glob_loader, "colorsys": type(colorsys.__loader__).__name__}))
+"""
+
+
+def test_install_swaps_the_loaders_of_the_cached_finders(tmp_path):
+    """The hook keeps the FileFinders already cached (and their directory listings) and swaps
+    their source loader; uninstall swaps it back."""
+    (tmp_path / "program.py").write_text(FINDERS_PROGRAM)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONPATH=PACKAGE_ROOT, FATJIT="auto", FATJIT_AST="1",
+               PYTHONPYCACHEPREFIX=str(tmp_path / "pycache"))
+    done = subprocess.run([sys.executable, "program.py"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=True)
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["count"] >= 1 and out["kept"]
+    assert out["standard"] == ["SourceFileLoader"]
+    assert out["installed"] == ["ASTSpecializingLoader"]
+    assert out["uninstalled"] == ["SourceFileLoader"]
+    assert out["glob"] == "ASTSpecializingLoader" and out["colorsys"] == "SourceFileLoader"
