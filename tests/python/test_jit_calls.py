@@ -584,6 +584,10 @@ BUILTIN_CALLS = """
             return [].append(1, 2)                   # METH_O given two
         if case == 6:
             return {}.get()                          # FASTCALL that checks its count itself
+        if case == 7:
+            return str.split(sep=",")                # no self: the keyword value is not self
+        if case == 8:
+            return str.split(s, sep="y")             # self positional, then a keyword
         return s.lower()
 """
 
@@ -602,7 +606,7 @@ def test_builtin_calls_give_the_interpreters_results(jit, s):
     assert builtin_calls() - before >= 3 * 6
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(10))
 def test_builtin_calls_raise_the_interpreters_errors(jit, case):
     native, plain = jit(BUILTIN_CALLS, "bad")
     for _ in range(3):
