@@ -16,18 +16,66 @@ DirectCallResolver g_resolver = nullptr;
 constexpr int kRefusedFlags = CO_VARARGS | CO_VARKEYWORDS | CO_GENERATOR | CO_COROUTINE |
                               CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE;
 
-// True if initialize_locals would bind this call as nargs positional arguments plus trailing
-// defaults and nothing else (no *args tuple, **kwargs dict, keyword-only parameter, missing or
-// surplus argument: those, and generators, take the ordinary path).
-bool BindsPositionally(PyFunctionObject* func, PyCodeObject* code, int64_t nargs) {
-  if ((code->co_flags & kRefusedFlags) != 0 || (code->co_flags & CO_OPTIMIZED) == 0 ||
-      code->co_kwonlyargcount != 0 || nargs > code->co_argcount) {
+// Where initialize_locals puts each argument of a call it binds without error, *args or
+// **kwargs: `npositional` positional arguments into the first locals, and each keyword value into
+// the parameter of the same name (found by identity: keyword names are interned), the missing
+// parameters from func_defaults and func_kwdefaults.
+constexpr int kMaxKeywords = 16;
+struct Binding {
+  int npositional = 0;
+  int nkeywords = 0;
+  int keyword_local[kMaxKeywords] = {};  // local index of each keyword value
+};
+
+// func_kwdefaults[name], matched by identity so that the lookup runs no code (a dict lookup may
+// call a key's __eq__); null if absent or not found that way (the ordinary path then decides).
+PyObject* KeywordDefault(PyFunctionObject* func, PyObject* name) {
+  PyObject* kwdefaults = func->func_kwdefaults;
+  if (kwdefaults == nullptr || !PyDict_CheckExact(kwdefaults)) return nullptr;
+  Py_ssize_t pos = 0;
+  PyObject* key;
+  PyObject* value;
+  while (PyDict_Next(kwdefaults, &pos, &key, &value)) {
+    if (key == name) return value;
+  }
+  return nullptr;
+}
+
+// True if initialize_locals would bind the call (nargs values, the last ones named by kwnames)
+// without an error and without *args, **kwargs or a generator, filling *binding; false (nothing
+// touched) for every other call, which takes the ordinary path: errors are raised there, with
+// CPython's messages.
+bool BindsDirectly(PyFunctionObject* func, PyCodeObject* code, int64_t nargs, PyObject* kwnames,
+                   Binding* binding) {
+  if ((code->co_flags & kRefusedFlags) != 0 || (code->co_flags & CO_OPTIMIZED) == 0) {
     return false;
   }
-  if (nargs == code->co_argcount) return true;
+  const int64_t nkeywords = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
+  const int64_t npositional = nargs - nkeywords;
+  const int argcount = code->co_argcount;
+  const int total = argcount + code->co_kwonlyargcount;
+  if (npositional > argcount || nkeywords > kMaxKeywords || total > 64) return false;
+  binding->npositional = static_cast<int>(npositional);
+  binding->nkeywords = static_cast<int>(nkeywords);
+  uint64_t bound = npositional == 64 ? ~uint64_t{0} : (uint64_t{1} << npositional) - 1;
+  PyObject** names = &PyTuple_GET_ITEM(code->co_localsplusnames, 0);
+  for (int64_t k = 0; k < nkeywords; ++k) {
+    PyObject* keyword = PyTuple_GET_ITEM(kwnames, k);
+    int j = code->co_posonlyargcount;
+    while (j < total && names[j] != keyword) ++j;
+    if (j == total || (bound >> j & 1) != 0) return false;  // unknown, or a second value
+    bound |= uint64_t{1} << j;
+    binding->keyword_local[k] = j;
+  }
   PyObject* defaults = func->func_defaults;
-  const Py_ssize_t ndefaults = defaults == nullptr ? 0 : PyTuple_GET_SIZE(defaults);
-  return nargs >= code->co_argcount - ndefaults;
+  const int first_default = argcount - (defaults == nullptr ? 0 : PyTuple_GET_SIZE(defaults));
+  for (int i = static_cast<int>(npositional); i < argcount; ++i) {
+    if ((bound >> i & 1) == 0 && i < first_default) return false;  // missing
+  }
+  for (int i = argcount; i < total; ++i) {
+    if ((bound >> i & 1) == 0 && KeywordDefault(func, names[i]) == nullptr) return false;
+  }
+  return true;
 }
 
 // _PyThreadState_BumpFramePointer's fast path (pycore_frame.h: _PyThreadState_HasStackSpace),
@@ -45,23 +93,32 @@ _PyInterpreterFrame* BumpFramePointer(PyThreadState* tstate, size_t size) {
 }
 
 // _PyEvalFramePushAndInit with locals = NULL (CO_OPTIMIZED) after the frame was allocated:
-// _PyFrame_InitializeSpecials, then initialize_locals for positional arguments and trailing
-// defaults. Steals `func` and the arguments.
+// _PyFrame_InitializeSpecials, then initialize_locals as `binding` says (BindsDirectly).
+// Steals `func` and the arguments.
 void InitializeFrame(_PyInterpreterFrame* frame, PyFunctionObject* func, PyCodeObject* code,
-                     PyObject** args, int64_t nargs) {
+                     PyObject** args, const Binding& binding) {
   _PyFrame_InitializeSpecials(frame, func, nullptr, code->co_nlocalsplus);
   PyObject** locals = frame->localsplus;
-  for (int64_t i = 0; i < nargs; ++i) locals[i] = args[i];
+  const int npositional = binding.npositional;
+  for (int i = 0; i < npositional; ++i) locals[i] = args[i];
+  for (int i = npositional; i < code->co_nlocalsplus; ++i) locals[i] = nullptr;
+  for (int k = 0; k < binding.nkeywords; ++k) {
+    locals[binding.keyword_local[k]] = args[npositional + k];
+  }
   const int argcount = code->co_argcount;
-  if (nargs < argcount) {
+  if (npositional < argcount) {
     // initialize_locals: "Add missing positional arguments (copy default values from defs)".
     PyObject* defaults = func->func_defaults;
-    const Py_ssize_t first_default = argcount - PyTuple_GET_SIZE(defaults);
-    for (int64_t i = nargs; i < argcount; ++i) {
-      locals[i] = Py_NewRef(PyTuple_GET_ITEM(defaults, i - first_default));
+    const int first_default = argcount - (defaults == nullptr ? 0 : PyTuple_GET_SIZE(defaults));
+    for (int i = npositional; i < argcount; ++i) {
+      if (locals[i] == nullptr) locals[i] = Py_NewRef(PyTuple_GET_ITEM(defaults, i - first_default));
     }
   }
-  for (int i = argcount; i < code->co_nlocalsplus; ++i) locals[i] = nullptr;
+  // "Add missing keyword arguments (copy default values from kwdefs)".
+  PyObject** names = &PyTuple_GET_ITEM(code->co_localsplusnames, 0);
+  for (int i = argcount; i < argcount + code->co_kwonlyargcount; ++i) {
+    if (locals[i] == nullptr) locals[i] = Py_NewRef(KeywordDefault(func, names[i]));
+  }
 }
 
 // Objects/frame.c's take_ownership: the frame object outlives the call, so it gets a copy of
@@ -132,18 +189,20 @@ PyObject* EvalFrame(PyThreadState* tstate, _PyInterpreterFrame* frame) {
 
 void SetDirectCallResolver(DirectCallResolver resolver) { g_resolver = resolver; }
 
-bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObject** result) {
+bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObject* kwnames,
+                   PyObject** result) {
   if (g_resolver == nullptr || !Py_IS_TYPE(slots[0], &PyFunction_Type)) return false;
   auto* func = reinterpret_cast<PyFunctionObject*>(slots[0]);
   auto* code = reinterpret_cast<PyCodeObject*>(func->func_code);
-  if (!BindsPositionally(func, code, nargs)) return false;
+  Binding binding;
+  if (!BindsDirectly(func, code, nargs, kwnames, &binding)) return false;
   const size_t size =
       static_cast<size_t>(code->co_nlocalsplus + code->co_stacksize) + FRAME_SPECIALS_SIZE;
   _PyInterpreterFrame* frame = BumpFramePointer(tstate, size);
   if (frame == nullptr) return false;  // the chunk is full: the ordinary path grows the stack
 
   // The frame takes over the callable's and the arguments' references (CALL consumes them).
-  InitializeFrame(frame, func, code, slots + 1, nargs);
+  InitializeFrame(frame, func, code, slots + 1, binding);
   for (int64_t i = 0; i <= nargs; ++i) slots[i] = nullptr;
 
   NativeCode* native = g_resolver(tstate, frame);

@@ -3,14 +3,16 @@
 //
 // Assumes: CPython 3.11's frame layout (pycore_frame.h), the GIL held, and a caller that is
 // native code running on a thread-owned frame (prev_instr at the CALL, as runtime.h requires).
-// Produces: for an exact PyFunction called with positional arguments only (no kwnames) whose
-// code takes exactly those (co_argcount, fewer when defaults fill the rest; no *args, **kwargs,
-// keyword-only parameters; not a generator or coroutine; CO_OPTIMIZED), the call that
-// PyObject_Vectorcall -> _PyFunction_Vectorcall -> _PyEval_Vector makes:
+// Produces: for an exact PyFunction whose code has no *args, **kwargs, is not a generator or
+// coroutine and is CO_OPTIMIZED, called with arguments that bind without error (positional ones
+// up to co_argcount, keywords naming distinct parameters after the positional-only ones and not
+// given positionally, every other parameter with a default in func_defaults or, matched by
+// identity, func_kwdefaults), the call that PyObject_Vectorcall -> _PyFunction_Vectorcall ->
+// _PyEval_Vector makes:
 //   - the frame push of _PyEvalFramePushAndInit (fast path of _PyThreadState_BumpFramePointer
-//     within the current data-stack chunk, _PyFrame_InitializeSpecials, initialize_locals'
-//     positional and default cases); when the chunk is full nothing is touched and the caller
-//     takes the ordinary path;
+//     within the current data-stack chunk, _PyFrame_InitializeSpecials, initialize_locals for
+//     such arguments); when the chunk is full nothing is touched and the caller takes the
+//     ordinary path;
 //   - _PyEval_EvalFrame(tstate, frame, 0), except that when the installed resolver (ext/'s
 //     dispatcher) says the PEP 523 hook would run a native entry on this fresh frame, the entry
 //     is called directly (no hook, no dispatch loop);
@@ -43,11 +45,13 @@ using DirectCallResolver = NativeCode* (*)(PyThreadState* tstate, _PyInterpreter
 // Installed by ext/ while its hook is; null turns direct calls off (the ordinary call path).
 void SetDirectCallResolver(DirectCallResolver resolver);
 
-// slots[0] is the callable (an owned reference), slots[1..nargs] the positional arguments
-// (owned). If the call qualifies (see the top of this file) it is made: every slot is consumed
-// and nulled, *result is the call's result (null with an exception set on error), and the
-// function returns true. Otherwise it returns false and touches nothing.
-bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObject** result);
+// slots[0] is the callable (an owned reference), slots[1..nargs] the arguments (owned), the
+// last len(kwnames) of them keyword values when kwnames (a tuple of str) is not null. If the call
+// qualifies (see the top of this file) it is made: every slot is consumed and nulled, *result is
+// the call's result (null with an exception set on error), and the function returns true.
+// Otherwise it returns false and touches nothing.
+bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObject* kwnames,
+                   PyObject** result);
 
 }  // namespace fatjit::jit
 

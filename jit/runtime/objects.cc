@@ -450,8 +450,8 @@ extern "C" int64_t fatjit_rt_CALL(PyThreadState* tstate, _PyInterpreterFrame* fr
   const int64_t total_args = oparg + is_meth;
   PyObject** args = sp - total_args;
   PyObject* function = args[-1];
-  if (Py_IS_TYPE(function, &PyFunction_Type) && aux == nullptr &&
-      TryDirectCall(tstate, args - 1, total_args, &sp[-oparg - 2])) {
+  if (Py_IS_TYPE(function, &PyFunction_Type) &&
+      TryDirectCall(tstate, args - 1, total_args, aux, &sp[-oparg - 2])) {
     return sp[-oparg - 2] == nullptr ? -1 : 0;
   }
   PyObject* res;

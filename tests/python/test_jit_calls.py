@@ -690,3 +690,68 @@ def test_native_code_dropped_by_its_own_call_stays_until_that_call_returns(jit):
     before = fatjit.stats()["jit"]["code_bytes"]
     assert native.victim(10, True) == plain.victim(10, False)
     assert fatjit.stats()["jit"]["code_bytes"] < before
+
+
+KEYWORD_CALLS = """
+    def callee(a, b=2, /, c=3, d=None, *, e=5, f):
+        return a, b, c, d, e, f
+
+    def plain_kw(x, y=10, z=20):
+        return x, y, z
+
+    def good():
+        return [plain_kw(1, z=3), plain_kw(x=1), plain_kw(1, y=2, z=3), plain_kw(z=0, x=1),
+                callee(1, f=6), callee(1, 2, d=4, f=6, c=0), callee(0, e=1, f=2),
+                callee(1, 2, 3, 4, f=0, e=9)]
+
+    def bad(case):
+        if case == 0:
+            return plain_kw(1, x=2)            # a second value for x
+        if case == 1:
+            return plain_kw(1, w=2)            # no such parameter
+        if case == 2:
+            return callee(1, b=2, f=3)         # positional-only given by keyword
+        if case == 3:
+            return callee(1)                   # keyword-only f missing
+        if case == 4:
+            return plain_kw(y=1)               # x missing
+        return callee(1, 2, 3, 4, 5, f=6)      # too many positional
+"""
+
+
+def test_keyword_calls_bind_as_the_interpreter_binds(jit):
+    native, plain = jit(KEYWORD_CALLS, "callee", "plain_kw", "good", "bad")
+    assert warm(native.good) == warm(plain.good)
+    before = direct_calls()
+    assert native.good() == plain.good()
+    assert_direct_calls(direct_calls() - before, 8)  # every call above binds directly
+    for case in range(6):
+        assert outcome(lambda: native.bad(case)) == outcome(lambda: plain.bad(case)), case
+    # Defaults and keyword-only defaults are read at call time.
+    native.callee.__kwdefaults__ = {"e": 50, "f": 60}
+    plain.callee.__kwdefaults__ = {"e": 50, "f": 60}
+    assert native.good() == plain.good()
+    assert native.bad(3) == plain.bad(3)
+    native.callee.__kwdefaults__ = plain.callee.__kwdefaults__ = None
+    assert outcome(native.good) == outcome(plain.good)
+
+
+def test_keyword_calls_keep_refcounts(jit):
+    native, _ = jit("""
+        def callee(a, *, key=None, other=None):
+            return key
+
+        def caller(a, b, n):
+            for i in range(n):
+                callee(a, key=b)
+                callee(a, other=a, key=b)
+                callee(a)
+            return callee(b, key=a)
+    """, "callee", "caller")
+    a, b = object(), object()
+    warm(lambda: native.caller(a, b, 2))
+    counts = [sys.getrefcount(a), sys.getrefcount(b)]
+    before = direct_calls()
+    assert native.caller(a, b, 1000) is a
+    assert direct_calls() - before >= 3000
+    assert [sys.getrefcount(a), sys.getrefcount(b)] == counts
