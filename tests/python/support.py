@@ -1,6 +1,8 @@
 """Helpers shared by the fatjit tests: fresh modules, code objects, stats deltas."""
 
 import itertools
+import os
+import pathlib
 import textwrap
 import types
 import warnings
@@ -8,6 +10,18 @@ import warnings
 import fatjit
 
 _module_ids = itertools.count()
+
+# The directory that makes this fatjit importable (build/python), for child processes.
+BUILD_PYTHON = pathlib.Path(fatjit.__file__).resolve().parent.parent
+
+
+def child_env(**changes):
+    """A child's environment: the build tree (its fatjit and sitecustomize) on sys.path, none of
+    this process's FATJIT* settings, then `changes`."""
+    child = {k: v for k, v in os.environ.items() if not k.startswith("FATJIT")}
+    child["PYTHONPATH"] = str(BUILD_PYTHON)
+    child.update(changes)
+    return child
 
 
 def new_module(source, **names):

@@ -7,7 +7,6 @@ build tree (build/python, with its sitecustomize.py), as an installed fatjit wou
 """
 
 import json
-import os
 import pathlib
 import re
 import subprocess
@@ -17,9 +16,8 @@ import textwrap
 import pytest
 
 import fatjit
-from support import StatsWatch, new_module
+from support import StatsWatch, child_env as env, new_module
 
-BUILD_PYTHON = pathlib.Path(fatjit.__file__).resolve().parent.parent
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -210,14 +208,6 @@ def test_functions_specialized_by_hand_are_left_alone(auto_mode):
 
 # ------------------------------------------------------------------------------------------------
 # Subprocesses: environment switches, start-up, exit
-
-
-def env(**changes):
-    """The environment of a child that finds the build tree's fatjit and sitecustomize."""
-    child = {k: v for k, v in os.environ.items() if not k.startswith("FATJIT")}
-    child["PYTHONPATH"] = str(BUILD_PYTHON)
-    child.update(changes)
-    return child
 
 
 def run(args, cwd=None, **changes):

@@ -11,14 +11,13 @@ startup_cost.py measures them); a test fails when a module comes back into start
 """
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
 
 import fatjit
+from support import child_env as env
 
-BUILD_PYTHON = pathlib.Path(fatjit.__file__).resolve().parent.parent
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 # What FATJIT=auto may add to an interpreter's start-up: nothing else. atexit (built into the
@@ -38,14 +37,6 @@ LAZY_MODULES = [
 ]
 
 PRINT_MODULES = "import json, sys; print(json.dumps(sorted(sys.modules)))"
-
-
-def env(**changes):
-    """A child's environment: the build tree on sys.path, no FATJIT* of this process."""
-    child = {k: v for k, v in os.environ.items() if not k.startswith("FATJIT")}
-    child["PYTHONPATH"] = str(BUILD_PYTHON)
-    child.update(changes)
-    return child
 
 
 def run(args, cwd=None, **changes):
