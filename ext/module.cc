@@ -8,6 +8,7 @@
 #include "ext/event_log.h"
 #include "ext/guard_objects.h"
 #include "ext/jit_api.h"
+#include "ext/replace_consts.h"
 #include "ext/specialize_api.h"
 #include "ext/stats.h"
 
@@ -29,6 +30,10 @@ PyMethodDef kMethods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "_specialize_report(func, *, assume='stable') -> dict: run the specializer now, attach "
      "nothing (for tests and the stdlib sweep)."},
+    {"replace_consts",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(ReplaceConsts)), METH_FASTCALL,
+     "replace_consts(code, mapping) -> copy of code with the constants found in mapping replaced\n"
+     "by their values (matched on exact type and equality; nested code objects untouched)."},
     {"_round_trip", RoundTrip, METH_O,
      "_round_trip(code) -> bool: decode and re-encode co_code and co_exceptiontable (tests)."},
     {"_jit_report", JitReport, METH_O,

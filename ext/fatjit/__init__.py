@@ -34,25 +34,10 @@ from ._fatjit import (  # noqa: F401  (re-exported API)
     get_specialized,
     guard_type_dict,
     is_enabled,
+    replace_consts,
     unspecialize,
     wait_for_compiles,
 )
-
-
-# replace_consts is loaded at its first use, not at import: _helpers imports `types`, 0.5 ms of
-# start-up in automatic mode on an interpreter that has not loaded it yet (Debian's python3).
-# fatjit.replace_consts, `from fatjit import replace_consts`, `import *` and dir(fatjit) work as
-# with an eager import (tests/python/test_startup.py).
-def __getattr__(name):
-    if name != "replace_consts":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from ._helpers import replace_consts
-    globals()["replace_consts"] = replace_consts  # later lookups find it without this hook
-    return replace_consts
-
-
-def __dir__():
-    return sorted(set(globals()) | {"replace_consts"})
 
 
 _ASSUME = ("stable", "entry")

@@ -49,24 +49,28 @@ from .registration import register_module
 
 CACHE_FORMAT = 4
 _CODE_TYPE = type((lambda: None).__code__)
-_state = {"options": None, "installed": False, "version": None, "tags": {}}
+_UNREAD = object()
+_state = {"options": None, "installed": False, "version": _UNREAD, "tags": {}}
 VERSION = "0.1.0"
 
 
 def version(directory=None):
-    """A stamp of this package's sources, .pyc-style: the (name, mtime, size) of every .py file
-    of fatjit/_ast plus fatjit's version and CPython's bytecode magic. An edited or reinstalled
-    specializer (a copy gets new mtimes) or another CPython misses the cache. One listdir and
-    ~20 stats per process; no file is read."""
-    if directory is None and _state["version"] is not None:
+    """A stamp of this specializer, or None (no cache then): fatjit's version, CPython's
+    bytecode magic and SOURCE_DIGEST, the digest of fatjit/_ast's sources that the build writes
+    next to them (ext/source_digest.cmake). A rebuilt or reinstalled specializer with other
+    sources, or another CPython, misses the cache. One small file read per process."""
+    if directory is None and _state["version"] is not _UNREAD:
         return _state["version"]
     here = directory or os.path.dirname(os.path.abspath(__file__))
-    parts = [VERSION, str(_RAW_MAGIC_NUMBER)]
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            info = os.stat(os.path.join(here, name))
-            parts.append(f"{name}:{info.st_mtime_ns}:{info.st_size}")
-    stamp = "|".join(parts)
+    try:
+        descriptor = os.open(os.path.join(here, "SOURCE_DIGEST"), os.O_RDONLY)
+        try:
+            digest = os.read(descriptor, 128).decode("ascii").strip()
+        finally:
+            os.close(descriptor)
+    except (OSError, UnicodeDecodeError):
+        digest = ""
+    stamp = f"{VERSION}|{_RAW_MAGIC_NUMBER}|{digest}" if digest else None
     if directory is None:
         _state["version"] = stamp
     return stamp
@@ -83,10 +87,6 @@ def _setting(options_text):
         digest = _imp.source_hash(_RAW_MAGIC_NUMBER, key).hex()
         setting = _state["tags"][options_text] = ("fatjit" + digest[:12], digest)
     return setting
-
-
-def cache_tag(options):
-    return _setting(options_key(options))[0]
 
 
 def _module_functions(tree):
@@ -171,10 +171,14 @@ class _Untouched(Exception):
 
 
 def _cache_location(path):
-    """(cache file, key) for the source at `path`, or None (no cache path, or no stat).
+    """(cache file, key) for the source at `path`, or None (no cache path, no stat, or no
+    version stamp: a package without SOURCE_DIGEST never caches, counted as cache_off).
 
     The key is .pyc-style: the source's (mtime, size) as stat gives them, and a digest of the
     specializer's version stamp, the options and -O (asserts stripped)."""
+    if version() is None:
+        count("cache_off", "no_source_digest")
+        return None
     options_text = _state.get("options_text") or options_key(_state["options"])
     tag, digest = _setting(options_text)
     try:

@@ -15,6 +15,7 @@ loaders of the finders already cached instead of dropping them.
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,7 @@ import fatjit
 from fatjit._ast.code_layout import RESUME
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fatjit.__file__)))
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 MODULE_A = """
     N = 4
@@ -165,20 +167,37 @@ def test_cache_misses_on_a_same_size_edit_other_options_or_another_version(tmp_p
     assert changed["stats"]["cache_misses"] >= 1 and changed["stats"]["transform_time_s"] > 0
 
 
-def test_version_stamp_changes_when_a_specializer_file_changes(tmp_path):
+def test_version_stamp_is_the_build_digest_of_the_specializer_sources(tmp_path):
+    """The cache key's stamp holds SOURCE_DIGEST, which the build computes from
+    specializer/ast/*.py (ext/source_digest.cmake): an edited specializer, once rebuilt, misses
+    the cache; a package without the file does not cache at all."""
+    import hashlib
+
     from fatjit._ast import import_hook
-    for name in ("driver.py", "fold_constants.py"):
-        (tmp_path / name).write_text("# one\n")
+    sources = sorted((REPO / "specializer" / "ast").glob("*.py"), key=lambda p: p.name)
+    listing = "".join(f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in sources)
+    expected = hashlib.sha256(listing.encode()).hexdigest()
+    package = pathlib.Path(import_hook.__file__).parent
+    assert (package / "SOURCE_DIGEST").read_text().strip() == expected, \
+        "the build's SOURCE_DIGEST is stale: rebuild"
+    assert import_hook.version().endswith("|" + expected)
+
+    assert import_hook.version(str(tmp_path)) is None
+    (tmp_path / "SOURCE_DIGEST").write_text("abc\n")
     before = import_hook.version(str(tmp_path))
-    assert import_hook.version(str(tmp_path)) == before
-    path = tmp_path / "fold_constants.py"
-    info = os.stat(path)
-    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
-    assert import_hook.version(str(tmp_path)) != before
-    after_touch = import_hook.version(str(tmp_path))
-    path.write_text("# two, longer\n")
-    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
-    assert import_hook.version(str(tmp_path)) != after_touch  # same mtime, another size
+    (tmp_path / "SOURCE_DIGEST").write_text("abd\n")
+    assert before.endswith("|abc") and import_hook.version(str(tmp_path)) != before
+
+
+def test_a_package_without_source_digest_imports_without_caching(tmp_path):
+    write(tmp_path, "mod_a", MODULE_A)
+    no_digest = ("from fatjit._ast import import_hook; import_hook._state['version'] = None; "
+                 "import_hook._state['tags'].clear()")
+    for _ in range(2):
+        done = run(tmp_path, "mod_a", CALLS_A, NAMES_A, prelude=no_digest)
+        assert done["specialized"] == ["C.method", "f", "g"]
+        assert done["stats"]["cache_off"]["no_source_digest"] >= 1
+        assert "cache_hits" not in done["stats"] and "cache_writes" not in done["stats"]
 
 
 def test_guards_protect_the_imported_specialization(tmp_path):

@@ -468,6 +468,7 @@ def test_guard_type_dict_errors(args, exc, fragment):
     (("code", {}), TypeError, "replace_consts: code must be a code object, not str"),
     (((lambda: 0).__code__, [("a", 1)]), TypeError, "replace_consts: mapping must be a dict"),
     (((lambda: 0).__code__, None), TypeError, "mapping must be a dict, not NoneType"),
+    (((lambda: 0).__code__,), TypeError, r"takes 2 arguments \(code, mapping\), got 1"),
 ])
 def test_replace_consts_errors(args, exc, fragment):
     """replace_consts(code, mapping) validates its arguments."""

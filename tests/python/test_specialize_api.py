@@ -262,6 +262,22 @@ def test_replace_consts_replaces_matching_constants():
     assert "MARK" in code.co_consts  # the original is not mutated
 
 
+def test_replace_consts_skips_what_cannot_match():
+    """A key matches constants of its own type only (2.0 replaces 2.0, not 2; False not 0);
+    unmatched keys and NaN replace nothing."""
+    code = function_code("""
+        def f():
+            a = 2
+            b = 2.0
+            c = "x"
+            return a, b, c
+    """, "f")
+    nan = float("nan")
+    new = fatjit.replace_consts(code, {2.0: "float", "y": "never", nan: "nan", False: "bool"})
+    assert types.FunctionType(new, {})() == (2, "float", "x")
+    assert fatjit.replace_consts(code, {}).co_consts == code.co_consts
+
+
 def test_replace_consts_code_as_specialization(spec):
     """fat's idiom: a constant replaced by a builtin gives a code object specialize accepts."""
     mod = new_module("""

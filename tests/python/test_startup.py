@@ -28,7 +28,6 @@ BUILT_IN_MODULES = {"atexit"}
 # anything else) fails test_automatic_mode_loads_only_what_the_hook_needs; listed here so that
 # the failure names it.
 LAZY_MODULES = [
-    "fatjit._helpers",  # fatjit.replace_consts (imports `types`)
     "fatjit._report",  # FATJIT_STATS=1's table
     "fatjit._ast",  # the AST specializer (FATJIT_AST=1, specialize(source=True))
     "fatjit.__main__",
@@ -100,21 +99,3 @@ def test_python_m_fatjit_loads_only_what_the_hook_needs(tmp_path):
     assert added - BUILT_IN_MODULES == {"fatjit", "fatjit._fatjit"}
 
 
-def test_replace_consts_loads_at_first_use_and_looks_eager():
-    probe = """
-import sys, fatjit
-before = "fatjit._helpers" in sys.modules
-listed = "replace_consts" in dir(fatjit) and "replace_consts" in fatjit.__all__
-namespace = {}
-exec("from fatjit import *", namespace)
-code = fatjit.replace_consts((lambda: 1).__code__, {1: 2})
-print(before, listed, namespace["replace_consts"] is fatjit.replace_consts,
-      "fatjit._helpers" in sys.modules, eval(code))
-try:
-    fatjit.no_such_name
-except AttributeError as error:
-    print(error)
-"""
-    out = run(["-c", probe])
-    assert out.stdout == ("False True True True 2\n"
-                          "module 'fatjit' has no attribute 'no_such_name'\n")
