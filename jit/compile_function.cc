@@ -183,6 +183,11 @@ class FunctionCompiler {
   void InlineLoadAttr(int index, AttrCache& cache);
   void InlineStoreAttr(int index, AttrCache& cache);
   void InlineLoadMethod(int index, AttrCache& cache);
+  // PRECALL and CALL of a method found by LOAD_METHOD (ceval's PRECALL_NO_KW_LIST_APPEND):
+  // each leaves the current block in its miss path, which calls the helper.
+  void InlinePrecallOfMethod(int index);
+  void InlineListAppend(int index);
+  void CountBuiltinCall();
   int LiveOpcode(const Instruction& inst) const;
   Value TypeOf(Value object) { return e_.Load(object, kObType, Width::k64, Mem::kType); }
   Value IsType(Value type, PyTypeObject* expected) {
@@ -1354,6 +1359,63 @@ void FunctionCompiler::InlineLoadMethod(int index, AttrCache& cache) {
   Enter(miss);
 }
 
+// PRECALL [method-or-NULL, callable-or-self, args...]: the helper only unpacks a bound method
+// in the callable slot when the first slot is NULL. After a LOAD_METHOD that found a method (the
+// first slot is set) it does nothing, so that case skips it here.
+void FunctionCompiler::InlinePrecallOfMethod(int index) {
+  if (!NumericFastPathsEnabled()) return;
+  const Instruction& inst = decoded_.instructions()[index];
+  const int d = depth_[index];  // PRECALL's depth: the arguments are still on the stack
+  Block unpack = e_.NewBlock("precall_unpack");
+  e_.Branch(e_.Compare(Cmp::kNe, LoadSlot(d - inst.oparg - 2), e_.Imm(0)), NextBlock(index),
+            unpack);
+  Enter(unpack);
+}
+
+void FunctionCompiler::CountBuiltinCall() {
+  Value calls = e_.Ptr(&GlobalJitCounters().builtin_calls);
+  e_.Store(calls, 0, e_.Add(e_.Load(calls, 0), e_.Imm(1)));
+}
+
+// CALL 1 [list.append, list, item] -> [None]: what ceval's PRECALL_NO_KW_LIST_APPEND does
+// (the callable is the interpreter's own list.append, interp->callable_cache.list_append, and
+// self a list), for an exact list with room for the item (_PyList_AppendTakeRef without the
+// resize) that is not the stack's last reference. It runs no code and cannot fail, so nothing
+// else of a call is needed (ceval's specialized form skips the eval-breaker check too). The
+// item's reference moves into the list. Every other case (a resize, a subclass, another
+// callable) takes the helper: CallBuiltinDirectly or the generic call.
+void FunctionCompiler::InlineListAppend(int index) {
+  PyObject* append = PyInterpreterState_Get()->callable_cache.list_append;
+  if (!NumericFastPathsEnabled() || append == nullptr) return;
+  const int d = depth_[index] + 1;  // CALL's run-time depth (static depths charge PRECALL)
+  Block room_test = e_.NewBlock("list_append_test");
+  Block append_item = e_.NewBlock("list_append");
+  Block miss = e_.NewBlock("list_append_generic");
+  Value method = LoadSlot(d - 3);
+  Value list = LoadSlot(d - 2);  // never NULL: self, or the callable when method is NULL
+  Value item = LoadSlot(d - 1);
+  e_.Branch(e_.And(e_.Compare(Cmp::kEq, method, e_.Ptr(append)),
+                   IsType(TypeOf(list), &PyList_Type)),
+            room_test, miss);
+  Enter(room_test);
+  Value size = Field(list, kObSize);
+  e_.Branch(e_.And(e_.Compare(Cmp::kSlt, size, Field(list, offsetof(PyListObject, allocated))),
+                   e_.Compare(Cmp::kSgt, Refcount(list), e_.Imm(1))),
+            append_item, miss);
+  Enter(append_item);
+  Value items = Field(list, offsetof(PyListObject, ob_item));
+  e_.Store(e_.Add(items, e_.Mul(size, e_.Imm(sizeof(PyObject*)))), 0, item);
+  SetField(list, kObSize, e_.Add(size, e_.Imm(1)));
+  DecrefNoDealloc(list);
+  DecrefNoDealloc(method);  // list's type dict holds the descriptor
+  Value none = e_.Ptr(Py_None);
+  Incref(none);
+  StoreSlot(d - 3, none);
+  CountBuiltinCall();
+  e_.Jump(NextBlock(index));
+  Enter(miss);
+}
+
 // [value, owner] -> []: only over an existing value whose release runs nothing (other references
 // remain, or an exact int or float); a new attribute (insertion order to record) or a value
 // with a finalizer takes the helper.
@@ -1679,8 +1741,12 @@ bool FunctionCompiler::LowerInstruction(int index) {
           insts[index - 2].base_opcode == KW_NAMES) {
         kwnames = PyTuple_GET_ITEM(compiled->co_consts, insts[index - 2].oparg);
       }
+      if (kwnames == nullptr && oparg == 1) InlineListAppend(index);
       return LowerHelper(index, OpTable()[CALL], kwnames);
     }
+    case PRECALL:
+      InlinePrecallOfMethod(index);
+      return LowerHelper(index, OpTable()[PRECALL], nullptr);
     default:
       break;
   }

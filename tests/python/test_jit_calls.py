@@ -633,6 +633,66 @@ def test_builtin_calls_keep_refcounts(jit):
     assert [sys.getrefcount(s), sys.getrefcount(items), sys.getrefcount(table)] == counts
 
 
+LIST_APPEND = """
+    class Sub(list):
+        pass
+
+    class Appends(list):
+        def append(self, item):
+            list.append(self, ("own", item))
+
+    class Borrowed:
+        append = list.append                         # list's descriptor on another type
+
+    def fill(target, items):
+        for item in items:
+            target.append(item)                      # inline when target is an exact list
+        return target
+
+    def temporary(item):
+        return [].append(item)                       # the list's last reference is the stack's
+
+    def borrowed(item):
+        return Borrowed().append(item)               # TypeError from the descriptor
+"""
+
+
+@pytest.mark.parametrize("kind", ["list", "Sub", "Appends", "grown"])
+def test_list_append_gives_the_interpreters_results(jit, kind):
+    # CALL of list.append on an exact list with room is inline (ceval's
+    # PRECALL_NO_KW_LIST_APPEND); a resize, a subclass and an override take the helper.
+    native, plain = jit(LIST_APPEND, "fill", "temporary", "borrowed")
+    items = [object(), "s", 3, None] * 50
+    def target(module):
+        if kind == "list":
+            return []
+        if kind == "grown":
+            return list(range(7))                    # allocated == size: the first append grows
+        return getattr(module, kind)()
+    for _ in range(3):
+        got, want = native.fill(target(native), items), plain.fill(target(plain), items)
+        assert type(got).__name__ == type(want).__name__ and list(got) == list(want)
+    assert native.temporary(1) is None
+    assert outcome(lambda: native.borrowed(1)) == outcome(lambda: plain.borrowed(1))
+    if kind == "list":  # the inline path is there (and the generic one behind it)
+        ir = fatjit.explain(native.fill, ir=True)
+        assert "list_append" in ir and "list_append_generic" in ir and "precall_unpack" in ir
+
+
+def test_list_append_keeps_refcounts(jit):
+    native, _ = jit(LIST_APPEND, "fill")
+    item, target = object(), []
+    native.fill([], [item])
+    counts = [sys.getrefcount(item), sys.getrefcount(target)]
+    before = builtin_calls()
+    native.fill(target, [item] * 1000)
+    assert builtin_calls() - before >= 1000            # counted as direct C calls
+    assert len(target) == 1000
+    assert sys.getrefcount(item) == counts[0] + 1000
+    del target[:]
+    assert [sys.getrefcount(item), sys.getrefcount(target)] == counts
+
+
 def test_builtin_call_recursion_is_counted(jit):
     # A C call counts one level of recursion, as the generic call does: the same depth limit.
     native, plain = jit("""
