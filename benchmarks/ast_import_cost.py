@@ -19,6 +19,11 @@ Every mode uses a private PYTHONPYCACHEPREFIX (copied from a warmed one), so the
 into the interpreter's own __pycache__ directories. Modules imported at start-up (before the
 hook is installed) are not transformed: the list avoids them.
 
+Together (--together N): all the modules imported in one process (as one program would), N
+interleaved runs per mode after one ast-first run has filled the cache; min and median CPU time.
+What a program pays once (loading the hook's registration code, the version stamp) counts once
+here, where the per-module rows above pay it per module.
+
 Suite (--suite): benchmarks/worker.py per program in modes cpython, auto (python -m fatjit)
 and auto+ast (the same with FATJIT_AST=1), median of the timed calls, 3 processes each.
 """
@@ -131,6 +136,45 @@ def import_costs(args):
               f"{total['ast-second'] / total['cpython']:.2f}x")
 
 
+def together(args):
+    modules = args.modules.split(",") if args.modules else MODULES
+    program = PROGRAM.replace("import {module}", "\n".join(f"import {m}" for m in modules))
+    program = program.replace("{{", "{").replace("}}", "}")
+    work = tempfile.mkdtemp(prefix="fatjit-ast-cost-")
+    prefix = os.path.join(work, "prefix")
+
+    def run(mode):
+        done = subprocess.run([args.python, "-c", program],
+                              env=environment(args.package, prefix, mode), capture_output=True,
+                              text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"{mode}: {done.stderr.strip()[-500:]}")
+        line = [l for l in done.stdout.splitlines() if l.startswith("AST-COST ")][-1]
+        return json.loads(line[len("AST-COST "):])
+    try:
+        run("cpython")  # .pyc files
+        first = run("ast-first")
+        cpu = {"cpython": [], "auto": [], "ast-second": []}
+        for _ in range(args.together):
+            for mode in cpu:
+                done = run(mode)
+                cpu[mode].append(done["import_cpu_s"])
+                if mode == "ast-second":
+                    assert done["ast"].get("cache_misses", 0) == 0, done["ast"]
+                    functions = done["ast"].get("functions_specialized", 0)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{len(modules)} modules in one process, {args.together} interleaved runs per mode; "
+          f"first import (cache filled) {first['import_cpu_s'] * 1e3:.0f} ms CPU; "
+          f"{functions} functions registered on the second")
+    for mode, values in cpu.items():
+        print(f"{mode:12} CPU min {min(values) * 1e3:7.2f} ms  median "
+              f"{statistics.median(values) * 1e3:7.2f} ms")
+    for label, pick in (("min", min), ("median", statistics.median)):
+        print(f"ast-second vs auto ({label}): {pick(cpu['ast-second']) / pick(cpu['auto']):.3f}x; "
+              f"auto vs cpython: {pick(cpu['auto']) / pick(cpu['cpython']):.3f}x")
+
+
 def suite(args):
     rows = []
     for bench in args.suite.split(","):
@@ -171,12 +215,16 @@ def main():
                         help="directory holding the fatjit package (default build/python)")
     parser.add_argument("--modules", help="comma-separated module names (default: ~30 stdlib)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--together", type=int, metavar="N",
+                        help="import all the modules in one process, N runs per mode")
     parser.add_argument("--suite", help="comma-separated suite programs: run those instead")
     parser.add_argument("--n", default="quick", choices=("quick", "full"))
     parser.add_argument("--processes", type=int, default=3)
     args = parser.parse_args()
     if args.suite:
         suite(args)
+    elif args.together:
+        together(args)
     else:
         import_costs(args)
 
