@@ -10,7 +10,7 @@ serves the module's code from the AST cache file,
 __pycache__/NAME.cpython-311.opt-fatjitXXXX.pyc, in place of the .pyc: the file holds the module
 code object (the one SourceFileLoader would give) and the module's specializations, keyed
 .pyc-style on the source's (mtime, size), the AST specializer's version stamp (fatjit's version,
-CPython's magic number, the (mtime, size) of these files) and the options. So a second import
+CPython's magic number, SOURCE_DIGEST: the build's digest of these files) and the options. So a second import
 stats the source, reads and unmarshals one file (as a .pyc hit does), runs the module body,
 then registers each specialization of its module-level functions and the methods of its
 module-level classes through fatjit.specialize(func, code, guards) (registration.py). A module
