@@ -133,25 +133,27 @@ std::string RefusalText(const jit::CompileResult& compiled) {
                          compiled.detail.empty() ? "" : ": ", compiled.detail);
 }
 
-// `func` may be null (it died while a background compile ran): counted, not logged.
-void RecordCompile(PyFunctionObject* func, const jit::CompileResult& compiled) {
+// Logged for `func`, else (code-level native code) for `code`; with neither (the function died
+// while a background compile ran) counted, not logged.
+void RecordCompile(PyFunctionObject* func, const jit::CompileResult& compiled,
+                   PyCodeObject* code = nullptr) {
   Stats& stats = GlobalStats();
+  std::string message;
   if (compiled.code) {
     ++stats.jit_compiled;
-    if (func != nullptr && LogEnabled(LogEvent::kCompile)) {
-      LogFunctionEvent(LogEvent::kCompile, func,
-                       absl::StrFormat("compiled: %u bytes of native code, %u deopt sites, %.2f ms",
-                                       compiled.code->code_size(),
-                                       compiled.code->deopt_sites().size(),
-                                       compiled.code->compile_ns * 1e-6));
-    }
-    return;
+    message = absl::StrFormat("compiled: %u bytes of native code, %u deopt sites, %.2f ms",
+                              compiled.code->code_size(), compiled.code->deopt_sites().size(),
+                              compiled.code->compile_ns * 1e-6);
+  } else {
+    ++stats.jit_refused[static_cast<int>(compiled.refusal)];
+    message = absl::StrFormat("refused: %s%s%s", jit::JitRefusalName(compiled.refusal),
+                              compiled.detail.empty() ? "" : ": ", compiled.detail);
   }
-  ++stats.jit_refused[static_cast<int>(compiled.refusal)];
-  if (func != nullptr && LogEnabled(LogEvent::kCompile)) {
-    LogFunctionEvent(LogEvent::kCompile, func,
-                     absl::StrFormat("refused: %s%s%s", jit::JitRefusalName(compiled.refusal),
-                                     compiled.detail.empty() ? "" : ": ", compiled.detail));
+  if (!LogEnabled(LogEvent::kCompile)) return;
+  if (func != nullptr) {
+    LogFunctionEvent(LogEvent::kCompile, func, message);
+  } else if (code != nullptr) {
+    LogCodeEvent(LogEvent::kCompile, code, message);
   }
 }
 
@@ -291,6 +293,11 @@ void FinishCodeLevelTierUp(const Ref<>& code, std::unique_ptr<jit::LoweredFuncti
   CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(code.obj()));
   if (state == nullptr || !state->native || !compiled.code) return;
   ++jit::GlobalJitCounters().tier_ups;
+  if (LogEnabled(LogEvent::kCompile)) {
+    LogCodeEvent(LogEvent::kCompile, reinterpret_cast<PyCodeObject*>(code.obj()),
+                 absl::StrFormat("optimized: %u bytes of native code, %.2f ms",
+                                 compiled.code->code_size(), compiled.code->compile_ns * 1e-6));
+  }
   SetCodeLevelNative(state, std::move(compiled.code));
 }
 
@@ -334,7 +341,7 @@ void FinishCodeLevelCompile(const Ref<>& code, std::unique_ptr<jit::LoweredFunct
   }
   jit::CompileResult compiled = jit::FinishCompile(std::move(lowered));
   if (on_worker) ++counters.background_compiles;
-  RecordCompile(nullptr, compiled);
+  RecordCompile(nullptr, compiled, code_object);
   if (state == nullptr) return;
   state->native_in_flight = false;
   state->last_jit_refusal = RefusalText(compiled);

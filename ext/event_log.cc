@@ -67,6 +67,12 @@ void LogFunctionEvent(LogEvent event, PyFunctionObject* func, std::string_view m
                 code->co_firstlineno, message);
 }
 
+void LogCodeEvent(LogEvent event, PyCodeObject* code, std::string_view message) {
+  absl::FPrintF(stderr, "fatjit: %s %s (%s:%d) [code level]: %s\n",
+                kEventNames[static_cast<int>(event)], Utf8OrPlaceholder(code->co_qualname),
+                Utf8OrPlaceholder(code->co_filename), code->co_firstlineno, message);
+}
+
 namespace {
 void LogDeopt(const jit::DeoptSite& site, _PyInterpreterFrame* frame) {
   LogFunctionEvent(LogEvent::kDeopt, frame->f_func,

@@ -49,6 +49,9 @@ void InitDeoptLog();
 // Writes "fatjit: <event> <qualname> (<file>:<line>): <message>" and a newline to stderr.
 // Runs no Python code and leaves the error indicator as it was.
 void LogFunctionEvent(LogEvent event, PyFunctionObject* func, std::string_view message);
+// The same for a code object (code-level native code belongs to no function):
+// "fatjit: <event> <co_qualname> (<file>:<line>) [code level]: <message>".
+void LogCodeEvent(LogEvent event, PyCodeObject* code, std::string_view message);
 
 }  // namespace fatjit
 

@@ -282,3 +282,23 @@ for _ in range(50):                    # attempted again later: native again
 assert "native code shared by its code object" in fatjit.explain(h), fatjit.explain(h)
 print("ok")
 """))
+
+
+def test_code_level_compiles_and_their_tier_up_are_logged():
+    # FATJIT_LOG=compile names the code object of a code-level compile (it belongs to no
+    # function) and its optimizing recompile, as it does for a function's own native code.
+    done = run(PRELUDE + """
+def hot(x):
+    return x + 1
+
+assert unchanged(hot) == "nothing_to_specialize"
+for i in range(50):
+    hot(i)
+fatjit.wait_for_compiles()
+assert fatjit.stats()["jit"]["tier_ups"] >= 1
+print("ok")
+""", FATJIT_LOG="compile", FATJIT_JIT_TIER_UP="1", FATJIT_JIT_BACKGROUND="1")
+    check(done)
+    lines = [line for line in done.stderr.splitlines() if " hot (<string>:" in line]
+    assert any("[code level]: compiled:" in line for line in lines), done.stderr
+    assert any("[code level]: optimized:" in line for line in lines), done.stderr
