@@ -17,4 +17,30 @@ uint32_t EnsureTypeVersion(PyTypeObject* tp) {
   return TypeHasValidVersion(tp) ? tp->tp_version_tag : 0;
 }
 
+PyObject* CodeWith(PyCodeObject* code, PyObject* co_code, PyObject* co_consts, int stacksize) {
+  PyObject* own_code = nullptr;
+  if (co_code == nullptr) {
+    own_code = PyCode_GetCode(code);
+    if (own_code == nullptr) return nullptr;
+    co_code = own_code;
+  }
+  PyObject* varnames = PyCode_GetVarnames(code);
+  PyObject* cellvars = PyCode_GetCellvars(code);
+  PyObject* freevars = PyCode_GetFreevars(code);
+  PyObject* result = nullptr;
+  if (varnames != nullptr && cellvars != nullptr && freevars != nullptr) {
+    result = reinterpret_cast<PyObject*>(PyCode_NewWithPosOnlyArgs(
+        code->co_argcount, code->co_posonlyargcount, code->co_kwonlyargcount, code->co_nlocals,
+        stacksize >= 0 ? stacksize : code->co_stacksize, code->co_flags, co_code,
+        co_consts != nullptr ? co_consts : code->co_consts, code->co_names, varnames, freevars,
+        cellvars, code->co_filename, code->co_name, code->co_qualname, code->co_firstlineno,
+        code->co_linetable, code->co_exceptiontable));
+  }
+  Py_XDECREF(own_code);
+  Py_XDECREF(varnames);
+  Py_XDECREF(cellvars);
+  Py_XDECREF(freevars);
+  return result;
+}
+
 }  // namespace fatjit::compat

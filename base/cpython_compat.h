@@ -36,6 +36,14 @@ inline bool TypeHasValidVersion(PyTypeObject* tp) {
 // returns it, or 0 if the type cannot have one (the version space ran out).
 uint32_t EnsureTypeVersion(PyTypeObject* tp);
 
+// --- code objects ------------------------------------------------------------------------------
+// A new code object equal to `code` but for the fields given (null, or -1 for `stacksize`: kept),
+// built as code.replace() builds it (PyCode_NewWithPosOnlyArgs, the same validation) but without
+// code.replace()'s "code.__new__" audit event: fatjit's own copies are not the program's, and an
+// audit hook must not see them (CPython's test_audit counts the events a hook sees). New
+// reference, or null with an exception set.
+PyObject* CodeWith(PyCodeObject* code, PyObject* co_code, PyObject* co_consts, int stacksize = -1);
+
 // --- code objects: per-code data (co_extra) -------------------------------------------------
 // Mirrors Objects/codeobject.c's private _PyCodeObjectExtra (stable through 3.11.x), so the
 // dispatcher reads its slot with two loads instead of a call to _PyCode_GetExtra.

@@ -260,10 +260,11 @@ void FinishBackgroundCompile(const Ref<>& code_ref, uint64_t id,
 
 // A copy of `code` (same bytecode, constants, names, tables) for the JIT to compile from: the
 // compiled code keeps what it compiled alive, and the code object itself would be a cycle
-// through its own co_extra. code.replace() is what the specializer builds its code with too.
+// through its own co_extra. Built as the specializer builds its code (compat::CodeWith: what
+// code.replace() does, without its audit event).
 // Null (no exception) if out of memory.
 Ref<PyCodeObject> CopyOfCode(PyCodeObject* code) {
-  PyObject* copy = PyObject_CallMethod(reinterpret_cast<PyObject*>(code), "replace", nullptr);
+  PyObject* copy = compat::CodeWith(code, nullptr, nullptr);
   if (copy == nullptr || !PyCode_Check(copy)) {
     Py_XDECREF(copy);
     PyErr_Clear();

@@ -3,6 +3,7 @@
 // the same comparison the Python version made.
 #include "ext/replace_consts.h"
 
+#include "base/cpython_compat.h"
 #include "base/ref.h"
 
 namespace fatjit {
@@ -67,13 +68,8 @@ PyObject* ReplaceConsts(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     }
     PyTuple_SET_ITEM(replaced.get(), i, Py_NewRef(value));
   }
-  // code.replace(): CPython's own validation and the rest of the code object unchanged.
-  Ref<> replace = Ref<>::Steal(PyObject_GetAttrString(code, "replace"));
-  if (!replace) return nullptr;
-  Ref<> no_args = Ref<>::Steal(PyTuple_New(0));
-  Ref<> keywords = Ref<>::Steal(Py_BuildValue("{sO}", "co_consts", replaced.get()));
-  if (!no_args || !keywords) return nullptr;
-  return PyObject_Call(replace.get(), no_args.get(), keywords.get());
+  // As code.replace(co_consts=...) builds it, without its audit event (compat::CodeWith).
+  return compat::CodeWith(reinterpret_cast<PyCodeObject*>(code), nullptr, replaced.get());
 }
 
 }  // namespace fatjit

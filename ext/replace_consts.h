@@ -8,7 +8,7 @@
 
 namespace fatjit {
 
-// replace_consts(code, mapping) -> a copy of `code` (code.replace(co_consts=...)) whose
+// replace_consts(code, mapping) -> a copy of `code` (as code.replace(co_consts=...)) whose
 // constants found in `mapping` are replaced by their values, which may be any object. A constant
 // matches a key of the same exact type that compares equal (1, 1.0 and True are distinct keys).
 // Nested code objects are left alone. TypeError for a non-code `code` or a non-dict `mapping`;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "base/cpython_compat.h"
 #include "absl/strings/str_format.h"
 #include "specializer/bytecode/cfg.h"
 #include "specializer/bytecode/code_object.h"
@@ -185,18 +186,11 @@ absl::StatusOr<Ref<>> BytecodeRewriter::BuildCode() const {
   }
   Ref<> code_bytes = Ref<>::Steal(
       PyBytes_FromStringAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size())));
-  Ref<> stack = Ref<>::Steal(PyLong_FromLong(std::max(*stacksize, depths->max_depth)));
-  Ref<> kwargs = Ref<>::Steal(PyDict_New());
-  Ref<> replace = Ref<>::Steal(PyObject_GetAttrString(code_.obj(), "replace"));
-  Ref<> args = Ref<>::Steal(PyTuple_New(0));
-  if (!code_bytes || !stack || !kwargs || !replace || !args ||
-      PyDict_SetItemString(kwargs.obj(), "co_code", code_bytes.obj()) < 0 ||
-      PyDict_SetItemString(kwargs.obj(), "co_consts", consts.obj()) < 0 ||
-      PyDict_SetItemString(kwargs.obj(), "co_stacksize", stack.obj()) < 0) {
-    return StatusFromPythonError("BuildCode: arguments of code.replace");
-  }
-  Ref<> result = Ref<>::Steal(PyObject_Call(replace.obj(), args.obj(), kwargs.obj()));
-  if (!result) return StatusFromPythonError("BuildCode: code.replace");
+  if (!code_bytes) return StatusFromPythonError("BuildCode: co_code");
+  Ref<> result = Ref<>::Steal(compat::CodeWith(reinterpret_cast<PyCodeObject*>(code_.obj()),
+                                               code_bytes.obj(), consts.obj(),
+                                               std::max(*stacksize, depths->max_depth)));
+  if (!result) return StatusFromPythonError("BuildCode: new code object");
   return result;
 }
 

@@ -458,3 +458,37 @@ def test_a_call_while_its_specialization_is_being_made_runs_the_original():
     first, *explain = out.stdout.splitlines()
     assert first == "3 [3] True"
     assert sum("guard GuardBuiltins(len)" in line for line in explain) == 1
+
+
+AUDITED = """
+import sys
+import fatjit
+
+seen = []
+sys.addaudithook(lambda event, args: seen.append(event))
+K = 3
+def f(s):
+    return len(s) + K            # specialized (globals and builtins as constants)
+def g(x):
+    y = x
+    return y                     # nothing to specialize: compiled at code level (a copy)
+for _ in range(3):
+    assert f("ab") == 5 and g(1) == 1
+fatjit.wait_for_compiles()
+stats = fatjit.stats()
+assert stats["auto_specialized"] >= 1, stats
+assert "code.__new__" not in seen, [e for e in seen if e.startswith("code")]
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_audit_hooks_see_no_code_object_fatjit_makes(jit):
+    # CPython's test_audit expects the first event after addaudithook to be the program's own:
+    # the specializer's and the JIT's code objects are built without code.replace()'s
+    # "code.__new__" event (compat::CodeWith).
+    changes = {"FATJIT": "auto", "FATJIT_SPECIALIZE_THRESHOLD": "0"}
+    if jit:
+        changes.update(FATJIT_JIT_THRESHOLD="0", FATJIT_JIT_BACKGROUND="0")
+    out = run(["-c", AUDITED], **changes)
+    assert out.returncode == 0 and out.stdout == "ok\n", out.stdout + out.stderr
