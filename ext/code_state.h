@@ -48,6 +48,11 @@ struct Specialization {
   // the code object itself is compiled (CodeState::native) and this specialization dropped.
   bool code_level_if_unchanged = false;
   bool materializing = false;  // pending, and the specializer is working on it (auto_specialize.h)
+  // Registered at the function's first call (fatjit._fatjit.specialize_at_first_call: the AST
+  // import hook defers its registrations so that an import pays nothing for functions never
+  // called): `pending` is set and this callable, called with the function at that call, makes
+  // the real specialization (fatjit.specialize) or refuses. Nothing else is set.
+  Ref<> register_at_first_call;
   specializer::Assume assume = specializer::Assume::kStable;
   std::vector<specializer::Rewrite> rewrites;  // the full table, for explain() and the JIT
   std::vector<std::string> assumptions;        // rewrites[i].assumptions index these

@@ -105,6 +105,22 @@ void LogGuardFailure(_PyInterpreterFrame* frame, const Guard& guard, GuardResult
                                            : " failed"));
 }
 
+// A pending specialization with a register callable (code_state.h): dropped, then the callable
+// is called with the function, which is about to run its first call; whatever it registers
+// (fatjit.specialize) Dispatch then finds. The call's pending exception state, if any, is kept
+// aside; an exception from the callable is reported as unraisable (the AST hook's callable
+// catches and counts its own refusals, so this is a bug or an interrupt), never raised into
+// the frame that has not started.
+void RegisterAtFirstCall(CodeState* state, size_t index, PyObject* func) {
+  Ref<> callback = state->specializations[index]->register_at_first_call;
+  DropSpecialization(state, index, /*counted=*/false);  // may run code
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  Ref<> result = Ref<>::Steal(PyObject_CallOneArg(callback.obj(), func));
+  if (!result) PyErr_WriteUnraisable(callback.obj());
+  PyErr_Restore(type, value, traceback);
+}
+
 PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
   PyCodeObject* code = compat::FrameCode(frame);
   CodeState* state = CodeStateOf(code);
@@ -134,6 +150,7 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
   Stats& stats = GlobalStats();
   bool owned_any = false;
   bool being_specialized = false;
+  bool registered_at_this_call = false;
   for (size_t i = 0; i < state->specializations.size();) {
     // Guard checks run no Python code (guard.h), so `spec` stays valid through the check.
     // Dropping a specialization can (a __del__), and so can making one (the collector may run
@@ -147,6 +164,17 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
     }
     if (owner != func) {
       ++i;
+      continue;
+    }
+    if (spec->pending && spec->register_at_first_call) {
+      // At most once per call: a register callable that asks again waits for the next call.
+      if (registered_at_this_call) {
+        ++i;
+        continue;
+      }
+      registered_at_this_call = true;
+      RegisterAtFirstCall(state, i, func);
+      i = 0;  // the specializations changed: look again (guard checks have no side effects)
       continue;
     }
     if (spec->pending) {

@@ -213,6 +213,39 @@ PyObject* Specialize(PyObject*, PyObject* args, PyObject* kwargs) {
   return Py_NewRef(func_obj);
 }
 
+PyObject* SpecializeAtFirstCall(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_Format(PyExc_TypeError,
+                 "specialize_at_first_call() takes 2 arguments (func, register), got %zd", nargs);
+    return nullptr;
+  }
+  PyFunctionObject* func = FunctionArgument(args[0], "specialize_at_first_call");
+  if (func == nullptr) return nullptr;
+  if (!PyCallable_Check(args[1])) {
+    PyErr_Format(PyExc_TypeError, "specialize_at_first_call: register must be callable, not %s",
+                 Py_TYPE(args[1])->tp_name);
+    return nullptr;
+  }
+  CodeState* state = GetOrCreateCodeState(reinterpret_cast<PyCodeObject*>(func->func_code));
+  if (state == nullptr) return nullptr;
+  for (size_t i = 0; i < state->specializations.size();) {
+    const auto& spec = state->specializations[i];
+    if (spec->register_at_first_call && spec->owner_function() == args[0]) {
+      DropSpecialization(state, i, /*counted=*/false);  // may run code: re-read the vector
+      i = 0;
+    } else {
+      ++i;
+    }
+  }
+  auto spec = std::make_unique<Specialization>();
+  spec->owner = Ref<>::Steal(PyWeakref_NewRef(args[0], nullptr));
+  if (!spec->owner) return nullptr;
+  spec->pending = true;
+  spec->register_at_first_call = Ref<>::Create(args[1]);
+  AddSpecialization(state, std::move(spec));
+  Py_RETURN_NONE;
+}
+
 PyObject* GetSpecialized(PyObject*, PyObject* func_obj) {
   PyFunctionObject* func = FunctionArgument(func_obj, "fatjit.get_specialized");
   if (func == nullptr) return nullptr;
@@ -356,8 +389,9 @@ PyObject* Explain(PyObject*, PyObject* args, PyObject* kwargs) {
     Specialization* spec = state->specializations[i].get();
     if (spec->owner_function() != func_obj) continue;
     if (spec->pending) {
-      absl::StrAppendFormat(&text, "\n  specialization %d: automatic, made at the next call",
-                            n++);
+      absl::StrAppendFormat(&text, "\n  specialization %d: %s, made at the next call", n++,
+                            spec->register_at_first_call ? "from the AST import hook"
+                                                         : "automatic");
       continue;
     }
     // repr() of a stand-in callable can run user code, which may unspecialize: keep the

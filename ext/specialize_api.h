@@ -10,6 +10,10 @@ namespace fatjit {
 PyObject* Specialize(PyObject* module, PyObject* args, PyObject* kwargs);
 // fatjit.specialize(func, assume=...) without code: the automatic specializer, at first call.
 PyObject* SpecializeAuto(PyObject* module, PyObject* args, PyObject* kwargs);
+// specialize_at_first_call(func, register): `register(func)` runs at func's next call, before
+// the call's own code (Dispatch), and may call fatjit.specialize(func, ...); its errors are
+// reported as unraisable. Replaces func's earlier pending one. For the AST import hook.
+PyObject* SpecializeAtFirstCall(PyObject* module, PyObject* const* args, Py_ssize_t nargs);
 PyObject* GetSpecialized(PyObject* module, PyObject* func);
 PyObject* Unspecialize(PyObject* module, PyObject* func);
 // explain(func, *, ir=False)

@@ -25,7 +25,8 @@ def add_time(key, seconds):
 
 
 def stats():
-    """A copy of the counters: modules_* (import hook), cache_*, functions_specialized,
+    """A copy of the counters: modules_* (import hook), cache_*, functions_deferred (import
+    hook: registered at the function's first call), functions_specialized,
     functions_refused (by reason), rewrites_by_pass, transform_time_s, register_time_s."""
     with _LOCK:
         return {k: dict(v) if isinstance(v, dict) else v for k, v in _COUNTS.items()}

@@ -1,4 +1,4 @@
-"""Registering a module's cached specializations once its body has run (the import hook).
+"""Registering a module's specializations, each at its function's first call (the import hook).
 
 Assumes: `entries` from import_hook.prepared_entries (or the cache file holding them) for this
 exact module code object, which the module just executed (its functions are recognised by
@@ -9,11 +9,16 @@ Produces: for each entry, the function bound under the entry's qualname (a modul
 function, or a function, staticmethod or classmethod of a module-level class, nested classes
 included) if its code object is the one the module's code holds where the entry says
 (requirements["const_path"], found by code_layout.const_path when the entry was prepared),
-a fatjit.specialize(func, code, guards) call, with the placeholder constants swapped for the
+a pending registration (fatjit._fatjit.specialize_at_first_call) that becomes, at the
+function's first call, a fatjit.specialize(func, code, guards) call with the placeholder
+constants swapped for the
 objects they stand for (fatjit.replace_consts). Guards: GuardFunc(func);
 GuardGlobals for every global assumed; GuardBuiltins for every builtin; GuardFunc(callee) for
-every inlined callee. Counted per function: specialized, or refused by reason.
-Sound because: nothing is registered unless every assumption holds now, in this module: a
+every inlined callee. Counted per function: deferred at import, then specialized or refused by
+reason at the first call. Why at the first call: registering costs ~20 us per function (guard
+objects, replace_consts, specialize), which an import paid for every function, called or not.
+Sound because: nothing is registered unless every assumption holds at that first call, in this
+module (the module as the program left it by then, not as its body left it): a
 literal global assumed from the source must be bound to an equal value of the same type (the
 guard then keeps that object); an assumed builtin must be the genuine one and not shadowed by a
 global; an inlined callee must be the function the module's own code defined at that line; a
@@ -127,44 +132,63 @@ def _guards_and_mapping(func, requirements, module_codes):
 
 
 def register_module(module, module_code, entries):
-    """Registers every entry whose assumptions hold in `module` now; counted per function."""
+    """Defers the registration of every entry whose function is found in `module` to that
+    function's first call (fatjit._fatjit.specialize_at_first_call): an import pays one lookup
+    and one call per specialized function, and functions never called pay nothing more. At the
+    first call, _register_at_first_call checks the assumptions against the module as it is then
+    and registers, or refuses; counted per function then."""
     import fatjit
     if module_code is None or not entries:
         return
     by_key = {(qualname, first): (code, requirements)
               for qualname, first, code, requirements in entries}
-    module_codes = None
-    refused = {}
-    specialized = 0
-    rewrites = {}
+    later = fatjit._fatjit.specialize_at_first_call
+    shared = [module_code, None]  # the module's code, and its index of code objects once built
+    deferred = 0
     for func, code, requirements in _functions(module, module_code, by_key):
-        if requirements["inlined"] and module_codes is None:
-            from .code_layout import index_codes
-            module_codes = index_codes(module_code)
+        later(func, _Deferred(shared, code, requirements))
+        deferred += 1
+    if deferred:
+        count("functions_deferred", amount=deferred)
+
+
+class _Deferred:
+    """The callable specialize_at_first_call runs at the function's first call."""
+    __slots__ = ("shared", "code", "requirements")
+
+    def __init__(self, shared, code, requirements):
+        self.shared, self.code, self.requirements = shared, code, requirements
+
+    def __call__(self, func):
         try:
-            for name in requirements["builtins"]:
-                # Calls of it may have been folded with the genuine builtin: require it.
-                if not genuine_builtin(name, func.__builtins__.get(name)):
-                    raise _Refused("builtin_not_genuine")
-            guards, resolve = _guards_and_mapping(func, requirements, module_codes or {})
-            try:
-                mapping = {value: resolve(kind, name)
-                           for value, kind, name in requirements["placeholders"]}
-            except KeyError:
-                raise _Refused("name_missing") from None
-            if mapping:
-                code = fatjit.replace_consts(code, mapping)
-            fatjit._fatjit.specialize(func, code, guards)
+            _register(func, self.code, self.requirements, self.shared)
         except _Refused as why:
-            refused[str(why)] = refused.get(str(why), 0) + 1
-            continue
-        specialized += 1
-        for name, rounds in requirements.get("passes", {}).items():
-            rewrites[name] = rewrites.get(name, 0) + rounds
-    # counted once per module (each count takes the counters' lock)
-    if specialized:
-        count("functions_specialized", amount=specialized)
-    for reason, number in refused.items():
-        count("functions_refused", reason, number)
-    for name, rounds in rewrites.items():
+            count("functions_refused", str(why))
+        except Exception as exc:  # noqa: BLE001 - the function runs unspecialized
+            count("functions_refused", f"register_failed: {type(exc).__name__}")
+
+
+def _register(func, code, requirements, shared):
+    import fatjit
+    module_codes = {}
+    if requirements["inlined"]:
+        if shared[1] is None:
+            from .code_layout import index_codes
+            shared[1] = index_codes(shared[0])
+        module_codes = shared[1]
+    for name in requirements["builtins"]:
+        # Calls of it may have been folded with the genuine builtin: require it.
+        if not genuine_builtin(name, func.__builtins__.get(name)):
+            raise _Refused("builtin_not_genuine")
+    guards, resolve = _guards_and_mapping(func, requirements, module_codes)
+    try:
+        mapping = {value: resolve(kind, name)
+                   for value, kind, name in requirements["placeholders"]}
+    except KeyError:
+        raise _Refused("name_missing") from None
+    if mapping:
+        code = fatjit.replace_consts(code, mapping)
+    fatjit._fatjit.specialize(func, code, guards)
+    count("functions_specialized")
+    for name, rounds in requirements.get("passes", {}).items():
         count("rewrites_by_pass", name, rounds)

@@ -71,8 +71,9 @@ PROGRAM = """
     {prelude}
     before = fatjit._ast.stats()
     import {module}
+    results = {calls}  # registrations are made at each function's first call
     imported = fatjit._ast.stats()
-    out = {{"results": {calls}, "stats": delta(before, imported),
+    out = {{"results": results, "stats": delta(before, imported),
            "with_literal_consts": {consts_probe},
            "specialized": sorted(name for name in {names}
                                  if fatjit.get_specialized(eval("{module}." + name)))}}
@@ -206,6 +207,32 @@ def test_guards_protect_the_imported_specialization(tmp_path):
               "[mod_a.f(2), setattr(mod_a, 'N', 10), mod_a.f(2), mod_a.g(1), "
               "setattr(mod_a, 'pair', lambda x, y: 'rebound'), mod_a.g(1)]", NAMES_A)
     assert out["results"] == [36, None, 2 + 18 + 30 + 4, [1, 10], None, "rebound"]
+
+
+def test_registration_waits_for_each_functions_first_call(tmp_path):
+    # An import registers nothing yet (functions_deferred); each function's first call checks
+    # the module as it is then and registers; a function never called never pays.
+    write(tmp_path, "mod_a", MODULE_A)
+    run(tmp_path, "mod_a", "[]", "[]")  # fills the cache
+    out = run(tmp_path, "mod_a",
+              "[sorted(fatjit._ast.stats().items())[0:0], mod_a.f(2), "
+              "fatjit.explain(mod_a.g).splitlines()[1].strip(), "
+              "fatjit._ast.stats().get('functions_specialized', 0)]", NAMES_A)
+    assert out["results"][1:] == [36, "specialization 0: from the AST import hook, made at the next "
+                                      "call", 1]
+    assert out["specialized"] == ["f"]  # g and C.method were never called
+    assert out["stats"]["functions_deferred"] == 3 and out["stats"]["functions_specialized"] == 1
+
+
+def test_a_global_rebound_before_the_first_call_is_seen_at_registration(tmp_path):
+    # N = 4 was assumed from the source; rebound before f's first call, f is not specialized
+    # (refused: global_value_differs) and computes with the new value.
+    write(tmp_path, "mod_a", MODULE_A)
+    run(tmp_path, "mod_a", "[]", "[]")
+    out = run(tmp_path, "mod_a", "[setattr(mod_a, 'N', 10), mod_a.f(2), mod_a.g(1)]", NAMES_A)
+    assert out["results"] == [None, 2 + 18 + 30 + 4, [1, 10]]
+    assert out["specialized"] == []
+    assert out["stats"]["functions_refused"] == {"global_value_differs": 2}
 
 
 def test_module_the_passes_cannot_handle_is_imported_untouched(tmp_path):

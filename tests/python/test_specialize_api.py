@@ -1,5 +1,6 @@
 """The PEP 510 API as users drive it: specialize, get_specialized, unspecialize, explain, stats."""
 
+import sys
 import types
 
 import pytest
@@ -346,3 +347,54 @@ def test_explain_survives_a_stand_in_whose_repr_unspecializes():
     text = fatjit.explain(mod.f)
     assert "changed while describing" in text
     assert fatjit.get_specialized(mod.f) == []
+
+
+def test_specialize_at_first_call_runs_the_register_callable_once_then_dispatches():
+    """_fatjit.specialize_at_first_call(func, register): register(func) runs at func's first
+    call, before its code; what it registers runs that very call. A callable that raises is
+    reported as unraisable and the call runs the original code; one that asks again waits for
+    the next call (no loop)."""
+    mod = new_module("""
+        def f(x):
+            return x + 1
+        def f_fast(x):
+            return ("fast", x)
+    """)
+    seen = []
+
+    def register(func):
+        seen.append(func)
+        fatjit.specialize(func, mod.f_fast.__code__, [fatjit.GuardArgType(0, int)])
+
+    try:
+        fatjit._fatjit.specialize_at_first_call(mod.f, register)
+        assert seen == [] and fatjit.get_specialized(mod.f) == []
+        assert "from the AST import hook, made at the next call" in fatjit.explain(mod.f)
+        assert mod.f(1) == ("fast", 1) and seen == [mod.f]
+        assert mod.f(2) == ("fast", 2) and mod.f(2.5) == 3.5 and len(seen) == 1
+    finally:
+        fatjit.unspecialize(mod.f)
+
+    def again(func):
+        seen.append("again")
+        fatjit._fatjit.specialize_at_first_call(func, again)
+
+    def broken(func):
+        raise LookupError("register failed")
+
+    unraisable = []
+    old_hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        fatjit._fatjit.specialize_at_first_call(mod.f, again)
+        assert mod.f(1) == 2 and seen[1:] == ["again"]
+        assert mod.f(1) == 2 and seen[1:] == ["again", "again"]
+        fatjit._fatjit.specialize_at_first_call(mod.f, broken)
+        assert mod.f(1) == 2 and mod.f(1) == 2
+        assert [type(u.exc_value) for u in unraisable] == [LookupError]
+    finally:
+        sys.unraisablehook = old_hook
+        fatjit.unspecialize(mod.f)
+    with pytest.raises(TypeError, match="register must be callable, not int"):
+        fatjit._fatjit.specialize_at_first_call(mod.f, 3)
+    with pytest.raises(TypeError, match="expected a Python function, got builtin"):
+        fatjit._fatjit.specialize_at_first_call(len, register)
