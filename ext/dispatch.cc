@@ -109,15 +109,22 @@ void LogGuardFailure(_PyInterpreterFrame* frame, const Guard& guard, GuardResult
 // is called with the function, which is about to run its first call; whatever it registers
 // (fatjit.specialize) Dispatch then finds. The call's pending exception state, if any, is kept
 // aside; an exception from the callable is reported as unraisable (the AST hook's callable
-// catches and counts its own refusals, so this is a bug or an interrupt), never raised into
-// the frame that has not started.
+// catches and counts its own refusals, so this is a bug), never raised into the frame that has
+// not started; a KeyboardInterrupt is re-delivered instead of lost.
 void RegisterAtFirstCall(CodeState* state, size_t index, PyObject* func) {
   Ref<> callback = state->specializations[index]->register_at_first_call;
   DropSpecialization(state, index, /*counted=*/false);  // may run code
   PyObject *type, *value, *traceback;
   PyErr_Fetch(&type, &value, &traceback);
   Ref<> result = Ref<>::Steal(PyObject_CallOneArg(callback.obj(), func));
-  if (!result) PyErr_WriteUnraisable(callback.obj());
+  if (!result && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+    // A SIGINT that arrived while registering belongs to the program: delivered again at the
+    // next eval-breaker check, as if it had come a moment later.
+    PyErr_Clear();
+    PyErr_SetInterrupt();
+  } else if (!result) {
+    PyErr_WriteUnraisable(callback.obj());
+  }
   PyErr_Restore(type, value, traceback);
 }
 

@@ -394,6 +394,16 @@ def test_specialize_at_first_call_runs_the_register_callable_once_then_dispatche
     finally:
         sys.unraisablehook = old_hook
         fatjit.unspecialize(mod.f)
+    def interrupted(func):
+        raise KeyboardInterrupt
+
+    # A KeyboardInterrupt raised while registering is not lost: it reaches the program.
+    fatjit._fatjit.specialize_at_first_call(mod.f, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        mod.f(1)
+        for _ in range(1000):
+            len([])
+    fatjit.unspecialize(mod.f)
     with pytest.raises(TypeError, match="register must be callable, not int"):
         fatjit._fatjit.specialize_at_first_call(mod.f, 3)
     with pytest.raises(TypeError, match="expected a Python function, got builtin"):
