@@ -374,6 +374,7 @@ bool AttachCodeLevel(CodeState* state, size_t* index, Specialization* spec,
       FinishCodeLevelCompile(code, std::move(done), dropped, true);
     };
     if (!jit::CompileQueue::Get().Submit(lowered, finish)) {
+      if (TierUpEnabled()) jit::SetCodegenLevel(*lowered, 0);  // baseline here; tier-up later
       FinishCodeLevelCompile(code, std::move(lowered), false, false);
     }
   }
@@ -424,6 +425,10 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
           func, made.code.get(), result.rewrites, made.guard_objects, assume);
       // The job holds the code object (see QueueTierUp for why not a weakref).
       if (background) code_ref = Ref<>::Create(reinterpret_cast<PyObject*>(original));
+      // A background compile goes straight to the optimizing tier: its codegen time is the
+      // compiler thread's, and meanwhile the function runs its bytecode, which is faster than
+      // baseline native code on call-heavy functions (README "Background compilation").
+      if (code_ref && TierUpEnabled()) request.options.opt_level = tuning::kOptimizingTier;
       if (code_ref) {
         jit::LowerResult l = jit::LowerFunction(std::move(request));
         lowered = std::move(l.lowered);
@@ -496,6 +501,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
       FinishBackgroundCompile(code_ref, spec_id, std::move(done), dropped, true);
     };
     if (!jit::CompileQueue::Get().Submit(lowered, finish)) {
+      if (TierUpEnabled()) jit::SetCodegenLevel(*lowered, 0);  // baseline here; tier-up later
       FinishBackgroundCompile(code_ref, spec_id, std::move(lowered), false, false);
     }
     return true;

@@ -1864,6 +1864,10 @@ void GenerateCode(LoweredFunction& lowered) {
   }
 }
 
+void SetCodegenLevel(LoweredFunction& lowered, int opt_level) {
+  if (!lowered.generated) lowered.options.opt_level = opt_level;
+}
+
 CompileResult FinishCompile(std::unique_ptr<LoweredFunction> lowered) {
   GenerateCode(*lowered);
   CompileResult result;

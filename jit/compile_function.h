@@ -106,6 +106,10 @@ struct LowerResult {
 LowerResult LowerFunction(CompileRequest request);
 // Any thread, GIL or not. Once per LoweredFunction.
 void GenerateCode(LoweredFunction& lowered);
+// Before GenerateCode: generate at `opt_level` instead of the request's (the IR does not depend
+// on it; only the code generator does). For a job meant for the compiler thread whose codegen
+// ends up in the caller (a full queue), where the optimizing codegen's time would be a stall.
+void SetCodegenLevel(LoweredFunction& lowered, int opt_level);
 // Needs the GIL. Generates the code first if GenerateCode has not run.
 CompileResult FinishCompile(std::unique_ptr<LoweredFunction> lowered);
 // The three steps in a row. Needs the GIL.

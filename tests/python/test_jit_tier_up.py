@@ -10,11 +10,11 @@ import textwrap
 BUILD_PYTHON = os.path.dirname(os.path.dirname(os.path.abspath(__import__("fatjit").__file__)))
 
 
-def run(source, **environment):
+def run(source, args=(), **environment):
     child = {k: v for k, v in os.environ.items() if not k.startswith("FATJIT")}
     child["PYTHONPATH"] = BUILD_PYTHON
     child.update(environment)
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(source), *args], capture_output=True,
                           text=True, env=child, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
@@ -117,16 +117,27 @@ except KeyboardInterrupt:
     assert out.strip() == "interrupted"
 
 
-def test_automatic_mode_tiers_up_and_the_switch_turns_it_off():
+def test_automatic_mode_compiles_at_the_optimizing_tier_and_the_switches_change_it():
+    # On the compiler thread (automatic mode's default) the first compile is already the
+    # optimizing one: no tier-up. Compiled in the calling thread (jit_background=False) it is
+    # the baseline, then the optimizing recompile replaces it. FATJIT_JIT_TIER_UP=0 and
+    # FATJIT_JIT_OPT=0 keep the baseline everywhere.
     program = KERNELS + """
-fatjit.enable(specialize_threshold=0, jit_threshold=0)
+import sys
+fatjit.enable(specialize_threshold=0, jit_threshold=0, jit_background=sys.argv[1] == "bg")
 for _ in range(3):
     assert loop(500, 2) == sum(i % 7 * 2 for i in range(500))
 fatjit.wait_for_compiles()
 assert loop(500, 2) == sum(i % 7 * 2 for i in range(500))
 fatjit.wait_for_compiles()
-print(fatjit.stats()["jit"]["tier_ups"] > 0)
+report = fatjit.explain(loop)  # its own native code, or its code object's (code level)
+assert "native code" in report, report
+optimized = "native code (optimized)" in report or "), optimized, " in report
+assert optimized or "baseline" in report, report
+print(fatjit.stats()["jit"]["tier_ups"] > 0, optimized)
 """
-    assert run(program).strip() == "True"
-    assert run(program, FATJIT_JIT_TIER_UP="0").strip() == "False"
-    assert run(program, FATJIT_JIT_OPT="0").strip() == "False"
+    assert run(program, args=["bg"]).strip() == "False True"
+    assert run(program, args=["caller"]).strip() == "True True"
+    for switch in ({"FATJIT_JIT_TIER_UP": "0"}, {"FATJIT_JIT_OPT": "0"}):
+        for where in ("bg", "caller"):
+            assert run(program, args=[where], **switch).strip() == "False False", (switch, where)
