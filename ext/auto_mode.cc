@@ -71,11 +71,17 @@ bool Attempt(CodeState* state, PyFunctionObject* func) {
 
 // FATJIT_SPECIALIZE_THRESHOLD, or the default. False with ValueError for anything but a
 // non-negative decimal integer that fits an int32.
+// With `allow_off`, "off" gives -1 (FATJIT_JIT_THRESHOLD=off: automatic mode does not compile).
 bool ThresholdFromEnvironment(int32_t* threshold, const char* variable = "FATJIT_SPECIALIZE_THRESHOLD",
-                              int32_t unset = tuning::kDefaultSpecializeThreshold) {
+                              int32_t unset = tuning::kDefaultSpecializeThreshold,
+                              bool allow_off = false) {
   const char* text = std::getenv(variable);
   if (text == nullptr || *text == '\0') {
     *threshold = unset;
+    return true;
+  }
+  if (allow_off && std::strcmp(text, "off") == 0) {
+    *threshold = -1;
     return true;
   }
   char* end = nullptr;
@@ -85,8 +91,8 @@ bool ThresholdFromEnvironment(int32_t* threshold, const char* variable = "FATJIT
   if (!std::isdigit(static_cast<unsigned char>(*text)) || errno != 0 || *end != '\0' ||
       value > INT32_MAX) {
     PyErr_Format(PyExc_ValueError,
-                 "fatjit: %s must be a number of calls from 0 (the first call) to %d, not '%s'",
-                 variable, INT32_MAX, text);
+                 "fatjit: %s must be a number of calls from 0 (the first call) to %d%s, not '%s'",
+                 variable, INT32_MAX, allow_off ? ", or off" : "", text);
     return false;
   }
   *threshold = static_cast<int32_t>(value);
@@ -165,12 +171,17 @@ std::string DescribeHotness(const CodeState& state) {
 }
 
 // A threshold argument of enable(): None -> from `variable` in the environment (or `unset`).
+// With `allow_off`, the string "off" gives -1 (no compiles).
 bool ThresholdArgument(PyObject* arg, const char* keyword, const char* variable, int32_t unset,
-                       int32_t* threshold) {
-  if (arg == Py_None) return ThresholdFromEnvironment(threshold, variable, unset);
-  if (!PyLong_Check(arg)) {
-    PyErr_Format(PyExc_TypeError, "fatjit.enable: %s must be an int or None, not %s", keyword,
-                 Py_TYPE(arg)->tp_name);
+                       int32_t* threshold, bool allow_off = false) {
+  if (arg == Py_None) return ThresholdFromEnvironment(threshold, variable, unset, allow_off);
+  if (allow_off && PyUnicode_Check(arg) && PyUnicode_CompareWithASCIIString(arg, "off") == 0) {
+    *threshold = -1;
+    return true;
+  }
+  if (!PyLong_Check(arg) || PyBool_Check(arg)) {
+    PyErr_Format(PyExc_TypeError, "fatjit.enable: %s must be an int%s or None, not %s", keyword,
+                 allow_off ? ", 'off'" : "", Py_TYPE(arg)->tp_name);
     return false;
   }
   int overflow = 0;
@@ -256,7 +267,8 @@ PyObject* EnableAutoMode(PyObject*, PyObject* args, PyObject* kwargs) {
   int32_t jit_threshold;
   if (!ThresholdArgument(specialize_obj, "specialize_threshold", "FATJIT_SPECIALIZE_THRESHOLD",
                          tuning::kDefaultSpecializeThreshold, &specialize_threshold) ||
-      !ThresholdArgument(jit_obj, "jit_threshold", "FATJIT_JIT_THRESHOLD", -1, &jit_threshold)) {
+      !ThresholdArgument(jit_obj, "jit_threshold", "FATJIT_JIT_THRESHOLD",
+                         tuning::kDefaultJitThreshold, &jit_threshold, /*allow_off=*/true)) {
     return nullptr;
   }
   bool jit_background;

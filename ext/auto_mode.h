@@ -58,8 +58,9 @@ inline bool CountCall(CodeState* state, _PyInterpreterFrame* frame, int throwfla
 
 // The threshold in force: FATJIT_SPECIALIZE_THRESHOLD or enable()'s argument, read at enable().
 int32_t SpecializeThreshold();
-// The JIT threshold: FATJIT_JIT_THRESHOLD or enable(jit_threshold=), read at enable(); -1 when
-// automatic mode does not compile (neither was given).
+// The JIT threshold: FATJIT_JIT_THRESHOLD or enable(jit_threshold=), read at enable()
+// (tuning::kDefaultJitThreshold when neither is given); -1 when automatic mode does not compile
+// ("off").
 int32_t JitThreshold();
 // Automatic mode compiles what it specializes: a JIT threshold is set. A function is attempted
 // at min(specialize threshold, JIT threshold) calls.

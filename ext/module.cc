@@ -61,9 +61,12 @@ PyMethodDef kMethods[] = {
      "pass now, and its native code; with ir=True, the LLVM IR the JIT makes of it."},
     {"enable", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(EnableAutoMode)),
      METH_VARARGS | METH_KEYWORDS,
-     "enable(*, specialize_threshold=None): turn automatic mode on: functions called "
-     "specialize_threshold times (default: FATJIT_SPECIALIZE_THRESHOLD, else 10000; 0 = the "
-     "first call) get the automatic specializer."},
+     "enable(*, specialize_threshold=None, jit_threshold=None, jit_background=None): turn "
+     "automatic mode on: functions called specialize_threshold times (default: "
+     "FATJIT_SPECIALIZE_THRESHOLD, else 10000; 0 = the first call) get the automatic "
+     "specializer, and those called jit_threshold times (FATJIT_JIT_THRESHOLD, else 1000; 'off' "
+     "= never) are also compiled to native code, on the background compiler thread unless "
+     "jit_background is False (FATJIT_JIT_BACKGROUND=0)."},
     {"disable", DisableAutoMode, METH_NOARGS,
      "disable(): turn automatic mode off; specializations already made stay."},
     {"is_enabled", AutoModeEnabled, METH_NOARGS, "is_enabled() -> bool: automatic mode is on."},

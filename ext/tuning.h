@@ -32,6 +32,22 @@ namespace fatjit::tuning {
 // bounded where specializing does not pay. Revisit when the JIT tier makes b large.
 inline constexpr int32_t kDefaultSpecializeThreshold = 10000;
 
+// Calls of a code object before automatic mode compiles it to native code (on the compiler
+// thread, at the optimizing tier), FATJIT_JIT_THRESHOLD overriding it ("off": never). The
+// attempt comes at min(this, kDefaultSpecializeThreshold) calls, so hot functions are compiled
+// at 1,000 calls, and specialized (interpreted) code is what runs meanwhile.
+// Why on by default: the PEP 523 hook costs every interpreted call (1.3-1.7x on call-heavy
+// programs), and only native-to-native calls win that back. Measured (/tmp-style A/B in
+// README "Automatic mode": suite programs under `python -m fatjit`, same run, medians):
+// automatic mode without the JIT 0.58-0.66x CPython's speed on json_encode, fib, method_chain,
+// scheduler, 0.84x geometric mean over eight programs; with the JIT at 1,000 calls 0.83-1.09x
+// on those four, 1.11x geometric mean. The cost: libLLVM is loaded at the first compile (20-30
+// ms, ~47 MB), and codegen takes CPU on the compiler thread (up to a few hundred ms per big
+// function at the optimizing tier), in parallel with the program. 1,000 calls leaves warm code
+// (start-up, argument parsing) interpreted; a lower value compiles more of a test suite's
+// one-off functions for nothing.
+inline constexpr int32_t kDefaultJitThreshold = 1000;
+
 // After an attempt (refused, or specialized and later dropped: a guard failed for good, the
 // function died), the next attempt waits kRetryBackoff times longer than the previous one:
 // a refusal depends mostly on the code (nothing to specialize, nothing entry-stable) and

@@ -23,13 +23,15 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def auto_mode(no_leaked_specializations):
-    """auto_mode(threshold): fatjit.enable(specialize_threshold=threshold); at teardown
-    automatic mode goes back to how it was and auto_mode.made(func) functions are unspecialized."""
+    """auto_mode(threshold): fatjit.enable(specialize_threshold=threshold, jit_threshold="off")
+    (these tests are about the specializer's side of automatic mode: hotness, refusals, retries;
+    the JIT's side is test_jit_background.py's); at teardown automatic mode goes back to how it
+    was and auto_mode.made(func) functions are unspecialized."""
     was_on = fatjit.is_enabled()
     made = []
 
     def enable(threshold):
-        fatjit.enable(specialize_threshold=threshold)
+        fatjit.enable(specialize_threshold=threshold, jit_threshold="off")
 
     enable.made = made.append
     yield enable
@@ -333,7 +335,7 @@ def test_FATJIT_LOG_lines(tmp_path):
     """)
     script.write_text(script.read_text().replace("len(s) + K", "K + len(s)"))
     out = run([str(script)], FATJIT="auto", FATJIT_SPECIALIZE_THRESHOLD="0",
-              FATJIT_LOG="specialize, refuse,guard,bogus")
+              FATJIT_JIT_THRESHOLD="off", FATJIT_LOG="specialize, refuse,guard,bogus")
     assert out.returncode == 0, out.stderr
     err = out.stderr.splitlines()
     assert "fatjit: FATJIT_LOG: unknown event 'bogus' ignored (known: specialize, refuse, guard, compile, deopt, all)" in err

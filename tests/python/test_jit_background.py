@@ -87,6 +87,65 @@ print(fatjit.stats()["jit"]["background"])
     assert "jit_background must be a bool or None, not int" in wrong_type.stderr
 
 
+# What `FATJIT=auto` alone does (tuning::kDefaultJitThreshold): a function called 1,000 times is
+# specialized and compiled on the compiler thread, at the optimizing tier; FATJIT_JIT_THRESHOLD=off
+# (or enable(jit_threshold="off")) leaves automatic mode to the specializer.
+DEFAULT_PROGRAM = """
+import sys, fatjit
+stats = fatjit.stats()
+print(stats["auto_mode"], stats["specialize_threshold"], stats["jit"]["threshold"],
+      stats["jit"]["background"])
+def warm(x):
+    return x + 1
+for i in range(998):
+    warm(i)
+fatjit.wait_for_compiles()
+print(fatjit.stats()["jit"]["compiles"] - stats["jit"]["compiles"])
+for i in range(2):
+    warm(i)                         # the 1,000th call: specialized, its compile queued
+fatjit.wait_for_compiles()
+assert warm(41) == 42
+report = fatjit.explain(warm)
+print("native code" in report, "optimized" in report, fatjit.stats()["jit"]["tier_ups"])
+"""
+
+
+def test_automatic_mode_compiles_hot_functions_by_default():
+    out = check(run(DEFAULT_PROGRAM, FATJIT="auto")).split("\n")
+    assert out[0] == "True 10000 1000 True", out
+    assert out[1] == "0", out             # 998 calls: not yet
+    assert out[2] == "True True 0", out   # compiled straight at the optimizing tier
+
+
+@pytest.mark.parametrize("switch", [{"FATJIT_JIT_THRESHOLD": "off"}])
+def test_the_jit_threshold_off_leaves_automatic_mode_to_the_specializer(switch):
+    out = check(run(DEFAULT_PROGRAM, FATJIT="auto", **switch)).split("\n")
+    assert out[0] == "True 10000 -1 True", out
+    assert out[1] == "0" and out[2] == "False False 0", out
+    done = check(run("""
+import fatjit
+fatjit.enable(jit_threshold="off")
+print(fatjit.stats()["jit"]["threshold"])
+fatjit.enable()
+print(fatjit.stats()["jit"]["threshold"])
+"""))
+    assert done.split() == ["-1", "1000"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("True", "jit_threshold must be an int, 'off' or None, not bool"),
+    ("'of'", "jit_threshold must be an int, 'off' or None, not str"),
+    ("-1", "jit_threshold must be from 0 (the first call)"),
+])
+def test_a_bad_jit_threshold_is_refused(bad, message):
+    done = run(f"import fatjit; fatjit.enable(jit_threshold={bad})")
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    done = run("import fatjit; fatjit.enable()", FATJIT_JIT_THRESHOLD="of")
+    assert done.returncode != 0
+    assert "FATJIT_JIT_THRESHOLD must be a number of calls from 0 (the first call) to " \
+           "2147483647, or off, not 'of'" in done.stderr, done.stderr
+
+
 def test_exit_with_compiles_queued_and_under_way():
     # Forty functions queued at once, then the interpreter exits at once: no hang, no crash,
     # and what was still queued is counted as dropped.
