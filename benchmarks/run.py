@@ -24,7 +24,7 @@ Modes (each program runs as its own subprocess per mode, see worker.py):
                      at its first call: the stress setting, not the default thresholds (n/a
                      while there is no fatjit.__main__ or enable() takes no jit_threshold)
   fatjit-ast         `python -m fatjit worker.py ...` with FATJIT_AST=1 and
-                     FATJIT_SPECIALIZE_THRESHOLD=2147483647: the suite module is imported
+                     FATJIT_SPECIALIZE_THRESHOLD=2147483647 FATJIT_JIT_THRESHOLD=off: the suite module is imported
                      through the AST specializer's import hook (its cache in a private
                      PYTHONPYCACHEPREFIX), and nothing else is specialized or compiled: what
                      the import-time specializer alone brings
@@ -224,11 +224,11 @@ def fatjit_modes(python, fatjit_path):
         # The hook's cache (and the suite's .pyc) go to a private directory, not the tree.
         prefix = tempfile.mkdtemp(prefix="fatjit-ast-bench-")
         ast_env = dict(env, FATJIT_AST="1", FATJIT_SPECIALIZE_THRESHOLD=str(2**31 - 1),
-                       PYTHONPYCACHEPREFIX=prefix)
+                       FATJIT_JIT_THRESHOLD="off", PYTHONPYCACHEPREFIX=prefix)
         ast_env.pop("PYTHONDONTWRITEBYTECODE", None)
         modes.append(Mode("fatjit-ast", [python, "-m", "fatjit"], ast_env,
                           where + "; python -m fatjit with FATJIT_AST=1, bytecode specializer "
-                          "off (threshold 2**31-1)"))
+                          "off (threshold 2**31-1), JIT off"))
     else:
         modes.append(Mode("fatjit-ast", reason="no AST specializer (fatjit._ast.import_hook)"
                           if status == 3 else "probe failed: " + last_line(out)))

@@ -62,9 +62,14 @@ int32_t SpecializeThreshold();
 // (tuning::kDefaultJitThreshold when neither is given); -1 when automatic mode does not compile
 // ("off").
 int32_t JitThreshold();
-// Automatic mode compiles what it specializes: a JIT threshold is set. A function is attempted
-// at min(specialize threshold, JIT threshold) calls.
-inline bool JitRequested() { return JitThreshold() >= 0; }
+// Automatic mode compiles what it specializes: a JIT threshold is set, and no higher than the
+// specialize threshold. A function is attempted at min(specialize threshold, JIT threshold)
+// calls; an attempt that comes earlier than the JIT threshold (FATJIT_SPECIALIZE_THRESHOLD=0
+// with the default JIT threshold) only specializes, so that a low specialize threshold never
+// makes every function a compile.
+inline bool JitRequested() {
+  return JitThreshold() >= 0 && JitThreshold() <= SpecializeThreshold();
+}
 // Automatic mode's compiles run on the background thread: FATJIT_JIT_BACKGROUND or
 // enable(jit_background=), read at enable(); on unless set to 0/False.
 bool JitBackground();
