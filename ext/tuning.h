@@ -37,15 +37,15 @@ inline constexpr int32_t kDefaultSpecializeThreshold = 10000;
 // attempt comes at min(this, kDefaultSpecializeThreshold) calls, so hot functions are compiled
 // at 1,000 calls, and specialized (interpreted) code is what runs meanwhile.
 // Why on by default: the PEP 523 hook costs every interpreted call (1.3-1.7x on call-heavy
-// programs), and only native-to-native calls win that back. Measured (/tmp-style A/B in
-// README "Automatic mode": suite programs under `python -m fatjit`, same run, medians):
-// automatic mode without the JIT 0.58-0.66x CPython's speed on json_encode, fib, method_chain,
-// scheduler, 0.84x geometric mean over eight programs; with the JIT at 1,000 calls 0.83-1.09x
-// on those four, 1.11x geometric mean. The cost: libLLVM is loaded at the first compile (20-30
-// ms, ~47 MB), and codegen takes CPU on the compiler thread (up to a few hundred ms per big
-// function at the optimizing tier), in parallel with the program. 1,000 calls leaves warm code
-// (start-up, argument parsing) interpreted; a lower value compiles more of a test suite's
-// one-off functions for nothing.
+// programs), and only native-to-native calls win that back. Measured (README "Automatic mode":
+// suite programs under `python -m fatjit`, off vs on in the same run, interleaved processes,
+// medians): fib 0.68x -> 0.97x CPython's speed, generators 0.69x -> 1.02x, particles 0.85x ->
+// 1.40x, method_chain 0.81x -> 0.90x; stack_vm 0.92x -> 0.85x (its loop is in a function called
+// once per run, so the compiled callees are entered through the hook); the 19 programs 0.96x ->
+// 0.99x geometric mean. The cost: libLLVM is loaded at the first compile (20-30 ms, ~47 MB),
+// and codegen takes CPU on the compiler thread (up to a few hundred ms per big function at the
+// optimizing tier), beside the program. 1,000 calls leaves warm code (start-up, argument
+// parsing) interpreted; a lower value compiles more of a test suite's one-off functions.
 inline constexpr int32_t kDefaultJitThreshold = 1000;
 
 // After an attempt (refused, or specialized and later dropped: a guard failed for good, the
