@@ -142,6 +142,39 @@ bool CountCallSlow(CodeState* state, _PyInterpreterFrame* frame) {
 
 }  // namespace internal
 
+namespace {
+
+// JUMP_BACKWARD or JUMP_BACKWARD_NO_INTERRUPT in the code's (unquickened) bytecode.
+bool HasBackwardJump(PyCodeObject* code) {
+  Ref<> bytes = Ref<>::Steal(PyCode_GetCode(code));
+  if (!bytes) {
+    PyErr_Clear();
+    return false;
+  }
+  const auto* units = reinterpret_cast<const uint8_t*>(PyBytes_AS_STRING(bytes.obj()));
+  const Py_ssize_t size = PyBytes_GET_SIZE(bytes.obj());
+  for (Py_ssize_t i = 0; i + 1 < size; i += 2) {
+    if (units[i] == JUMP_BACKWARD || units[i] == JUMP_BACKWARD_NO_INTERRUPT) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool TimesItsCalls(CodeState* state, PyCodeObject* code) {
+  if (state->calls_until_attempt <= 1) return false;  // not counting, gave up, or attempting
+  if (state->has_loop < 0) state->has_loop = HasBackwardJump(code) ? 1 : 0;
+  return state->has_loop == 1;
+}
+
+void CreditLoopTime(CodeState* state, int64_t elapsed_ns) {
+  const int64_t credit = elapsed_ns / tuning::kLoopTimePerCallNs;
+  if (credit <= 0 || state->calls_until_attempt <= 1) return;
+  const int64_t left = std::max<int64_t>(1, state->calls_until_attempt - credit);
+  GlobalStats().loop_time_credit += state->calls_until_attempt - left;
+  state->calls_until_attempt = static_cast<int32_t>(left);
+}
+
 int32_t SpecializeThreshold() { return g_specialize_threshold; }
 int32_t JitThreshold() { return g_jit_threshold; }
 bool JitBackground() { return g_jit_background; }

@@ -56,6 +56,16 @@ inline bool CountCall(CodeState* state, _PyInterpreterFrame* frame, int throwfla
   return internal::CountCallSlow(state, frame);
 }
 
+// Loop time counts as calls. Automatic mode's counter only sees calls, so a function called a
+// few times whose loops run long would never get hot (there is no on-stack replacement: README
+// "Automatic mode"). For a code object with a backward jump, still counting, the dispatcher
+// times each interpreted call and takes one call off the counter per tuning::kLoopTimePerCall
+// of it (inclusive of its callees), down to 1: the next call then makes the attempt. So a
+// function whose calls ran long enough is specialized and compiled for its next call.
+// Reads the clock twice per such call (~40 ns), only until the attempt.
+bool TimesItsCalls(CodeState* state, PyCodeObject* code);  // false once no longer counting
+void CreditLoopTime(CodeState* state, int64_t elapsed_ns);
+
 // The threshold in force: FATJIT_SPECIALIZE_THRESHOLD or enable()'s argument, read at enable().
 int32_t SpecializeThreshold();
 // The JIT threshold: FATJIT_JIT_THRESHOLD or enable(jit_threshold=), read at enable()

@@ -85,6 +85,9 @@ struct CodeState {
   // this one included (1: this call attempts); kNotCounted; 0 once it gave up on the code.
   int32_t calls_until_attempt = kNotCounted;
   int32_t attempts = 0;  // automatic-mode attempts made, refused or not
+  // Automatic mode: whether the bytecode has a backward jump (auto_mode.h, CreditLoopTime):
+  // -1 not looked at yet, 0 no, 1 yes.
+  int8_t has_loop = -1;
 
   // Code-level native code (see the top of this file), run for any frame of this code object
   // when no specialization applies; the optimizing tier's code replaces the baseline code, and

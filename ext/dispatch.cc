@@ -1,6 +1,7 @@
 // The PEP 523 dispatcher: see dispatch.h for what it assumes and guarantees.
 #include "ext/dispatch.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -135,7 +136,23 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
     // Automatic mode stops counting a code object once its code-level compile is under way.
     if (!AutoModeOn() || (state != nullptr && state->native_in_flight) ||
         !CountCall(state, frame, throwflag)) {
-      return compat::EvalFrameDefault(tstate, frame, throwflag);
+      state = CodeStateOf(code);  // made by CountCall at the code object's first call
+      if (state == nullptr || !AutoModeOn() || state->native_in_flight || throwflag ||
+          !compat::FrameAtStart(frame) || !TimesItsCalls(state, code)) {
+        return compat::EvalFrameDefault(tstate, frame, throwflag);
+      }
+      const int32_t attempts = state->attempts;
+      const auto start = std::chrono::steady_clock::now();
+      PyObject* result = compat::EvalFrameDefault(tstate, frame, throwflag);
+      const auto elapsed = std::chrono::steady_clock::now() - start;
+      // The code object, hence its state, is alive: the frame (cleared by our caller) holds it.
+      // A call nested in this one may have made the attempt meanwhile: then the counter is the
+      // wait before the next attempt, which loop time does not shorten.
+      if (state->attempts == attempts) {
+        CreditLoopTime(state,
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+      }
+      return result;
     }
     state = CodeStateOf(code);  // this call made it hot: a pending specialization was added
   }

@@ -112,6 +112,7 @@ PyObject* StatsAsDict(PyObject*, PyObject*) {
       PyDict_SetItemString(dict.obj(), "auto_mode", AutoModeOn() ? Py_True : Py_False) < 0 ||
       !SetInt(dict.obj(), "specialize_threshold", SpecializeThreshold()) ||
       !SetInt(dict.obj(), "calls_counted", s.calls_counted) ||
+      !SetInt(dict.obj(), "loop_time_credit", s.loop_time_credit) ||
       !SetFloat(dict.obj(), "specialize_time_s", s.specialize_ns * 1e-9) ||
       PyDict_SetItemString(dict.obj(), "auto_refused", refused.obj()) < 0 ||
       PyDict_SetItemString(dict.obj(), "rewrites_by_pass", by_pass.obj()) < 0 ||

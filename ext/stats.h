@@ -41,6 +41,7 @@ struct Stats {
   uint64_t fallbacks[static_cast<int>(FallbackReason::kCount)] = {};
   // The automatic specializer, and automatic mode's counting (auto_mode.h).
   uint64_t calls_counted = 0;  // fresh calls counted toward a threshold
+  uint64_t loop_time_credit = 0;  // calls credited for loop time (auto_mode.h, CreditLoopTime)
   uint64_t specialize_ns = 0;  // time inside the specializer (MaterializePending)
   uint64_t auto_specialized = 0;
   uint64_t auto_refused[static_cast<int>(specializer::Refusal::kCount)] = {};

@@ -48,6 +48,12 @@ inline constexpr int32_t kDefaultSpecializeThreshold = 10000;
 // parsing) interpreted; a lower value compiles more of a test suite's one-off functions.
 inline constexpr int32_t kDefaultJitThreshold = 1000;
 
+// The interpreted time of a loop-carrying code object's calls that counts as one call toward
+// the thresholds (auto_mode.h, CreditLoopTime). 10 us: 1,000 calls' worth (the JIT threshold)
+// is 10 ms of a function's own running time, about what compiling it costs the background
+// thread; an ordinary warm call takes 0.2-1 us, so loop time counts 10-50x less than calls do.
+inline constexpr int64_t kLoopTimePerCallNs = 10'000;
+
 // After an attempt (refused, or specialized and later dropped: a guard failed for good, the
 // function died), the next attempt waits kRetryBackoff times longer than the previous one:
 // a refusal depends mostly on the code (nothing to specialize, nothing entry-stable) and

@@ -146,6 +146,33 @@ def test_a_bad_jit_threshold_is_refused(bad, message):
            "2147483647, or off, not 'of'" in done.stderr, done.stderr
 
 
+def test_a_function_called_twice_with_a_long_loop_is_compiled_for_its_next_call():
+    # Loop time counts as calls (ext/auto_mode.h, CreditLoopTime): 30+ ms in spin's loop is
+    # more than the 1,000 calls' worth (10 us each) of the JIT threshold, so the second call
+    # makes the attempt. A function without a backward jump is only counted by its calls.
+    out = check(run("""
+import fatjit
+def spin(n):
+    t = 0
+    for i in range(n):
+        t += i * i % 7
+    return t
+def flat(x):
+    return x + 1
+spin(300000)
+flat(0)
+s = fatjit.stats()
+print(s["loop_time_credit"] >= 999, s["jit"]["compiles"])
+assert spin(300000) == sum(i * i % 7 for i in range(300000))   # the attempt: compile queued
+flat(1)
+fatjit.wait_for_compiles()
+assert spin(1000) == sum(i * i % 7 for i in range(1000))
+print("native code" in fatjit.explain(spin), "native code" in fatjit.explain(flat))
+print(fatjit.stats()["jit"]["native_calls"] >= 1)
+""", FATJIT="auto"))
+    assert out.split() == ["True", "0", "True", "False", "True"], out
+
+
 def test_exit_with_compiles_queued_and_under_way():
     # Forty functions queued at once, then the interpreter exits at once: no hang, no crash,
     # and what was still queued is counted as dropped.
