@@ -59,26 +59,31 @@ bool CallBuiltinDirectly(PyThreadState* tstate, PyObject* callable, PyObject* co
   }
   const int64_t kwcount = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
   if (kwcount > total_args) return false;  // self passed by keyword: the generic call says so
+  PyObject* res;
   switch (def->ml_flags) {
     case METH_O:
       if (total_args != 1 || kwcount != 0) return false;
-      *result = CallWithOneArgument(tstate, def->ml_meth, self, args[0]);
-      return true;
+      res = CallWithOneArgument(tstate, def->ml_meth, self, args[0]);
+      break;
     case METH_NOARGS:
       if (total_args != 0 || kwcount != 0) return false;
-      *result = CallWithOneArgument(tstate, def->ml_meth, self, nullptr);
-      return true;
+      res = CallWithOneArgument(tstate, def->ml_meth, self, nullptr);
+      break;
     case METH_FASTCALL:
       if (kwcount != 0) return false;
-      *result = CallFast(tstate, def->ml_meth, self, args, total_args);
-      return true;
+      res = CallFast(tstate, def->ml_meth, self, args, total_args);
+      break;
     case METH_FASTCALL | METH_KEYWORDS:
-      *result = CallFastWithKeywords(tstate, def->ml_meth, self, args, total_args - kwcount,
-                                     kwnames);
-      return true;
+      res = CallFastWithKeywords(tstate, def->ml_meth, self, args, total_args - kwcount,
+                                 kwnames);
+      break;
     default:
       return false;
   }
+  // What PyObject_Vectorcall does with every result: a C function that returned NULL without an
+  // exception, or a result with one set, becomes the same SystemError.
+  *result = _Py_CheckFunctionResult(tstate, callable, res, nullptr);
+  return true;
 }
 
 }  // namespace fatjit::jit

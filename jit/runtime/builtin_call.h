@@ -15,7 +15,9 @@
 // exact counts), so any call that could raise in those checks takes the ordinary path. The
 // recursion depth is counted as method_vectorcall_* counts it (the interpreter's specialized
 // instructions skip that for the FASTCALL shapes; counting is the conservative choice: it can
-// only raise RecursionError where the generic call does).
+// only raise RecursionError where the generic call does), and the result is checked as
+// PyObject_Vectorcall checks it (_Py_CheckFunctionResult: NULL without an exception, or a result
+// with one set, is a SystemError naming the function).
 #ifndef FATJIT_JIT_RUNTIME_BUILTIN_CALL_H_
 #define FATJIT_JIT_RUNTIME_BUILTIN_CALL_H_
 

@@ -815,3 +815,25 @@ def test_keyword_calls_keep_refcounts(jit):
     assert native.caller(a, b, 1000) is a
     assert direct_calls() - before >= 3000
     assert [sys.getrefcount(a), sys.getrefcount(b)] == counts
+
+
+BROKEN_C_CALLS = """
+def call(f):
+    return f()
+"""
+
+
+@pytest.mark.parametrize("name", ["return_null_without_error", "return_result_with_error"])
+def test_c_functions_that_break_the_api_contract_raise_the_interpreters_system_error(jit, name):
+    # A C function returning NULL with no exception set, or a result with one set: the direct C
+    # call must check the result as PyObject_Vectorcall does (it used to resume the frame with a
+    # NULL on its stack: a crash in CPython's test_capi).
+    testcapi = pytest.importorskip("_testcapi", reason="CPython's _testcapi is not installed")
+    native, plain = jit(BROKEN_C_CALLS, "call")
+    func = getattr(testcapi, name)
+    before = builtin_calls()
+    for _ in range(3):
+        got, want = outcome(lambda: native.call(func)), outcome(lambda: plain.call(func))
+        assert got == want
+        assert want[1][0] is SystemError and name in want[1][1], want
+    assert builtin_calls() - before >= 3
