@@ -120,6 +120,13 @@ PyObject* fatjit_rt_deopt(PyThreadState* tstate, _PyInterpreterFrame* frame,
 PyObject* fatjit_rt_exit(PyThreadState* tstate, _PyInterpreterFrame* frame,
                          fatjit::jit::DeoptSite* site) {
   if (PyErr_Occurred()) return fatjit_rt_raise(tstate, frame, site->error_depth, site->opcode_offset);
+  if (!tstate->cframe->use_tracing) {
+    // Only a failed helper leaves here with tracing off, so it failed without an exception (a C
+    // function that broke the API contract on a path that does not check): what ceval's error
+    // label does then.
+    PyErr_SetString(PyExc_SystemError, "error return without exception set");
+    return fatjit_rt_raise(tstate, frame, site->error_depth, site->opcode_offset);
+  }
   return fatjit_rt_deopt(tstate, frame, site);
 }
 
