@@ -35,8 +35,6 @@ using bytecode::Instruction;
 extern "C" int64_t fatjit_rt_is_true(PyObject* value) { return PyObject_IsTrue(value); }
 
 const Helper kEnter{"fatjit_rt_enter", reinterpret_cast<const void*>(&fatjit_rt_enter), 2};
-const Helper kLeave{"fatjit_rt_leave", reinterpret_cast<const void*>(&fatjit_rt_leave), 2,
-                        false};
 const Helper kRaise{"fatjit_rt_raise", reinterpret_cast<const void*>(&fatjit_rt_raise), 4};
 const Helper kDeopt{"fatjit_rt_deopt", reinterpret_cast<const void*>(&fatjit_rt_deopt), 3};
 const Helper kExit{"fatjit_rt_exit", reinterpret_cast<const void*>(&fatjit_rt_exit), 3};
@@ -81,6 +79,10 @@ const std::array<OpEntry, 256>& OpTable() {
 constexpr int64_t kLocalsplus = offsetof(_PyInterpreterFrame, localsplus);
 constexpr int64_t kPrevInstr = offsetof(_PyInterpreterFrame, prev_instr);
 constexpr int64_t kCframe = offsetof(PyThreadState, cframe);
+constexpr int64_t kCurrentFrame = offsetof(_PyCFrame, current_frame);
+constexpr int64_t kPrevious = offsetof(_PyInterpreterFrame, previous);
+constexpr int64_t kRecursionRemaining = offsetof(PyThreadState, recursion_remaining);
+static_assert(sizeof(((PyThreadState*)nullptr)->recursion_remaining) == 4);
 constexpr int64_t kUseTracing = offsetof(_PyCFrame, use_tracing);
 constexpr int64_t kInterp = offsetof(PyThreadState, interp);
 constexpr int64_t kEvalBreakerFlag = offsetof(PyInterpreterState, ceval.eval_breaker);
@@ -519,8 +521,24 @@ bool FunctionCompiler::Lower() {
     if (reachable[i]) blocks_[i] = e_.NewBlock(absl::StrFormat("i%d", insts[i].offset));
   }
 
-  // Entry: count the recursion level and link the frame, as ceval's start_frame does.
+  // Entry: count the recursion level and link the frame, as ceval's start_frame does. Inline
+  // while levels remain (_Py_EnterRecursiveCallTstate's decrement and test); at the limit the
+  // helper does the same and raises RecursionError as the interpreter would.
   current_ = 0;
+  Value remaining = e_.Load(tstate_, kRecursionRemaining, Width::k32);
+  Block inline_enter = e_.NewBlock("enter");
+  Block helper_enter = e_.NewBlock("enter_at_limit");
+  // Width::k32 loads zero-extend: a level count is positive well below 2^31.
+  e_.Branch(e_.And(e_.Compare(Cmp::kSgt, remaining, e_.Imm(0)),
+                   e_.Compare(Cmp::kSlt, remaining, e_.Imm(int64_t{1} << 31))),
+            inline_enter, helper_enter);
+  Enter(inline_enter);
+  e_.Store(tstate_, kRecursionRemaining, e_.Sub(remaining, e_.Imm(1)), Width::k32);
+  Value cframe = e_.Load(tstate_, kCframe);
+  FrameStore(kPrevious, e_.Load(cframe, kCurrentFrame));
+  e_.Store(cframe, kCurrentFrame, frame_);
+  e_.Jump(blocks_[0]);
+  Enter(helper_enter);
   Value entered = e_.Call(kEnter, {tstate_, frame_});
   Block fail = e_.NewBlock("recursion_error");
   e_.BranchUnlikely(e_.Compare(Cmp::kNe, entered, e_.Imm(0)), fail, blocks_[0]);
@@ -1359,16 +1377,23 @@ void FunctionCompiler::InlineLoadMethod(int index, AttrCache& cache) {
   Enter(miss);
 }
 
-// PRECALL [method-or-NULL, callable-or-self, args...]: the helper only unpacks a bound method
-// in the callable slot when the first slot is NULL. After a LOAD_METHOD that found a method (the
-// first slot is set) it does nothing, so that case skips it here.
+// PRECALL [method-or-NULL, callable-or-self, args...]: the helper only unpacks an exact bound
+// method in the callable slot when the first slot is NULL. After a LOAD_METHOD that found a
+// method (the first slot is set), or for any other callable, it does nothing: those cases skip
+// it here.
 void FunctionCompiler::InlinePrecallOfMethod(int index) {
   if (!NumericFastPathsEnabled()) return;
   const Instruction& inst = decoded_.instructions()[index];
   const int d = depth_[index];  // PRECALL's depth: the arguments are still on the stack
+  Block not_method = e_.NewBlock("precall_no_self");
   Block unpack = e_.NewBlock("precall_unpack");
   e_.Branch(e_.Compare(Cmp::kNe, LoadSlot(d - inst.oparg - 2), e_.Imm(0)), NextBlock(index),
-            unpack);
+            not_method);
+  // [NULL, callable, args...]: the helper only unpacks an exact bound method; anything else
+  // (a function, a type, a builtin) it leaves as it is.
+  Enter(not_method);
+  e_.Branch(IsType(TypeOf(LoadSlot(d - inst.oparg - 1)), &PyMethod_Type), unpack,
+            NextBlock(index));
   Enter(unpack);
 }
 
@@ -1646,7 +1671,10 @@ bool FunctionCompiler::LowerInstruction(int index) {
       if (d != 1) return Refuse(JitRefusal::kMalformed, "RETURN_VALUE with a deeper stack");
       Value v = LoadSlot(0);
       SetPrevInstr(inst.opcode_offset());
-      e_.Call(kLeave, {tstate_, frame_});
+      // The level back, the frame unlinked (_Py_LeaveRecursiveCallTstate, ceval's pop).
+      e_.Store(tstate_, kRecursionRemaining,
+               e_.Add(e_.Load(tstate_, kRecursionRemaining, Width::k32), e_.Imm(1)), Width::k32);
+      e_.Store(e_.Load(tstate_, kCframe), kCurrentFrame, FrameLoad(kPrevious));
       e_.Return(v);
       return true;
     }

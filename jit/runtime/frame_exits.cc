@@ -94,12 +94,6 @@ int64_t fatjit_rt_enter(PyThreadState* tstate, _PyInterpreterFrame* frame) {
   return 0;
 }
 
-// RETURN_VALUE with frame->is_entry: leave the recursion level, unlink.
-void fatjit_rt_leave(PyThreadState* tstate, _PyInterpreterFrame* frame) {
-  _Py_LeaveRecursiveCallTstate(tstate);
-  tstate->cframe->current_frame = frame->previous;
-}
-
 PyObject* fatjit_rt_raise(PyThreadState* tstate, _PyInterpreterFrame* frame, int64_t depth,
                           int64_t opcode_offset) {
   ++GlobalJitCounters().raises;

@@ -30,8 +30,6 @@ extern "C" {
 // Entry: counts the recursion level (RecursionError at the interpreter's depth) and links the
 // frame. 0, or -1 with RecursionError set and nothing to undo.
 int64_t fatjit_rt_enter(PyThreadState* tstate, _PyInterpreterFrame* frame);
-// Normal return: unlinks the frame and returns the recursion level. The stack must be empty.
-void fatjit_rt_leave(PyThreadState* tstate, _PyInterpreterFrame* frame);
 // An exception is set, raised by the instruction whose opcode unit is at `opcode_offset`, with
 // `depth` values on the stack: the interpreter unwinds from there. Returns its result.
 PyObject* fatjit_rt_raise(PyThreadState* tstate, _PyInterpreterFrame* frame, int64_t depth,
@@ -40,7 +38,8 @@ PyObject* fatjit_rt_raise(PyThreadState* tstate, _PyInterpreterFrame* frame, int
 PyObject* fatjit_rt_deopt(PyThreadState* tstate, _PyInterpreterFrame* frame,
                           fatjit::jit::DeoptSite* site);
 // The shared exit of helper calls: with an exception set, fatjit_rt_raise at the site's
-// instruction and error depth; otherwise fatjit_rt_deopt to the site (tracing went on).
+// instruction and error depth; otherwise fatjit_rt_deopt to the site (tracing went on), or,
+// with tracing off, ceval's SystemError for a helper that failed without an exception.
 PyObject* fatjit_rt_exit(PyThreadState* tstate, _PyInterpreterFrame* frame,
                          fatjit::jit::DeoptSite* site);
 // Raises UnboundLocalError for localsplus[index] as LOAD_FAST does. Returns -1.

@@ -24,7 +24,7 @@ constexpr int kMaxKeywords = 16;
 struct Binding {
   int npositional = 0;
   int nkeywords = 0;
-  int keyword_local[kMaxKeywords] = {};  // local index of each keyword value
+  int keyword_local[kMaxKeywords];  // local index of each keyword value: [0, nkeywords) set
 };
 
 // func_kwdefaults[name], matched by identity so that the lookup runs no code (a dict lookup may
@@ -50,9 +50,15 @@ bool BindsDirectly(PyFunctionObject* func, PyCodeObject* code, int64_t nargs, Py
   if ((code->co_flags & kRefusedFlags) != 0 || (code->co_flags & CO_OPTIMIZED) == 0) {
     return false;
   }
+  const int argcount = code->co_argcount;
+  if (kwnames == nullptr && nargs == argcount && code->co_kwonlyargcount == 0) {
+    // ceval's CALL_PY_EXACT_ARGS case: every parameter given by position, nothing to look up.
+    binding->npositional = argcount;
+    binding->nkeywords = 0;
+    return true;
+  }
   const int64_t nkeywords = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
   const int64_t npositional = nargs - nkeywords;
-  const int argcount = code->co_argcount;
   const int total = argcount + code->co_kwonlyargcount;
   if (npositional > argcount || nkeywords > kMaxKeywords || total > 64) return false;
   binding->npositional = static_cast<int>(npositional);
