@@ -28,27 +28,42 @@ bool CompileQueue::Submit(std::unique_ptr<LoweredFunction>& lowered, Finish fini
 }
 
 void CompileQueue::WorkerLoop() {
+  // The worker's thread state lives as long as the thread (made at its first finish): taking the
+  // GIL through PyGILState_Ensure for each job would make and free a thread state each time, and
+  // CPython 3.11's tracemalloc crashes when another thread stops it while a thread without a
+  // thread state allocates one (its raw-allocator hook waits for the GIL, then reads the traceback
+  // buffer stop() freed; fixed in 3.12.9 and 3.13.2, gh-128679). Once is a much smaller window.
+  PyGILState_STATE gil_state = PyGILState_UNLOCKED;
+  PyThreadState* thread_state = nullptr;
   for (;;) {
     Job job;
     {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [this] { return stopped_ || (!paused_ && !queued_.empty()); });
-      if (stopped_) return;  // Shutdown drops what still waits
+      if (stopped_) break;  // Shutdown drops what still waits
       job = std::move(queued_.front());
       queued_.pop_front();
       busy_ = true;
     }
     GenerateCode(*job.lowered);
-    PyGILState_STATE gil = PyGILState_Ensure();
+    if (thread_state == nullptr) {
+      gil_state = PyGILState_Ensure();
+    } else {
+      PyEval_RestoreThread(thread_state);
+    }
     --in_flight_;
     job.finish(std::move(job.lowered), false);
     job = Job{};  // the callback may hold references: released under the GIL
-    PyGILState_Release(gil);
+    thread_state = PyEval_SaveThread();
     {
       std::lock_guard<std::mutex> lock(mu_);
       busy_ = false;
     }
     idle_.notify_all();
+  }
+  if (thread_state != nullptr) {  // Shutdown lets the GIL go while it joins this thread
+    PyEval_RestoreThread(thread_state);
+    PyGILState_Release(gil_state);
   }
 }
 

@@ -3,11 +3,12 @@
 //
 // Assumes: the caller lowered the function under the GIL (LowerFunction), so a job's IR is
 // complete and owned by the job; the backend compiles different functions from any thread.
-// Produces: for each job, a call of its `finish` callback WITH the GIL held (the worker takes it
-// with PyGILState_Ensure), given the generated function, or given `dropped` = true when the job
-// will never run (shutdown, fork). The callback runs on the worker thread, between two
-// bytecodes of whatever Python thread held the GIL before: it must run no Python code that the
-// program could observe (installing machine code on a specialization and counting is fine).
+// Produces: for each job, a call of its `finish` callback WITH the GIL held (the worker keeps one
+// thread state for its life and takes the GIL with it), given the generated function, or given
+// `dropped` = true when the job will never run (shutdown, fork). The callback runs on the worker
+// thread, between two bytecodes of whatever Python thread held the GIL before: it must run no
+// Python code that the program could observe (installing machine code on a specialization and
+// counting is fine).
 // Sound because codegen reads nothing but the job's IR, and everything that touches Python
 // objects (making the job, finish, destroying a job) happens under the GIL.
 //

@@ -288,3 +288,25 @@ def test_code_limit_default_and_bad_value():
     bad = run("import fatjit", FATJIT_CODE_LIMIT="lots")
     assert bad.returncode != 0
     assert "FATJIT_CODE_LIMIT must be a number of bytes" in bad.stderr
+
+
+def test_tracemalloc_started_and_stopped_while_compiles_finish_does_not_crash():
+    # The worker keeps one thread state: CPython 3.11's tracemalloc crashes when stop() runs while
+    # a thread without one is making one (gh-128679). With a thread state per job this crashed
+    # in about half the runs.
+    out = check(run("""
+        import fatjit, tracemalloc
+        fatjit.enable(specialize_threshold=0, jit_threshold=0)
+        namespace = {}
+        for k in range(3000):
+            exec(f"def g{k}(x):\\n    return x * {k} + sum(range({k % 50}))\\n", namespace)
+        for k in range(3000):
+            if k % 2 == 0:
+                tracemalloc.start()
+            assert namespace[f"g{k}"](3) == 3 * k + sum(range(k % 50))
+            if k % 2 == 1:
+                tracemalloc.stop()
+        fatjit.wait_for_compiles()
+        print(fatjit.stats()["jit"]["background_compiles"] > 0)
+    """))
+    assert out.strip() == "True"
