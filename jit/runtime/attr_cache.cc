@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "jit/native_code.h"
+#include "jit/runtime/native_call.h"
 #include "jit/runtime/runtime.h"
 
 namespace fatjit::jit {
@@ -196,7 +197,13 @@ void FillLoad(AttrCacheEntry* c, PyObject* name, PyObject* owner, bool method) {
       FillSlot(c, owner, descr, version, false);
       return;
     }
-    if (descr_type->tp_descr_set != nullptr) return;  // refused: a data descriptor (property)
+    if (descr_type == &PyProperty_Type && !method && owner != Py_None) {
+      c->kind = AttrCacheKind::kProperty;
+      c->type_version = version;
+      c->value = descr;
+      return;
+    }
+    if (descr_type->tp_descr_set != nullptr) return;  // refused: another data descriptor
     if (method && (descr_type->tp_flags & Py_TPFLAGS_METHOD_DESCRIPTOR) != 0 &&
         FillMethod(c, name, owner, descr, version)) {
       return;
@@ -256,9 +263,41 @@ PyObject* ProbeLoad(const AttrCacheEntry* c, PyObject* name, PyObject* owner) {
       return c->value;
     case AttrCacheKind::kEmpty:
     case AttrCacheKind::kMethod:
+    case AttrCacheKind::kProperty:
       break;
   }
   return nullptr;
+}
+
+// CPython 3.11's propertyobject (Objects/descrobject.c), which no header declares.
+struct PropertyLayout {
+  PyObject_HEAD
+  PyObject* prop_get;
+  PyObject* prop_set;
+  PyObject* prop_del;
+  PyObject* prop_doc;
+  PyObject* prop_name;
+  int getter_doc;
+};
+
+// The getter (borrowed) that owner.name calls if the cache answers for this owner, else null.
+PyObject* ProbeGetter(const AttrCacheEntry* c, PyObject* owner) {
+  if (c->kind != AttrCacheKind::kProperty) return nullptr;
+  if (Py_TYPE(owner)->tp_version_tag != c->type_version) return nullptr;
+  return reinterpret_cast<const PropertyLayout*>(c->value)->prop_get;
+}
+
+// getter(owner), as property_descr_get calls it: a Python function through a direct call.
+PyObject* CallGetter(PyThreadState* tstate, PyObject* getter, PyObject* owner) {
+  // The call may drop the property and its getter (a class attribute rebound): both the getter
+  // and the owner are held for it.
+  PyObject* slots[2] = {Py_NewRef(getter), Py_NewRef(owner)};
+  PyObject* res;
+  if (TryDirectCall(tstate, slots, 1, nullptr, &res)) return res;
+  res = PyObject_CallOneArg(slots[0], slots[1]);
+  Py_DECREF(slots[1]);
+  Py_DECREF(slots[0]);
+  return res;
 }
 
 // True if LOAD_METHOD's cached unbound method is what owner.name finds.
@@ -310,21 +349,33 @@ extern "C" int64_t fatjit_rt_LOAD_ATTR_CACHED(PyThreadState* tstate, _PyInterpre
   auto* c = reinterpret_cast<AttrCache*>(aux);
   PyObject* owner = sp[-1];
   PyObject* res = nullptr;
+  PyObject* getter = nullptr;
+  auto probe = [&](const AttrCacheEntry* e) {
+    return (res = ProbeLoad(e, c->name, owner)) != nullptr ||
+           (getter = ProbeGetter(e, owner)) != nullptr;
+  };
+  bool found = false;
   for (const AttrCacheEntry& e : c->entries) {
-    if ((res = ProbeLoad(&e, c->name, owner)) != nullptr) break;
+    if ((found = probe(&e))) break;
   }
-  if (res != nullptr) {
+  if (found) {
     ++counters.attr_cache_hits;
   } else {
     ++counters.attr_cache_misses;
     if (AttrCacheEntry* e = Refill(c, [&](AttrCacheEntry* e) {
           FillLoad(e, c->name, owner, false);
         })) {
-      res = ProbeLoad(e, c->name, owner);
+      found = probe(e);
     }
-    if (res == nullptr) return fatjit_rt_LOAD_ATTR(tstate, frame, sp, oparg, c->name);
+    if (!found) return fatjit_rt_LOAD_ATTR(tstate, frame, sp, oparg, c->name);
   }
-  sp[-1] = Py_NewRef(res);
+  if (getter != nullptr) {
+    res = CallGetter(tstate, getter, owner);
+    if (res == nullptr) return -1;  // the owner stays in its slot, as fatjit_rt_LOAD_ATTR leaves it
+    sp[-1] = res;
+  } else {
+    sp[-1] = Py_NewRef(res);
+  }
   Py_DECREF(owner);  // may run __del__, as in ceval
   return 0;
 }

@@ -7,9 +7,10 @@
 // (attribute set or deleted, __bases__ assigned, a slot wrapper updated), while a valid tag is
 // never given to two types.
 //
-// Produces, per site, up to kAttrCacheWays cached answers, one per owner type: an instance value at a shared-keys
-// index, an entry of a materialized instance dict or module dict (a hint: the entry's key is
-// checked on every use), a __slots__ member's offset, a class attribute, or an unbound method.
+// Produces, per site, up to kAttrCacheWays cached answers, one per owner type: an instance value
+// at a shared-keys index, an entry of a materialized instance dict or module dict (a hint: the
+// entry's key is checked on every use), a __slots__ member's offset, a class attribute, an
+// unbound method, or a property whose getter is called.
 // Each hit re-checks what the answer depends on (the type's version tag, the values pointer,
 // the entry's key, the slot non-null, the shared keys' size) and otherwise the helper looks the
 // attribute up exactly as fatjit_rt_LOAD_ATTR & co. do, after refilling the cache from the
@@ -25,6 +26,10 @@
 // and class values stay alive while the version holds); what lives in the instance is read
 // afresh on every hit, and a hole (deleted slot, missing value, materialized __dict__, another
 // type after __class__ assignment) is a miss, so the generic path raises or runs the descriptor.
+// An exact `property` is a data descriptor, which the generic lookup calls before it looks at the
+// instance: property_descr_get(descr, owner, type) calls the getter with the owner (never None
+// here: NoneType gets no properties); the version covers which property it is, and its getter
+// (null: a miss, so the generic path raises) is read on every hit.
 #ifndef FATJIT_JIT_RUNTIME_ATTR_CACHE_H_
 #define FATJIT_JIT_RUNTIME_ATTR_CACHE_H_
 
@@ -51,6 +56,10 @@ enum class AttrCacheKind : uint8_t {
                    // non-descriptor found in its MRO; metatype exactly `type`)
   kMethod,         // LOAD_METHOD: `value` is a method descriptor found on the type, and the
                    // instance cannot shadow it (no dict, or shared keys without the name)
+  kProperty,       // LOAD_ATTR: `value` is an exact `property` found on the type (a data
+                   // descriptor: the instance cannot shadow it); a hit calls its getter, read
+                   // afresh each time (property.__init__ can run again), directly when it is a
+                   // Python function (native_call.h)
 };
 
 // One answer for one owner type. Every entry checks all it relies on when probed, so entries

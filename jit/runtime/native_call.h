@@ -1,5 +1,6 @@
-// Native-to-native calls: CALL of a plain Python function pushes the callee's frame itself and,
-// when the callee has native code whose guards pass, runs that code directly.
+// Native-to-native calls: CALL of a plain Python function (and LOAD_ATTR of a property whose
+// getter is one, attr_cache.h) pushes the callee's frame itself and, when the callee has native
+// code whose guards pass, runs that code directly.
 //
 // Assumes: CPython 3.11's frame layout (pycore_frame.h), the GIL held, and a caller that is
 // native code running on a thread-owned frame (prev_instr at the CALL, as runtime.h requires).

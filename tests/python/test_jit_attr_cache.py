@@ -428,6 +428,66 @@ def test_method_shadowed_by_other_instance(jit):
     """)
 
 
+PROPERTY = """
+    calls = []
+
+    class C:
+        def __init__(self):
+            self._x = 1
+
+        @property
+        def x(self):
+            calls.append(1)
+            return self._x * 2
+
+    class D:
+        x = 'D.x'
+
+    o = C()
+
+    def run(n, k):
+        out = []
+        for i in range(n):
+            if i == k:
+                change()
+            out.append(o.x)
+        return out, len(calls)
+"""
+
+
+@pytest.mark.parametrize("change", [
+    "C.x = property(lambda self: 'new getter')",     # another property on the class
+    "C.x.__init__(lambda self: 'init again')",       # the same property, another getter
+    "C.x.__init__(None)",                            # no getter: AttributeError
+    "C.x = property(bool)",                          # a getter that is not a Python function
+    "C.x = property(lambda self: 1 / 0)",            # a getter that raises
+    "C.x = 'class'",                                 # no longer a property
+    "del C.x",                                       # gone: AttributeError
+    "o.__dict__['x'] = 'shadow'",                    # a data descriptor wins over the dict
+    "o._x = 20",                                     # what the getter reads
+    "o.__class__ = D",                               # another type
+    "C.__getattribute__ = lambda self, name: 'ga'",  # overriding __getattribute__
+])
+def test_property(jit, change):
+    check_world_change(jit, PROPERTY.replace("change()", change))
+
+
+def test_property_getter_with_native_code_is_called_directly(jit):
+    native, plain = jit(PROPERTY.replace("change()", "pass"), "run")
+    getter = native.C.x.fget
+    fatjit.jit(getter)
+    try:
+        same(native, plain, 40, -1)  # both compiled, the site's cache filled
+        before = fatjit.stats()["jit"]["direct_calls"]
+        counts = sys.getrefcount(native.o), sys.getrefcount(getter), sys.getrefcount(native.C.x)
+        assert same(native, plain, 40, -1)[0] == ([2] * 40, 80)
+        assert fatjit.stats()["jit"]["direct_calls"] - before >= 40
+        assert (sys.getrefcount(native.o), sys.getrefcount(getter),
+                sys.getrefcount(native.C.x)) == counts
+    finally:
+        fatjit.unspecialize(getter)
+
+
 def test_refcounts(jit):
     native, plain = jit("""
         class C:
