@@ -196,13 +196,17 @@ class FunctionCompiler {
     return e_.Compare(Cmp::kEq, type, e_.Ptr(expected));
   }
   // Ends the current block in the type tests of two numeric operands: `ints` is entered when
-  // both are exact ints of at most two digits, `floats` when both are exact floats (each only
-  // if asked for, else -1); every other case goes to `slow`.
+  // both are exact ints of at most two digits, `floats` when both are exact floats, and (with
+  // floats and mixed) `float_int` / `int_float` when one is an exact float and the other an exact
+  // int of at most two digits (each only if asked for, else -1); every other case goes to `slow`.
   struct NumberKinds {
     Block ints = -1;
     Block floats = -1;
+    Block float_int = -1;
+    Block int_float = -1;
   };
-  NumberKinds BranchOnNumberKinds(Value left, Value right, bool ints, bool floats, Block slow);
+  NumberKinds BranchOnNumberKinds(Value left, Value right, bool ints, bool floats, bool mixed,
+                                  Block slow);
   // Branches to `yes` when both exact ints have |ob_size| <= 2 (at most 60 bits), else `no`.
   void BranchIfSmallInts(Value left, Value right, Block yes, Block no);
   // The value of an exact int with |ob_size| <= 2 (reads the second digit only if it exists).
@@ -211,6 +215,11 @@ class FunctionCompiler {
     return e_.Mul(Field(object, kObSize), Field(object, kIntDigit0, Width::k32));
   }
   Value FloatBits(Value object) { return Field(object, kFloatValue); }
+  // The double equal to an exact int of at most two digits, in a new current block, when its
+  // magnitude is at most 2^53 (where every int has an exact double); larger ones go to `slow`.
+  Value ExactIntAsDouble(Value object, Block slow);
+  // BINARY_OP's float arithmetic on the doubles `a`, `b` (bits); division by zero goes to `slow`.
+  Value FloatArithmetic(int op, Value a, Value b, Block slow);
   Value IntArithmetic(int op, Value a, Value b, Block slow);
   // A new reference to the int `value` (the small-int cache or PyLong_FromLongLong); on
   // allocation failure, an error exit at `inst` with `depth` values (the operands) on the stack.
@@ -223,7 +232,8 @@ class FunctionCompiler {
   // The same for an int result `value` (|value| < 2^62) or float result `bits`: the result is
   // written into an operand the stack holds the only reference to, else boxed anew.
   void FinishIntResult(int index, Value left, Value right, Value value);
-  void FinishFloatResult(int index, Value left, Value right, Value bits);
+  // `mixed`: one operand is an int, which never takes the result.
+  void FinishFloatResult(int index, Value left, Value right, Value bits, bool mixed = false);
   // When the instruction after `index` is STORE_FAST, branches to a block that writes the
   // result into the local's current object (via `write`) and skips the STORE_FAST, if that
   // object is of `type` and referenced only by the local and the operands; else to `otherwise`.
@@ -636,9 +646,12 @@ bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) 
 //
 // Sound because: for two exact ints or two exact floats, the abstract operations reduce to
 // int's and float's own slots (in-place forms fall back to them: both types are immutable),
-// whose results are this arithmetic, compared as C compares (NaN unordered, -0.0 == 0.0);
-// division and modulo by zero, int true division and every mixed or other type take the slow
-// path. The fast paths run no Python code: boxing allocates untracked objects (no GC, so no
+// whose results are this arithmetic, compared as C compares (NaN unordered, -0.0 == 0.0). For
+// an exact float and an exact int, int's slots return NotImplemented and float's convert the int
+// with PyLong_AsDouble (float_add .. float_div) or compare exactly (float_richcompare); for ints
+// of magnitude at most 2^53 the conversion is exact, so both are the double arithmetic and
+// comparison done here. Division and modulo by zero, int true division, larger ints and every
+// other type take the slow path. The fast paths run no Python code: boxing allocates untracked objects (no GC, so no
 // finalizer), the operands are ints or floats whose deallocation runs nothing, and no error is
 // possible except MemoryError from boxing (an error exit at the instruction, operands still on
 // the stack). So they need no tracing or guard re-check afterwards, unlike the slow path. The
@@ -658,7 +671,7 @@ int FunctionCompiler::LiveOpcode(const Instruction& inst) const {
 
 FunctionCompiler::NumberKinds FunctionCompiler::BranchOnNumberKinds(Value left, Value right,
                                                                      bool ints, bool floats,
-                                                                     Block slow) {
+                                                                     bool mixed, Block slow) {
   NumberKinds kinds;
   Value left_type = TypeOf(left);
   Value right_type = TypeOf(right);
@@ -673,13 +686,46 @@ FunctionCompiler::NumberKinds FunctionCompiler::BranchOnNumberKinds(Value left, 
   } else {
     e_.Jump(float_test);
   }
-  if (floats) {
-    Enter(float_test);
-    kinds.floats = e_.NewBlock("float_operands_exact");
-    e_.Branch(e_.And(IsType(left_type, &PyFloat_Type), IsType(right_type, &PyFloat_Type)),
-              kinds.floats, slow);
+  if (!floats) return kinds;
+  Enter(float_test);
+  kinds.floats = e_.NewBlock("float_operands_exact");
+  Block mixed_test = mixed ? e_.NewBlock("mixed_operands") : slow;
+  Value left_float = IsType(left_type, &PyFloat_Type);
+  e_.Branch(e_.And(left_float, IsType(right_type, &PyFloat_Type)), kinds.floats, mixed_test);
+  if (mixed) {
+    // One float, one int: float's own slot computes (int's returns NotImplemented first).
+    Enter(mixed_test);
+    Block float_left = e_.NewBlock("float_left");
+    Block int_left = e_.NewBlock("int_left");
+    Block float_int_small = e_.NewBlock("float_int_small");
+    Block int_float_small = e_.NewBlock("int_float_small");
+    kinds.float_int = e_.NewBlock("float_int");
+    kinds.int_float = e_.NewBlock("int_float");
+    auto small = [&](Value v) {
+      return e_.Compare(Cmp::kUlt, e_.Add(Field(v, kObSize), e_.Imm(2)), e_.Imm(5));
+    };
+    e_.Branch(left_float, float_left, int_left);
+    Enter(float_left);
+    e_.Branch(IsType(right_type, &PyLong_Type), float_int_small, slow);
+    Enter(float_int_small);
+    e_.Branch(small(right), kinds.float_int, slow);
+    Enter(int_left);
+    e_.Branch(e_.And(IsType(left_type, &PyLong_Type), IsType(right_type, &PyFloat_Type)),
+              int_float_small, slow);
+    Enter(int_float_small);
+    e_.Branch(small(left), kinds.int_float, slow);
   }
   return kinds;
+}
+
+Value FunctionCompiler::ExactIntAsDouble(Value object, Block slow) {
+  constexpr int64_t kExact = int64_t{1} << 53;
+  Value value = SmallIntValue(object);
+  Block exact = e_.NewBlock("int_exact_as_double");
+  e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(value, e_.Imm(kExact)), e_.Imm(2 * kExact + 1)), exact,
+            slow);
+  Enter(exact);
+  return e_.IntToDouble(value);
 }
 
 void FunctionCompiler::BranchIfSmallInts(Value left, Value right, Block yes, Block no) {
@@ -943,9 +989,13 @@ void FunctionCompiler::TryResultIntoLocal(int index, Value left, Value right, Py
   e_.Jump(NextBlock(index + 1));
 }
 
-void FunctionCompiler::FinishFloatResult(int index, Value left, Value right, Value bits) {
+void FunctionCompiler::FinishFloatResult(int index, Value left, Value right, Value bits,
+                                          bool mixed) {
   PlaceNumericResult(
-      index, left, right, &PyFloat_Type, [&](Value) { return e_.Imm(1); },
+      index, left, right, &PyFloat_Type,
+      [&](Value target) {
+        return mixed ? IsType(TypeOf(target), &PyFloat_Type) : e_.Imm(1);
+      },
       [&](Value target) { SetField(target, kFloatValue, bits); },
       [&] { return e_.Call(kBoxFloat, {bits}); });
 }
@@ -956,15 +1006,16 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
   const int op = inst.oparg;
   bool ints = IntOpInline(op);
   bool floats = FloatOpInline(op);
+  bool mixed = floats;  // unless the interpreter saw only floats here
   switch (LiveOpcode(inst)) {
     case BINARY_OP_ADD_INT: case BINARY_OP_SUBTRACT_INT: case BINARY_OP_MULTIPLY_INT:
-      floats = false;
+      floats = mixed = false;
       break;
     case BINARY_OP_ADD_FLOAT: case BINARY_OP_SUBTRACT_FLOAT: case BINARY_OP_MULTIPLY_FLOAT:
-      ints = false;
+      ints = mixed = false;
       break;
     case BINARY_OP_ADD_UNICODE: case BINARY_OP_INPLACE_ADD_UNICODE:
-      ints = floats = false;
+      ints = floats = mixed = false;
       break;
     default:
       break;
@@ -975,7 +1026,7 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
   Block slow = e_.NewBlock("binary_op_generic");
   Value left = LoadSlot(d - 2);
   Value right = LoadSlot(d - 1);
-  const NumberKinds kinds = BranchOnNumberKinds(left, right, ints, floats, slow);
+  const NumberKinds kinds = BranchOnNumberKinds(left, right, ints, floats, mixed, slow);
   if (ints) {
     Enter(kinds.ints);
     Value result = IntArithmetic(op, SmallIntValue(left), SmallIntValue(right), slow);
@@ -983,25 +1034,35 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
   }
   if (floats) {
     Enter(kinds.floats);
-    Value a = FloatBits(left);
-    Value b = FloatBits(right);
-    Value bits;
-    switch (BinaryOpBase(op)) {
-      case NB_ADD: bits = e_.FAdd(a, b); break;
-      case NB_SUBTRACT: bits = e_.FSub(a, b); break;
-      case NB_MULTIPLY: bits = e_.FMul(a, b); break;
-      default: {  // NB_TRUE_DIVIDE: float division by zero (or -0.0) raises: the slow path does
-        Block nonzero = e_.NewBlock("nonzero_divisor");
-        e_.BranchUnlikely(e_.FCompare(FCmp::kOeq, b, e_.Imm(0)), slow, nonzero);
-        Enter(nonzero);
-        bits = e_.FDiv(a, b);
-        break;
-      }
-    }
-    FinishFloatResult(index, left, right, bits);
+    FinishFloatResult(index, left, right,
+                      FloatArithmetic(op, FloatBits(left), FloatBits(right), slow));
+  }
+  if (mixed) {
+    Enter(kinds.float_int);
+    Value int_right = ExactIntAsDouble(right, slow);
+    FinishFloatResult(index, left, right, FloatArithmetic(op, FloatBits(left), int_right, slow),
+                      /*mixed=*/true);
+    Enter(kinds.int_float);
+    Value int_left = ExactIntAsDouble(left, slow);
+    FinishFloatResult(index, left, right, FloatArithmetic(op, int_left, FloatBits(right), slow),
+                      /*mixed=*/true);
   }
   Enter(slow);
   return LowerHelper(index, generic, nullptr);
+}
+
+Value FunctionCompiler::FloatArithmetic(int op, Value a, Value b, Block slow) {
+  switch (BinaryOpBase(op)) {
+    case NB_ADD: return e_.FAdd(a, b);
+    case NB_SUBTRACT: return e_.FSub(a, b);
+    case NB_MULTIPLY: return e_.FMul(a, b);
+    default: {  // NB_TRUE_DIVIDE: float division by zero (or -0.0) raises: the slow path does
+      Block nonzero = e_.NewBlock("nonzero_divisor");
+      e_.BranchUnlikely(e_.FCompare(FCmp::kOeq, b, e_.Imm(0)), slow, nonzero);
+      Enter(nonzero);
+      return e_.FDiv(a, b);
+    }
+  }
 }
 
 bool FunctionCompiler::LowerCompareOp(int index) {
@@ -1011,10 +1072,11 @@ bool FunctionCompiler::LowerCompareOp(int index) {
   const int op = inst.oparg;
   bool ints = true;
   bool floats = true;
+  bool mixed = true;  // unless the interpreter saw only floats here
   switch (LiveOpcode(inst)) {
-    case COMPARE_OP_INT_JUMP: floats = false; break;
-    case COMPARE_OP_FLOAT_JUMP: ints = false; break;
-    case COMPARE_OP_STR_JUMP: ints = floats = false; break;
+    case COMPARE_OP_INT_JUMP: floats = mixed = false; break;
+    case COMPARE_OP_FLOAT_JUMP: ints = mixed = false; break;
+    case COMPARE_OP_STR_JUMP: ints = floats = mixed = false; break;
     default: break;
   }
   const OpEntry& generic = OpTable()[COMPARE_OP];
@@ -1045,7 +1107,7 @@ bool FunctionCompiler::LowerCompareOp(int index) {
   Block slow = e_.NewBlock("compare_generic");
   Value left = LoadSlot(d - 2);
   Value right = LoadSlot(d - 1);
-  const NumberKinds kinds = BranchOnNumberKinds(left, right, ints, floats, slow);
+  const NumberKinds kinds = BranchOnNumberKinds(left, right, ints, floats, mixed, slow);
   if (ints) {
     Enter(kinds.ints);
     Value holds = e_.Compare(IntComparison(op), SmallIntValue(left), SmallIntValue(right));
@@ -1054,11 +1116,22 @@ bool FunctionCompiler::LowerCompareOp(int index) {
     e_.Branch(holds, on_true, on_false);
   }
   if (floats) {
+    auto compare = [&](Value a, Value b) {
+      Value holds = e_.FCompare(FloatComparison(op), a, b);
+      Decref(right);
+      Decref(left);
+      e_.Branch(holds, on_true, on_false);
+    };
     Enter(kinds.floats);
-    Value holds = e_.FCompare(FloatComparison(op), FloatBits(left), FloatBits(right));
-    Decref(right);
-    Decref(left);
-    e_.Branch(holds, on_true, on_false);
+    compare(FloatBits(left), FloatBits(right));
+    if (mixed) {
+      Enter(kinds.float_int);
+      Value int_right = ExactIntAsDouble(right, slow);
+      compare(FloatBits(left), int_right);
+      Enter(kinds.int_float);
+      Value int_left = ExactIntAsDouble(left, slow);
+      compare(int_left, FloatBits(right));
+    }
   }
   if (!fused) {
     for (auto [block, object] : {std::pair{on_true, Py_True}, std::pair{on_false, Py_False}}) {

@@ -86,6 +86,8 @@ class Emitter {
   virtual Value FMul(Value a, Value b) = 0;
   virtual Value FDiv(Value a, Value b) = 0;
   virtual Value FCompare(FCmp cmp, Value a, Value b) = 0;  // an i1 condition
+  // The double nearest the signed int64 `a` (exact below 2^53 in magnitude), as bits.
+  virtual Value IntToDouble(Value a) = 0;
   // The address of an 8-byte slot in the native function's own stack frame, valid (and
   // uninitialized) for the whole call: for values several blocks read without dominating them.
   virtual Value StackSlot() = 0;

@@ -224,6 +224,12 @@ class LlvmEmitter final : public Emitter {
   Value FMul(Value a, Value b) override { return FloatOp("FMul", llvm::Instruction::FMul, a, b); }
   Value FDiv(Value a, Value b) override { return FloatOp("FDiv", llvm::Instruction::FDiv, a, b); }
 
+  Value IntToDouble(Value a) override {
+    if (!CanEmit("IntToDouble")) return Push(llvm::PoisonValue::get(i64_));
+    llvm::Value* value = builder_.CreateSIToFP(Get(a), builder_.getDoubleTy());
+    return Push(builder_.CreateBitCast(value, i64_));
+  }
+
   Value FCompare(FCmp cmp, Value a, Value b) override {
     if (!CanEmit("FCompare")) return Push(llvm::PoisonValue::get(builder_.getInt1Ty()));
     return Push(builder_.CreateFCmp(FloatPredicate(cmp), AsDouble(a), AsDouble(b)));

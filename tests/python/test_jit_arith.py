@@ -1,11 +1,12 @@
 """Inline int and float arithmetic, comparisons and branches in native code (jit/compile_function.cc,
 "Numeric fast paths").
 
-Compiled code computes BINARY_OP and COMPARE_OP on ints of up to two digits (|value| < 2**60) and
-exact floats inline, writes a result into an operand only the stack holds (a temporary) or boxes
-it itself, and branches on a comparison without making a bool; every other case calls the generic
-helper. These tests run every operator both ways - compiled and
-interpreted, on random operands around the boundaries that matter (the 30-bit digit, int64, the
+Compiled code computes BINARY_OP and COMPARE_OP on ints of up to two digits (|value| < 2**60),
+exact floats, and a float with an int of magnitude up to 2**53 inline, writes a result into an
+operand only the stack holds (a temporary) or boxes it itself, and branches on a comparison without
+making a bool; every other case calls the generic helper. These tests run every operator both
+ways - compiled and interpreted, on random operands around the boundaries that matter (the 30-bit
+digit, int64, 2**53, the
 small-int cache, -0.0, NaN, inf) - and require the same result (type and repr), the same exception
 with the same traceback lines, and unchanged reference counts.
 """
@@ -106,9 +107,11 @@ def same_everywhere(mods, name, a, b):
 INT_EDGES = [0, 1, -1, 2, -2, 3, 7, -7, -5, -6, 255, 256, 257, -4, 2**30 - 1, 2**30, -(2**30 - 1),
              -(2**30), 2**31, 2**31 - 1, -(2**31), -(2**31) - 1, 2**59, 2**60 - 1, 2**60,
              -(2**60 - 1), -(2**60), 2**61, 2**62 - 1, 2**62, -(2**62), 2**63 - 1, 2**63, -(2**63), -(2**63) - 1,
-             2**64, 10**30]
+             2**64, 10**30,
+             # the mixed int/float paths convert ints of magnitude up to 2**53 themselves
+             2**53 - 1, 2**53, 2**53 + 1, -(2**53), -(2**53) - 1, 2**54 + 1]
 FLOAT_EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, 1e308, -1e308, 5e-324, math.inf, -math.inf, math.nan,
-               2.0**53, 0.1, 3.0]
+               2.0**53, 2.0**53 + 2, -(2.0**53), 0.1, 3.0, 9007199254740993.0]
 
 ints = st.one_of(st.sampled_from(INT_EDGES),
                  st.integers(-2**31, 2**31),
@@ -163,6 +166,10 @@ def test_compiled_code_has_the_inline_paths(mods):
     assert "compact_ints" not in fatjit.explain(native.truediv, ir=True)  # int / int is no float op
     assert "float_operands_exact" in fatjit.explain(native.add, ir=True)
     assert "float_operands_exact" not in fatjit.explain(native.and_, ir=True)
+    # An exact float and an exact int: the int converted inline, both orders.
+    for name in ("add", "isub", "mul", "truediv", "lt", "if_ge"):
+        ir = fatjit.explain(getattr(native, name), ir=True)
+        assert "float_int" in ir and "int_float" in ir and "sitofp" in ir, name
     # A fused compare-and-branch makes no bool on its fast paths; a plain compare pushes one.
     fused = fatjit.explain(native.if_lt, ir=True)
     assert "compact_ints" in fused and "push_true" not in fused
