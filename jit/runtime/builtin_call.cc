@@ -18,23 +18,18 @@ PyObject* CallWithOneArgument(PyThreadState* tstate, PyCFunction cfunc, PyObject
   return result;
 }
 
-PyObject* CallFast(PyThreadState* tstate, PyCFunction cfunc, PyObject* self,
-                   PyObject* const* args, int64_t nargs) {
-  if (_Py_EnterRecursiveCallTstate(tstate, kWhere)) return nullptr;
-  PyObject* result =
-      reinterpret_cast<_PyCFunctionFast>(reinterpret_cast<void (*)(void)>(cfunc))(self, args,
-                                                                                 nargs);
-  _Py_LeaveRecursiveCallTstate(tstate);
-  return result;
+// METH_FASTCALL calls without a recursion check, as ceval's specialized PRECALL_*_FAST*
+// instructions make them (the unspecialized vectorcall counts one level more): a hot function's
+// calls then reach RecursionError at the depth the warmed-up interpreter does.
+PyObject* CallFast(PyCFunction cfunc, PyObject* self, PyObject* const* args, int64_t nargs) {
+  return reinterpret_cast<_PyCFunctionFast>(reinterpret_cast<void (*)(void)>(cfunc))(self, args,
+                                                                                    nargs);
 }
 
-PyObject* CallFastWithKeywords(PyThreadState* tstate, PyCFunction cfunc, PyObject* self,
-                               PyObject* const* args, int64_t nargs, PyObject* kwnames) {
-  if (_Py_EnterRecursiveCallTstate(tstate, kWhere)) return nullptr;
-  PyObject* result = reinterpret_cast<_PyCFunctionFastWithKeywords>(
+PyObject* CallFastWithKeywords(PyCFunction cfunc, PyObject* self, PyObject* const* args,
+                               int64_t nargs, PyObject* kwnames) {
+  return reinterpret_cast<_PyCFunctionFastWithKeywords>(
       reinterpret_cast<void (*)(void)>(cfunc))(self, args, nargs, kwnames);
-  _Py_LeaveRecursiveCallTstate(tstate);
-  return result;
 }
 
 }  // namespace
@@ -71,11 +66,10 @@ bool CallBuiltinDirectly(PyThreadState* tstate, PyObject* callable, PyObject* co
       break;
     case METH_FASTCALL:
       if (kwcount != 0) return false;
-      res = CallFast(tstate, def->ml_meth, self, args, total_args);
+      res = CallFast(def->ml_meth, self, args, total_args);
       break;
     case METH_FASTCALL | METH_KEYWORDS:
-      res = CallFastWithKeywords(tstate, def->ml_meth, self, args, total_args - kwcount,
-                                 kwnames);
+      res = CallFastWithKeywords(def->ml_meth, self, args, total_args - kwcount, kwnames);
       break;
     default:
       return false;

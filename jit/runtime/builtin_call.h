@@ -8,16 +8,17 @@
 // Produces: for an exact builtin_function_or_method, and for a method_descriptor whose self
 // (the first argument) is exactly of the descriptor's type, whose ml_flags are exactly METH_O
 // (one argument after self), METH_NOARGS (none), METH_FASTCALL or METH_FASTCALL|METH_KEYWORDS,
-// the C function's result. Every other callable, and those shapes with other argument counts or keywords where
-// the shape takes none, are left to the caller (PyObject_Vectorcall).
+// the C function's result. Every other callable, and those shapes with other argument counts or
+// keywords where the shape takes none, are left to the caller (PyObject_Vectorcall).
 // Why it is sound: these are the calls cfunction_vectorcall_* and method_vectorcall_* make once
 // their argument checks pass, and the checks above are stricter than theirs (exact types,
 // exact counts), so any call that could raise in those checks takes the ordinary path. The
-// recursion depth is counted as method_vectorcall_* counts it (the interpreter's specialized
-// instructions skip that for the FASTCALL shapes; counting is the conservative choice: it can
-// only raise RecursionError where the generic call does), and the result is checked as
-// PyObject_Vectorcall checks it (_Py_CheckFunctionResult: NULL without an exception, or a result
-// with one set, is a SystemError naming the function).
+// recursion depth is counted as the specialized instructions count it: one level for METH_O and
+// METH_NOARGS, none for the FASTCALL shapes (the generic vectorcall counts one there too; native
+// code runs hot functions, whose calls the interpreter has specialized, and counting one more
+// made recursion through such a call, e.g. getattr() into __getattr__, fail at half the depth).
+// The result is checked as PyObject_Vectorcall checks it (_Py_CheckFunctionResult: NULL without
+// an exception, or a result with one set, is a SystemError naming the function).
 #ifndef FATJIT_JIT_RUNTIME_BUILTIN_CALL_H_
 #define FATJIT_JIT_RUNTIME_BUILTIN_CALL_H_
 

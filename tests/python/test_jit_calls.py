@@ -713,6 +713,48 @@ def test_builtin_call_recursion_is_counted(jit):
     assert native.deepest() == plain.deepest()
 
 
+def test_recursion_through_fastcall_builtins_fails_at_the_interpreters_depth(jit):
+    # getattr() and sorted() are METH_FASTCALL: the interpreter's specialized calls of them count
+    # no recursion level (only its generic call does), so neither does native code. Counting one
+    # made getattr() -> __getattr__ recursion fail at half the depth (CPython's test_support).
+    native, plain = jit("""
+        class G:
+            __jit__ = ("__getattr__",)
+
+            def __init__(self, n):
+                self.n = n
+
+            def __getattr__(self, name):
+                if self.n:
+                    return getattr(G(self.n - 1), name)
+                return 0
+
+        def by_key(n):
+            if n:
+                sorted([n - 1], key=by_key)
+            return 0
+
+        def deepest(f):
+            n = 1
+            try:
+                while True:
+                    f(n)
+                    n += 1
+            except RecursionError:
+                return n
+    """, "G", "by_key", "deepest")
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(300)
+    try:
+        for module in (plain, native):  # the interpreter's copy warmed up: its calls specialized
+            for _ in range(3):
+                got = (module.deepest(lambda n: module.G(n).x), module.deepest(module.by_key))
+        assert got == (plain.deepest(lambda n: plain.G(n).x), plain.deepest(plain.by_key))
+        assert got[0] > 250  # one level per __getattr__ call, not two
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def test_native_code_dropped_by_its_own_call_stays_until_that_call_returns(jit):
     # fatjit.unspecialize(victim) inside victim frees its specialization; the machine code the
     # call is running stays (pinned, jit/native_code.h) until the call returns, then is freed.
