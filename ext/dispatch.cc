@@ -129,7 +129,10 @@ void RegisterAtFirstCall(CodeState* state, size_t index, PyObject* func) {
   PyErr_Restore(type, value, traceback);
 }
 
-PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
+// A call: a fresh frame of a thread (Dispatch below sends everything else to the interpreter).
+// Kept out of line: its prologue, the price of its size, is paid per call, not per resume.
+[[gnu::noinline]] PyObject* DispatchCall(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                                         int throwflag) {
   PyCodeObject* code = compat::FrameCode(frame);
   CodeState* state = CodeStateOf(code);
   if (state == nullptr || (state->specializations.empty() && !state->native)) {
@@ -137,8 +140,8 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
     if (!AutoModeOn() || (state != nullptr && state->native_in_flight) ||
         !CountCall(state, frame, throwflag)) {
       state = CodeStateOf(code);  // made by CountCall at the code object's first call
-      if (state == nullptr || !AutoModeOn() || state->native_in_flight || throwflag ||
-          !compat::FrameAtStart(frame) || !TimesItsCalls(state, code)) {
+      if (state == nullptr || !AutoModeOn() || state->native_in_flight ||
+          !TimesItsCalls(state, code)) {
         return compat::EvalFrameDefault(tstate, frame, throwflag);
       }
       const int32_t attempts = state->attempts;
@@ -155,14 +158,6 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
       return result;
     }
     state = CodeStateOf(code);  // this call made it hot: a pending specialization was added
-  }
-  if (throwflag) {
-    CountFallback(FallbackReason::kThrow);
-    return compat::EvalFrameDefault(tstate, frame, throwflag);
-  }
-  if (!compat::FrameOwnedByThread(frame) || !compat::FrameAtStart(frame)) {
-    CountFallback(FallbackReason::kResumed);
-    return compat::EvalFrameDefault(tstate, frame, throwflag);
   }
   if (compat::TracingActive(tstate)) {
     CountFallback(FallbackReason::kTracing);
@@ -240,6 +235,21 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
     CountFallback(FallbackReason::kBeingSpecialized);
   } else if (!state->specializations.empty()) {
     CountFallback(FallbackReason::kNotOwner);
+  }
+  return compat::EvalFrameDefault(tstate, frame, throwflag);
+}
+
+// The PEP 523 hook. A frame that does not start here (a generator or coroutine resumed, a
+// throw() into one, a frame handed over mid-code) runs in the interpreter: counted as a fallback
+// when something of fatjit's could have run it, never counted as a call. This test comes first
+// and alone, so that each resume in a generator pipeline costs little more than the hook's call.
+PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwflag) {
+  if (!throwflag && compat::FrameAtStart(frame) && compat::FrameOwnedByThread(frame)) {
+    return DispatchCall(tstate, frame, throwflag);
+  }
+  CodeState* state = CodeStateOf(compat::FrameCode(frame));
+  if (state != nullptr && (!state->specializations.empty() || state->native)) {
+    CountFallback(throwflag ? FallbackReason::kThrow : FallbackReason::kResumed);
   }
   return compat::EvalFrameDefault(tstate, frame, throwflag);
 }
