@@ -40,6 +40,17 @@ def check_world_change(jit, source, n=60, k=30, min_hits=20):
     return result
 
 
+# run(n, k): reads {read} n times, calling change() at iteration k.
+READ_LOOP = """
+    def run(n, k):
+        out = []
+        for i in range(n):
+            if i == k:
+                change()
+            out.append({read})
+        return out
+"""
+
 INSTANCE = """
     class C:
         def __init__(self):
@@ -50,15 +61,7 @@ INSTANCE = """
             return 10
 
     o = C()
-
-    def run(n, k):
-        out = []
-        for i in range(n):
-            if i == k:
-                change()
-            out.append((o.x, o.y))
-        return out
-"""
+""" + READ_LOOP.format(read="(o.x, o.y)")
 
 
 @pytest.mark.parametrize("change", [
@@ -444,15 +447,7 @@ PROPERTY = """
         x = 'D.x'
 
     o = C()
-
-    def run(n, k):
-        out = []
-        for i in range(n):
-            if i == k:
-                change()
-            out.append(o.x)
-        return out, len(calls)
-"""
+""" + READ_LOOP.format(read="(o.x, len(calls))")
 
 
 @pytest.mark.parametrize("change", [
@@ -480,7 +475,7 @@ def test_property_getter_with_native_code_is_called_directly(jit):
         same(native, plain, 40, -1)  # both compiled, the site's cache filled
         before = fatjit.stats()["jit"]["direct_calls"]
         counts = sys.getrefcount(native.o), sys.getrefcount(getter), sys.getrefcount(native.C.x)
-        assert same(native, plain, 40, -1)[0] == ([2] * 40, 80)
+        assert same(native, plain, 40, -1)[0] == [(2, 41 + i) for i in range(40)]
         assert fatjit.stats()["jit"]["direct_calls"] - before >= 40
         assert (sys.getrefcount(native.o), sys.getrefcount(getter),
                 sys.getrefcount(native.C.x)) == counts
