@@ -634,7 +634,8 @@ bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) 
 // Assumes CPython 3.11's layouts (static_asserts above): an exact int with |ob_size| <= 2 holds
 // its magnitude in ob_digit[0] + ob_digit[1] << 30 (at most 60 bits), so sums, differences,
 // quotients and remainders of two such values, and products of two in [-2^31, 2^31) (else the
-// slow path), stay below 2^62 in magnitude; an exact float holds a C double in ob_fval.
+// slow path), stay below 2^62 in magnitude, as do left shifts checked to (else the slow path);
+// an exact float holds a C double in ob_fval.
 // Produces, per BINARY_OP and COMPARE_OP: type tests on the two operands, the operation on
 // machine values, the result written into an operand the stack owns alone or boxed anew
 // (FinishIntResult, FinishFloatResult), and the generic helper call (LowerHelper) for every
@@ -758,10 +759,10 @@ int BinaryOpBase(int op) { return op >= NB_INPLACE_ADD ? op - NB_INPLACE_ADD : o
 bool IntOpInline(int op) {
   switch (BinaryOpBase(op)) {
     case NB_ADD: case NB_SUBTRACT: case NB_MULTIPLY: case NB_AND: case NB_OR: case NB_XOR:
-    case NB_FLOOR_DIVIDE: case NB_REMAINDER:
+    case NB_FLOOR_DIVIDE: case NB_REMAINDER: case NB_LSHIFT: case NB_RSHIFT:
       return true;
     default:
-      return false;  // true division makes a float; shifts and powers can grow past int64
+      return false;  // true division makes a float; powers can grow past int64
   }
 }
 
@@ -828,6 +829,29 @@ Value FunctionCompiler::IntArithmetic(int op, Value a, Value b, Block slow) {
     case NB_AND: return e_.And(a, b);
     case NB_OR: return e_.Or(a, b);
     case NB_XOR: return e_.Xor(a, b);
+    case NB_RSHIFT: {
+      // floor(a / 2^b): an arithmetic shift, by at most 63 (every larger count gives what 63
+      // gives: 0 or -1). A negative count raises ValueError: the slow path does.
+      Block counted = e_.NewBlock("rshift_count");
+      e_.BranchUnlikely(e_.Compare(Cmp::kSlt, b, e_.Imm(0)), slow, counted);
+      Enter(counted);
+      return e_.AShr(a, e_.Select(e_.Compare(Cmp::kSlt, b, e_.Imm(63)), b, e_.Imm(63)));
+    }
+    case NB_LSHIFT: {
+      // a * 2^b when the count is in [0, 62] and the product stays below 2^62 in magnitude
+      // (shifting back gives a again); anything else (a negative count raises) takes the slow path.
+      constexpr int64_t kLimit = int64_t{1} << 62;
+      Block counted = e_.NewBlock("lshift_count");
+      Block shifted = e_.NewBlock("lshift_fits");
+      e_.Branch(e_.Compare(Cmp::kUlt, b, e_.Imm(63)), counted, slow);
+      Enter(counted);
+      Value r = e_.Shl(a, b);
+      Value exact = e_.Compare(Cmp::kEq, e_.AShr(r, b), a);
+      Value small = e_.Compare(Cmp::kUlt, e_.Add(r, e_.Imm(kLimit - 1)), e_.Imm(2 * kLimit - 1));
+      e_.Branch(e_.And(exact, small), shifted, slow);
+      Enter(shifted);
+      return r;
+    }
     default: break;
   }
   // Floor division and modulo: C truncates; Python rounds toward -inf, so when the remainder is

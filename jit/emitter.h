@@ -77,6 +77,10 @@ class Emitter {
   // (INT64_MIN, -1): the frontend tests b first.
   virtual Value SDiv(Value a, Value b) = 0;
   virtual Value SRem(Value a, Value b) = 0;
+  // a << b and a >> b (arithmetic: the sign fills in) on int64. Undefined unless 0 <= b < 64:
+  // the frontend clamps or tests b first.
+  virtual Value Shl(Value a, Value b) = 0;
+  virtual Value AShr(Value a, Value b) = 0;
 
   // IEEE doubles, carried in int64 values as their bits (what a 64-bit Load of a
   // PyFloatObject's ob_fval gives, what a helper taking the bits as int64 receives). Results of

@@ -219,6 +219,16 @@ class LlvmEmitter final : public Emitter {
     return Push(builder_.CreateSRem(AsI64(a), AsI64(b)));
   }
 
+  Value Shl(Value a, Value b) override {
+    if (!CanEmit("Shl")) return Push(llvm::PoisonValue::get(i64_));
+    return Push(builder_.CreateShl(AsI64(a), AsI64(b)));
+  }
+
+  Value AShr(Value a, Value b) override {
+    if (!CanEmit("AShr")) return Push(llvm::PoisonValue::get(i64_));
+    return Push(builder_.CreateAShr(AsI64(a), AsI64(b)));
+  }
+
   Value FAdd(Value a, Value b) override { return FloatOp("FAdd", llvm::Instruction::FAdd, a, b); }
   Value FSub(Value a, Value b) override { return FloatOp("FSub", llvm::Instruction::FSub, a, b); }
   Value FMul(Value a, Value b) override { return FloatOp("FMul", llvm::Instruction::FMul, a, b); }
