@@ -86,6 +86,18 @@ AttrCacheEntry* Refill(AttrCache* c, Fill fill) {
 
 // --- filling -------------------------------------------------------------------------------
 
+// CPython 3.11's propertyobject (Objects/descrobject.c), which no header declares
+// (a property is cached only while property's instance size is this struct's).
+struct PropertyLayout {
+  PyObject_HEAD
+  PyObject* prop_get;
+  PyObject* prop_set;
+  PyObject* prop_del;
+  PyObject* prop_doc;
+  PyObject* prop_name;
+  int getter_doc;
+};
+
 // owner.name of an exact module finds md_dict's entry: ModuleType defines no such name (a
 // static type, never modified), and module_getattro consults __getattr__ only when the dict
 // has no entry.
@@ -197,7 +209,8 @@ void FillLoad(AttrCacheEntry* c, PyObject* name, PyObject* owner, bool method) {
       FillSlot(c, owner, descr, version, false);
       return;
     }
-    if (descr_type == &PyProperty_Type && !method && owner != Py_None) {
+    if (descr_type == &PyProperty_Type && !method && owner != Py_None &&
+        PyProperty_Type.tp_basicsize == static_cast<Py_ssize_t>(sizeof(PropertyLayout))) {
       c->kind = AttrCacheKind::kProperty;
       c->type_version = version;
       c->value = descr;
@@ -268,17 +281,6 @@ PyObject* ProbeLoad(const AttrCacheEntry* c, PyObject* name, PyObject* owner) {
   }
   return nullptr;
 }
-
-// CPython 3.11's propertyobject (Objects/descrobject.c), which no header declares.
-struct PropertyLayout {
-  PyObject_HEAD
-  PyObject* prop_get;
-  PyObject* prop_set;
-  PyObject* prop_del;
-  PyObject* prop_doc;
-  PyObject* prop_name;
-  int getter_doc;
-};
 
 // The getter (borrowed) that owner.name calls if the cache answers for this owner, else null.
 PyObject* ProbeGetter(const AttrCacheEntry* c, PyObject* owner) {
