@@ -119,5 +119,19 @@ env = sorted(fj.get("altered the execution environment", set()) -
              base.get("altered the execution environment", set()))
 if env:
     print(f"environment altered only under fatjit: {env}")
+if only:
+    # What failed, from the fatjit log: each unittest FAIL/ERROR block (to the end of its
+    # traceback) and each fatal error, so a CI log that keeps only the tail still says why.
+    lines = open(sys.argv[2], errors="replace").read().splitlines()
+    shown = 0
+    for i, line in enumerate(lines):
+        if re.match(r"^(FAIL|ERROR): |^Fatal Python error", line) and shown < 400:
+            block = [line]
+            for nxt in lines[i + 1:i + 80]:
+                if nxt.startswith(("FAIL: ", "ERROR: ", "Ran ", "=" * 20)):
+                    break
+                block.append(nxt)
+            print("\n".join(block))
+            shown += len(block)
 sys.exit(1 if only else 0)
 EOF
