@@ -11,9 +11,11 @@
 
 #include "absl/strings/str_format.h"
 #include "ext/auto_specialize.h"
+#include "ext/boot.h"
 #include "ext/dispatch.h"
 #include "ext/tuning.h"
 #include "jit/compile_function.h"
+#include "specializer/bytecode/opcode_tables.h"
 
 namespace fatjit {
 namespace {
@@ -22,6 +24,19 @@ int32_t g_threshold = tuning::kDefaultSpecializeThreshold;  // in force: min(spe
 int32_t g_specialize_threshold = tuning::kDefaultSpecializeThreshold;
 int32_t g_jit_threshold = -1;
 bool g_jit_background = true;
+
+// The start-up counter's capsule (ext/boot.c) when FATJIT=auto started with it: found at
+// enable(), read at each code object's first counted call.
+const FatjitBootCounts* g_boot_counts = nullptr;
+
+void FindBootCounts() {
+  PyObject* boot = PyDict_GetItemString(PyImport_GetModuleDict(), "_fatjit_boot");  // borrowed
+  Ref<> capsule = boot ? Ref<>::Steal(PyObject_GetAttrString(boot, "_counts")) : Ref<>();
+  g_boot_counts = capsule ? static_cast<const FatjitBootCounts*>(PyCapsule_GetPointer(
+                                capsule.obj(), FATJIT_BOOT_COUNTS_CAPSULE))
+                          : nullptr;
+  PyErr_Clear();  // no module, or a stranger's module of that name: counting starts at 0
+}
 
 // Calls to wait before the attempt after `attempts` attempts, or 0 for none.
 int32_t CallsBeforeNextAttempt(int32_t attempts) {
@@ -127,6 +142,12 @@ bool CountCallSlow(CodeState* state, _PyInterpreterFrame* frame) {
   if (state->calls_until_attempt == kNotCounted) {
     state->calls_until_attempt =
         Countable(code) && !OwnPackage(frame) ? CallsBeforeNextAttempt(state->attempts) : 0;
+    // The first wait goes on from where the start-up counter stopped.
+    if (state->calls_until_attempt > 0 && state->attempts == 0 && g_boot_counts != nullptr) {
+      const int64_t counted = g_boot_counts->calls_counted(reinterpret_cast<PyObject*>(code));
+      state->calls_until_attempt =
+          static_cast<int32_t>(std::max<int64_t>(1, state->calls_until_attempt - counted));
+    }
   }
   if (state->calls_until_attempt == 0) return false;  // gave up on this code object
   ++GlobalStats().calls_counted;
@@ -144,7 +165,8 @@ bool CountCallSlow(CodeState* state, _PyInterpreterFrame* frame) {
 
 namespace {
 
-// JUMP_BACKWARD or JUMP_BACKWARD_NO_INTERRUPT in the code's (unquickened) bytecode.
+// A backward jump in the code's (unquickened) bytecode: JUMP_BACKWARD (`for`), or a
+// POP_JUMP_BACKWARD_IF_* (the test at the bottom of a `while` loop).
 bool HasBackwardJump(PyCodeObject* code) {
   Ref<> bytes = Ref<>::Steal(PyCode_GetCode(code));
   if (!bytes) {
@@ -154,7 +176,7 @@ bool HasBackwardJump(PyCodeObject* code) {
   const auto* units = reinterpret_cast<const uint8_t*>(PyBytes_AS_STRING(bytes.obj()));
   const Py_ssize_t size = PyBytes_GET_SIZE(bytes.obj());
   for (Py_ssize_t i = 0; i + 1 < size; i += 2) {
-    if (units[i] == JUMP_BACKWARD || units[i] == JUMP_BACKWARD_NO_INTERRUPT) return true;
+    if (bytecode::IsBackwardJump(units[i])) return true;
   }
   return false;
 }
@@ -312,6 +334,7 @@ PyObject* EnableAutoMode(PyObject*, PyObject* args, PyObject* kwargs) {
   g_threshold = jit_threshold >= 0 ? std::min(specialize_threshold, jit_threshold)
                                    : specialize_threshold;
   internal::g_auto_mode_on = true;
+  FindBootCounts();
   InstallOrRemoveHook();
   Py_RETURN_NONE;
 }

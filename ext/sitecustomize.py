@@ -10,7 +10,7 @@ it runs that one afterwards, as if it were first.
 import os
 
 if os.environ.get("FATJIT") == "auto":
-    import fatjit._autoload  # noqa: F401
+    import _fatjit_boot  # noqa: F401  (ext/boot.c: fatjit itself loads when a function gets hot)
 
 
 def _run_shadowed_sitecustomize():

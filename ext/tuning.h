@@ -7,7 +7,12 @@
 
 #include <cstdint>
 
+#include "ext/tuning_defaults.h"
+
 namespace fatjit::tuning {
+
+// The three values shared with the start-up counter (ext/boot.c, C) are defined in
+// ext/tuning_defaults.h; their reasons are here.
 
 // Calls of a code object before automatic mode specializes its function
 // (FATJIT_SPECIALIZE_THRESHOLD overrides it; 0 = at the first call).
@@ -30,7 +35,7 @@ namespace fatjit::tuning {
 // never where b <= 0, which is common for interpreted code today. 10,000 keeps
 // warm code (start-up, argument parsing, most of a test suite) from paying C, and the loss
 // bounded where specializing does not pay. Revisit when the JIT tier makes b large.
-inline constexpr int32_t kDefaultSpecializeThreshold = 10000;
+inline constexpr int32_t kDefaultSpecializeThreshold = FATJIT_DEFAULT_SPECIALIZE_THRESHOLD;
 
 // Calls of a code object before automatic mode compiles it to native code (on the compiler
 // thread, at the optimizing tier), FATJIT_JIT_THRESHOLD overriding it ("off": never). The
@@ -46,13 +51,13 @@ inline constexpr int32_t kDefaultSpecializeThreshold = 10000;
 // and codegen takes CPU on the compiler thread (up to a few hundred ms per big function at the
 // optimizing tier), beside the program. 1,000 calls leaves warm code (start-up, argument
 // parsing) interpreted; a lower value compiles more of a test suite's one-off functions.
-inline constexpr int32_t kDefaultJitThreshold = 1000;
+inline constexpr int32_t kDefaultJitThreshold = FATJIT_DEFAULT_JIT_THRESHOLD;
 
 // The interpreted time of a loop-carrying code object's calls that counts as one call toward
 // the thresholds (auto_mode.h, CreditLoopTime). 10 us: 1,000 calls' worth (the JIT threshold)
 // is 10 ms of a function's own running time, about what compiling it costs the background
 // thread; an ordinary warm call takes 0.2-1 us, so loop time counts 10-50x less than calls do.
-inline constexpr int64_t kLoopTimePerCallNs = 10'000;
+inline constexpr int64_t kLoopTimePerCallNs = FATJIT_LOOP_TIME_PER_CALL_NS;
 
 // After an attempt (refused, or specialized and later dropped: a guard failed for good, the
 // function died), the next attempt waits kRetryBackoff times longer than the previous one:

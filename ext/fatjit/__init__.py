@@ -167,3 +167,8 @@ __all__ = [
     "is_enabled", "jit", "replace_consts", "reset_stats", "specialize", "stats", "unspecialize",
     "wait_for_compiles",
 ]
+
+# FATJIT=auto started with the start-up counter (ext/boot.c) still counting: importing fatjit turns
+# automatic mode on now, so that the program's use of the API finds it on.
+if "_fatjit_boot" in _sys.modules:
+    _sys.modules["_fatjit_boot"].hand_over()

@@ -1,10 +1,11 @@
 """FATJIT=auto: turns automatic mode on while the interpreter starts.
 
-Imported only when FATJIT=auto, by the one line of fatjit_autoload.pth that `pip install`
-places in site-packages (or, in the build tree, by build/python/sitecustomize.py). Start-up
-must not break because of fatjit: a failure to turn it on is reported on one line of stderr, and
-a fatjit that cannot be imported at all is reported by site ("Error processing line ..." or
-"Error in sitecustomize"); either way the program then runs without it. Sub-interpreters (which
+Imported only when FATJIT=auto, by the start-up counter _fatjit_boot (ext/boot.c), which the one
+line of fatjit_autoload.pth that `pip install` places in site-packages imports (or, in the build
+tree, build/python/sitecustomize.py): at start-up when a threshold is 0 or FATJIT_AST, FATJIT_STATS
+or FATJIT_LOG is set, otherwise when the first function gets hot or the program imports fatjit.
+The program must not break because of fatjit: a failure to turn it on is reported on one line of
+stderr, and the program then runs without it. Sub-interpreters (which
 run site too) are left alone silently: automatic mode belongs to the main interpreter.
 FATJIT_AST=1 also installs the AST specializer's import hook (fatjit/_ast/import_hook.py):
 modules imported from then on get source-level specializations.

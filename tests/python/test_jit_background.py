@@ -149,7 +149,8 @@ def test_a_bad_jit_threshold_is_refused(bad, message):
 def test_a_function_called_twice_with_a_long_loop_is_compiled_for_its_next_call():
     # Loop time counts as calls (ext/auto_mode.h, CreditLoopTime): 30+ ms in spin's loop is
     # more than the 1,000 calls' worth (10 us each) of the JIT threshold, so the second call
-    # makes the attempt. A function without a backward jump is only counted by its calls.
+    # makes the attempt. A `while` loop (its backward jump is the conditional one at the bottom)
+    # counts too. A function without a backward jump is only counted by its calls.
     out = check(run("""
 import fatjit
 def spin(n):
@@ -157,20 +158,28 @@ def spin(n):
     for i in range(n):
         t += i * i % 7
     return t
+def spin_while(n):
+    i = 0
+    while i < n:
+        i += 1
+    return i
 def flat(x):
     return x + 1
 spin(300000)
+spin_while(600000)
 flat(0)
 s = fatjit.stats()
-print(s["loop_time_credit"] >= 999, s["jit"]["compiles"])
+print(s["loop_time_credit"] >= 1990, s["jit"]["compiles"])
 assert spin(300000) == sum(i * i % 7 for i in range(300000))   # the attempt: compile queued
+assert spin_while(10) == 10
 flat(1)
 fatjit.wait_for_compiles()
 assert spin(1000) == sum(i * i % 7 for i in range(1000))
-print("native code" in fatjit.explain(spin), "native code" in fatjit.explain(flat))
+print("native code" in fatjit.explain(spin), "native code" in fatjit.explain(spin_while),
+      "native code" in fatjit.explain(flat))
 print(fatjit.stats()["jit"]["native_calls"] >= 1)
 """, FATJIT="auto"))
-    assert out.split() == ["True", "0", "True", "False", "True"], out
+    assert out.split() == ["True", "0", "True", "True", "False", "True"], out
 
 
 def test_exit_with_compiles_queued_and_under_way():
