@@ -6,16 +6,19 @@ sitecustomize.py; default build/) and a CPython 3.11 interpreter (default: the o
 script, resolved past pyenv's shim, so the shim's own start-up is not counted).
 
 Produces, for an empty program, the wall time and the CPU time (user + system) of a whole
-process (spawn to exit) in five settings, run N times each, interleaved (one of each per round,
+process (spawn to exit) in six settings, run N times each, interleaved (one of each per round,
 so that a slow moment of a noisy machine hits every setting alike):
   plain     python3 -c pass                                  (no PYTHONPATH)
   tree      PYTHONPATH=BUILD_DIR/python python3 -c pass      (FATJIT unset: sitecustomize only)
-  auto      the same with FATJIT=auto                        (automatic mode on)
+  auto      the same with FATJIT=auto                        (automatic mode on: the start-up
+                                                              counter _fatjit_boot, ext/boot.c)
+  handover  FATJIT=auto python3 -c "import fatjit"           (fatjit loaded and turned on, what
+                                                              the first hot function costs once)
   plain-m   python3 -m EMPTY                                 (python -m's own cost: runpy...)
   module    PYTHONPATH=... python3 -m fatjit EMPTY.py        (FATJIT unset)
 with medians, the spread (first and third quartiles), and the differences of the medians (tree
-and auto against plain, module against plain-m). Then
-where FATJIT=auto's time goes, from child processes that time each step themselves (medians):
+and auto against plain, handover against auto, module against plain-m). Then
+where the hand-over's time goes, from child processes that time each step themselves (medians):
 the dynamic loader's share (dlopen of _fatjit*.so alone, with the flags the import system
 uses), the extension's initialisation (PyInit, the .so already mapped), the rest of
 `import fatjit`, and `fatjit.enable()`; and the fatjit lines of `python3 -X importtime`.
@@ -111,6 +114,7 @@ def main():
         "plain": ([python, "-c", "pass"], base_env),
         "tree": ([python, "-c", "pass"], tree_env),
         "auto": ([python, "-c", "pass"], auto_env),
+        "handover": ([python, "-c", "import fatjit"], auto_env),
         # python -m itself imports runpy and importlib.util (~5 ms): the -m baseline.
         "plain-m": ([python, "-m", "startup_cost_empty"],
                     dict(base_env, PYTHONPATH=empty_dir.name)),
@@ -140,7 +144,8 @@ def main():
         print(f"  {name:7s} {wall:7.2f}  [{wall_q1:6.2f}, {wall_q3:6.2f}]  {cpu:7.2f}  "
               f"[{cpu_q1:6.2f}, {cpu_q3:6.2f}]   {command}")
     print("differences of the medians (wall, CPU):")
-    for name, base in (("tree", "plain"), ("auto", "plain"), ("module", "plain-m")):
+    for name, base in (("tree", "plain"), ("auto", "plain"), ("handover", "auto"),
+                       ("module", "plain-m")):
         base_wall, base_cpu = medians[base]
         extra_wall = medians[name][0] - base_wall
         extra_cpu = medians[name][1] - base_cpu
@@ -154,7 +159,8 @@ def main():
                              check=True, capture_output=True, text=True).stdout.split()
         for column, value in zip(steps, out):
             column.append(int(value) / 1e6)
-    print("FATJIT=auto, step by step (medians of child processes that time themselves, ms):")
+    print("fatjit's hand-over (a function got hot, or `import fatjit`), step by step "
+          "(medians of child processes that time themselves, ms):")
     for label, column in zip(("dlopen of _fatjit*.so (the dynamic loader)",
                               "PyInit__fatjit (module initialisation)",
                               "the rest of `import fatjit`",
@@ -178,9 +184,9 @@ def main():
         print(f"  {own:6.2f} {total:6.2f}  {' ' * (depth - 1)}{name}")
     modules = subprocess.run(
         [python, "-c", "import sys; print(' '.join(sorted(m for m in sys.modules "
-         "if m.startswith('fatjit'))))"], env=auto_env, check=True, capture_output=True,
+         "if 'fatjit' in m)))"], env=auto_env, check=True, capture_output=True,
         text=True).stdout.strip()
-    print(f"fatjit modules loaded by FATJIT=auto: {modules}")
+    print(f"fatjit modules loaded at start-up by FATJIT=auto: {modules}")
 
 
 if __name__ == "__main__":
