@@ -11,8 +11,9 @@
  * variables), it hands over: it removes its hook, imports fatjit._autoload (which turns automatic
  * mode on and installs fatjit's own hook) and passes the frame to the hook now installed.
  * fatjit's counter starts each code object where this one stopped: it reads calls_counted()
- * through the capsule _fatjit_boot._counts. `import fatjit` hands over too (fatjit/__init__.py),
- * so a program that uses fatjit's API finds automatic mode on.
+ * through the capsule _fatjit_boot._counts. The program's first use of fatjit's API hands over
+ * too (fatjit/_api.py), so that it finds automatic mode on. `python -m fatjit` starts the same
+ * counter (start(), from fatjit/__main__.py).
  *
  * Hands over at once instead, without counting, when something needs fatjit from the start: a
  * threshold of 0, FATJIT_AST=1 (its import hook must see every import), FATJIT_STATS or
@@ -126,8 +127,8 @@ static PyObject *boot_eval(PyThreadState *tstate, _PyInterpreterFrame *frame, in
 static int
 hand_over_now(void)
 {
-    if (!armed || handing_over) {
-        return 0;
+    if (!armed || handing_over || PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        return 0;  /* a sub-interpreter's fatjit (hand_over()) leaves the main one's counter be */
     }
     armed = 0;
     handing_over = 1;
@@ -254,6 +255,34 @@ needs_fatjit_now(void)
                _PyEval_EvalFrameDefault;
 }
 
+/* Starts counting (installs the hook): 1, or 0 when fatjit is needed now (needs_fatjit_now, or
+ * no co_extra slot left), or outside the main interpreter. */
+static int
+start_counting(void)
+{
+    if (armed) {
+        return 1;
+    }
+    if (PyInterpreterState_Get() != PyInterpreterState_Main() || needs_fatjit_now()) {
+        return 0;
+    }
+    if (extra_index < 0) {
+        extra_index = _PyEval_RequestCodeExtraIndex(NULL);
+        if (extra_index < 0) {
+            return 0;
+        }
+    }
+    armed = 1;
+    _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), boot_eval);
+    return 1;
+}
+
+static PyObject *
+start(PyObject *module, PyObject *unused)
+{
+    return PyBool_FromLong(start_counting());
+}
+
 static PyObject *
 hand_over(PyObject *module, PyObject *unused)
 {
@@ -275,6 +304,11 @@ static PyMethodDef boot_methods[] = {
     {"hand_over", hand_over, METH_NOARGS,
      "hand_over()\n--\n\nTurn automatic mode on now (import fatjit._autoload), if this module "
      "is still counting."},
+    {"start", start, METH_NOARGS,
+     "start()\n--\n\nCount calls until a function gets hot, then turn automatic mode on (python "
+     "-m fatjit). False, counting nothing, when automatic mode is needed from the start (a "
+     "threshold of 0 or malformed, FATJIT_AST, FATJIT_STATS, FATJIT_LOG) or outside the main "
+     "interpreter: then the caller turns it on itself."},
     {"status", status, METH_NOARGS,
      "status()\n--\n\n{'counting': bool, 'threshold': int, 'calls_counted': int}."},
     {NULL, NULL, 0, NULL},
@@ -305,19 +339,12 @@ PyInit__fatjit_boot(void)
         getenv("FATJIT") == NULL || strcmp(getenv("FATJIT"), "auto") != 0) {
         return module;
     }
-    if (needs_fatjit_now()) {
-        armed = 1;
+    if (!start_counting()) {
+        armed = 1;  /* so that hand_over_now hands over */
         if (hand_over_now() < 0) {
             Py_DECREF(module);
             return NULL;
         }
-        return module;
     }
-    extra_index = _PyEval_RequestCodeExtraIndex(NULL);
-    if (extra_index < 0) {
-        return module;  /* no slot left: automatic mode stays off, as fatjit's would */
-    }
-    armed = 1;
-    _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), boot_eval);
     return module;
 }

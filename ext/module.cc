@@ -87,6 +87,15 @@ PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "fatjit._fatjit",
 }  // namespace fatjit
 
 PyMODINIT_FUNC PyInit__fatjit() {
+  // Initialized once per process (single-phase), in the main interpreter: its co_extra slot is
+  // the main interpreter's, and what it creates must outlive any sub-interpreter. A
+  // sub-interpreter imports the main one's copy, or nothing.
+  if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+    PyErr_SetString(PyExc_ImportError,
+                    "fatjit: the extension fatjit._fatjit initializes in the main interpreter "
+                    "(use fatjit there first); sub-interpreters run without automatic mode");
+    return nullptr;
+  }
   PyObject* module = PyModule_Create(&fatjit::kModule);
   if (module == nullptr) return nullptr;
   fatjit::InitEventLogFromEnvironment();

@@ -156,18 +156,30 @@ def _parse(argv):
     return (lambda: _run_script(first, rest)), None
 
 
+def _start_counting():
+    """Automatic mode through the start-up counter (ext/boot.c), as FATJIT=auto starts it:
+    fatjit loads when the first function gets hot. False when it is needed from the start (a
+    threshold of 0 or malformed, FATJIT_AST, FATJIT_STATS, FATJIT_LOG): then main() turns it on."""
+    try:
+        import _fatjit_boot
+    except ImportError:
+        return False
+    return _fatjit_boot.start()
+
+
 def main(argv):
     run, status = _parse(argv)
     if run is None:
         return status
-    try:
-        fatjit.enable()
-    except ValueError as error:  # a malformed FATJIT_SPECIALIZE_THRESHOLD
-        sys.stderr.write(f"python -m fatjit: error: {error}\n")
-        return 2
-    if os.environ.get("FATJIT_AST", "") == "1":  # the AST specializer's import hook
-        from fatjit._ast import import_hook
-        import_hook.install()
+    if not _start_counting():
+        try:
+            fatjit.enable()
+        except ValueError as error:  # a malformed FATJIT_SPECIALIZE_THRESHOLD
+            sys.stderr.write(f"python -m fatjit: error: {error}\n")
+            return 2
+        if os.environ.get("FATJIT_AST", "") == "1":  # the AST specializer's import hook
+            from fatjit._ast import import_hook
+            import_hook.install()
     try:
         run()
     except SystemExit:

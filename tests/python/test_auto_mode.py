@@ -263,6 +263,7 @@ def test_a_malformed_threshold_is_reported_and_the_program_runs(tmp_path):
 
 SUB_INTERPRETER = '''
 import _testcapi, fatjit
+fatjit.is_enabled()  # the API loads in the main interpreter first
 sub = """
 import sys, fatjit
 try:
@@ -273,6 +274,32 @@ except RuntimeError as error:
 assert _testcapi.run_in_subinterp(sub) == 0
 print(fatjit.is_enabled(), fatjit.stats()["hook_installed"])
 '''
+
+
+SUB_INTERPRETER_FIRST = '''
+import _testcapi, fatjit
+sub = """
+import fatjit
+try:
+    fatjit.is_enabled()
+except ImportError as error:
+    print(error)
+"""
+assert _testcapi.run_in_subinterp(sub) == 0
+print(fatjit.is_enabled(), fatjit.stats()["hook_installed"])
+'''
+
+
+def test_a_sub_interpreter_using_fatjit_first_gets_an_import_error_and_main_is_unharmed():
+    # The extension initializes once per process, in the main interpreter: before the main one
+    # used fatjit, a sub-interpreter's use raises ImportError (initialized there, it crashed the
+    # process later, when the main one used what the dead sub-interpreter had made).
+    out = run(["-c", SUB_INTERPRETER_FIRST], FATJIT="auto")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("fatjit: the extension fatjit._fatjit initializes in the main "
+                               "interpreter"), lines
+    assert lines[1:] == ["True True"]
 
 
 def test_sub_interpreters_run_without_it_and_leave_the_main_one_alone():
