@@ -12,18 +12,22 @@ so that a slow moment of a noisy machine hits every setting alike):
   tree      PYTHONPATH=BUILD_DIR/python python3 -c pass      (FATJIT unset: sitecustomize only)
   auto      the same with FATJIT=auto                        (automatic mode on: the start-up
                                                               counter _fatjit_boot, ext/boot.c)
-  handover  FATJIT=auto python3 -c "import fatjit"           (fatjit loaded and turned on, what
+  handover  FATJIT=auto python3 -c "import fatjit; fatjit.is_enabled()"
+                                                             (fatjit loaded and turned on, what
                                                               the first hot function costs once)
-  plain-m   python3 -m EMPTY                                 (python -m's own cost: runpy...)
+  plain-m   PYTHONPATH=...:TMP python3 -m EMPTY              (python -m's own cost: runpy...)
   module    PYTHONPATH=... python3 -m fatjit EMPTY.py        (FATJIT unset)
 with medians, the spread (first and third quartiles), and the differences of the medians (tree
-and auto against plain, handover against auto, module against plain-m). Then
+and auto against plain, auto against tree (fatjit's own share: an installed fatjit has no
+sitecustomize, its .pth line costs one environment lookup), handover against auto, module
+against plain-m (both with the build tree's sitecustomize)). Then
 where the hand-over's time goes, from child processes that time each step themselves (medians):
 the dynamic loader's share (dlopen of _fatjit*.so alone, with the flags the import system
 uses), the extension's initialisation (PyInit, the .so already mapped), the rest of
 `import fatjit`, and `fatjit.enable()`; and the fatjit lines of `python3 -X importtime`.
 
-Sound because only differences of medians of interleaved runs are reported as costs; the
+Sound because only differences of medians (and of first deciles) of interleaved runs are
+reported as costs; the
 absolute figures depend on the machine (and on whatever .pth files its site-packages holds).
 """
 
@@ -94,6 +98,9 @@ def main():
     parser.add_argument("--python", default=sys.executable, help="the interpreter to measure")
     parser.add_argument("--build-dir", default=os.path.join(ROOT, "build"),
                         help="the build tree (default build/)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count each setting's instructions under valgrind's callgrind "
+                             "(one run each; the count does not move with the machine's load)")
     args = parser.parse_args()
 
     python = real_python(args.python)
@@ -114,10 +121,10 @@ def main():
         "plain": ([python, "-c", "pass"], base_env),
         "tree": ([python, "-c", "pass"], tree_env),
         "auto": ([python, "-c", "pass"], auto_env),
-        "handover": ([python, "-c", "import fatjit"], auto_env),
+        "handover": ([python, "-c", "import fatjit; fatjit.is_enabled()"], auto_env),
         # python -m itself imports runpy and importlib.util (~5 ms): the -m baseline.
         "plain-m": ([python, "-m", "startup_cost_empty"],
-                    dict(base_env, PYTHONPATH=empty_dir.name)),
+                    dict(tree_env, PYTHONPATH=f"{package_root}{os.pathsep}{empty_dir.name}")),
         "module": ([python, "-m", "fatjit", empty], tree_env),
     }
     with empty_dir:
@@ -144,14 +151,50 @@ def main():
         print(f"  {name:7s} {wall:7.2f}  [{wall_q1:6.2f}, {wall_q3:6.2f}]  {cpu:7.2f}  "
               f"[{cpu_q1:6.2f}, {cpu_q3:6.2f}]   {command}")
     print("differences of the medians (wall, CPU):")
-    for name, base in (("tree", "plain"), ("auto", "plain"), ("handover", "auto"),
-                       ("module", "plain-m")):
+    for name, base in (("tree", "plain"), ("auto", "plain"), ("auto", "tree"),
+                       ("handover", "auto"), ("module", "plain-m")):
         base_wall, base_cpu = medians[base]
         extra_wall = medians[name][0] - base_wall
         extra_cpu = medians[name][1] - base_cpu
         print(f"  {name:7s} - {base:7s}  {extra_wall:+7.2f} ms "
               f"({100 * extra_wall / base_wall:+5.1f}%)  {extra_cpu:+7.2f} ms "
               f"({100 * extra_cpu / base_cpu:+5.1f}%)")
+    # A busy machine makes start-up times bimodal (quartiles 13 and 18 ms for one setting):
+    # the fastest tenth of each setting's runs is what the program costs when nothing else
+    # intervenes, which noise can only lengthen.
+    fast = {name: statistics.quantiles(cpus[name], n=10)[0] for name in settings}
+    print("differences of the first deciles (CPU; the undisturbed runs):")
+    for name, base in (("tree", "plain"), ("auto", "plain"), ("auto", "tree"),
+                       ("handover", "auto"), ("module", "plain-m")):
+        extra = fast[name] - fast[base]
+        print(f"  {name:7s} - {base:7s}  {extra:+7.2f} ms ({100 * extra / fast[base]:+5.1f}%)"
+              f"   [{fast[base]:.2f} -> {fast[name]:.2f} ms]")
+
+    if args.instructions:
+        with tempfile.TemporaryDirectory() as again:
+            empty_again = os.path.join(again, "startup_cost_empty.py")
+            open(empty_again, "w").close()
+            counts = {}
+            for name, (argv, env) in settings.items():
+                if name == "handover":
+                    continue
+                argv = [empty_again if a == empty else a for a in argv]
+                if name == "plain-m":
+                    env = dict(env, PYTHONPATH=f"{package_root}{os.pathsep}{again}")
+                err = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                                      *argv], env=env, capture_output=True, text=True).stderr
+                found = re.search(r"Collected : (\d+)", err)
+                counts[name] = int(found[1]) if found else None
+        print("instructions of one run under callgrind (user space only: not the kernel's page "
+              "faults and file system work):")
+        # Not the hand-over: under valgrind everything runs ~50x slower, so loop time (which
+        # counts toward the thresholds) makes functions hot that are not, and LLVM loads.
+        for name, base in (("tree", "plain"), ("auto", "plain"), ("auto", "tree"),
+                           ("module", "plain-m")):
+            if counts[name] and counts[base]:
+                extra = counts[name] - counts[base]
+                print(f"  {name:7s} - {base:7s}  {extra / 1e6:+7.2f} M ({100 * extra / counts[base]:+5.1f}%)"
+                      f"   [{counts[base] / 1e6:.1f} -> {counts[name] / 1e6:.1f} M]")
 
     steps = [[], [], [], []]
     for _ in range(max(5, args.runs // 2)):
