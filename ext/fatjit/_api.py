@@ -35,10 +35,13 @@ _ASSUME = ("stable", "entry")
 
 def stats():
     """The counters (README "stats()"); "ast": the AST specializer's (fatjit._ast.stats(),
-    empty while it was never loaded)."""
+    empty while it was never loaded); "start_up_counter": what FATJIT=auto's start-up counter
+    did before fatjit loaded (_fatjit_boot.status(), ext/boot.c; empty without it)."""
     counters = _fatjit.stats()
     ast_package = _sys.modules.get("fatjit._ast")
     counters["ast"] = ast_package.stats() if ast_package is not None else {}
+    boot = _sys.modules.get("_fatjit_boot")
+    counters["start_up_counter"] = boot.status() if boot is not None else {}
     return counters
 
 

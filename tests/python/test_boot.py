@@ -1,8 +1,12 @@
 """FATJIT=auto's start-up counter (_fatjit_boot, ext/boot.c): fatjit loads when a function gets hot.
 
 Each test runs a child interpreter with the build tree on sys.path and FATJIT=auto. The programs
-import nothing before they have checked what the counter did (an import runs importlib's
-functions, which the counter counts like any others).
+that check when fatjit loads run with -S and import _fatjit_boot as their first line (what
+fatjit_autoload.pth does at start-up): site's own imports after the counter started (the
+sitecustomize it shadows, usercustomize) would be counted too, and on a loaded machine their
+wall-clock time (loop time counts as calls) can make importlib's functions hot, which loads fatjit
+before the program's first line. The programs then import nothing before they have checked what
+the counter did.
 """
 
 import subprocess
@@ -12,6 +16,7 @@ import textwrap
 from support import child_env as env
 
 PRELUDE = """\
+import _fatjit_boot
 import sys
 
 def loaded():
@@ -26,7 +31,7 @@ def f(x):
 def run_program(tmp_path, body, **changes):
     script = tmp_path / "prog.py"
     script.write_text(PRELUDE + textwrap.dedent(body))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-S", str(script)], capture_output=True, text=True,
                          env=env(FATJIT="auto", **changes), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""
@@ -44,8 +49,10 @@ def test_fatjit_loads_at_the_call_that_makes_a_function_hot(tmp_path):
         print(loaded())
         import fatjit
         print(fatjit.is_enabled(), "automatic, <code" in fatjit.explain(f))
+        counter = fatjit.stats()["start_up_counter"]
+        print(counter["counting"], counter["threshold"], counter["calls_counted"] >= 1000)
     """, FATJIT_SPECIALIZE_THRESHOLD="1000", FATJIT_JIT_THRESHOLD="off")
-    assert out == ["False", "True", "True", "True"]
+    assert out == ["False", "True", "True", "True", "False", "1000", "True"]
 
 
 def test_fatjit_counts_on_from_where_the_start_up_counter_stopped(tmp_path):
@@ -86,8 +93,8 @@ def test_loop_time_counts_as_calls_before_fatjit_loads(tmp_path):
 def test_settings_that_need_fatjit_from_the_start_load_it_at_start_up(tmp_path):
     for setting in [{"FATJIT_SPECIALIZE_THRESHOLD": "0"}, {"FATJIT_JIT_THRESHOLD": "0"},
                     {"FATJIT_STATS": "1"}, {"FATJIT_AST": "1"}]:
-        script = tmp_path / "prog.py"
-        script.write_text(PRELUDE + "print(loaded())\n")
+        script = tmp_path / "prog.py"  # with site: sitecustomize imports _fatjit_boot
+        script.write_text("import sys\nprint('fatjit._fatjit' in sys.modules)\n")
         out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                              env=env(FATJIT="auto", **setting), timeout=120)
         assert out.returncode == 0, out.stderr
