@@ -161,6 +161,12 @@ __all__ = [
     "wait_for_compiles",
 ]
 
+# The API is fatjit's (help(), repr(), pickling by reference name the package, not this file).
+for _name in __all__:
+    if getattr(globals()[_name], "__module__", None) == __name__:
+        globals()[_name].__module__ = "fatjit"
+del _name
+
 # Automatic mode started with the start-up counter (ext/boot.c) still counting: the program's first
 # use of the API turns automatic mode on now, so that it finds it on.
 if "_fatjit_boot" in _sys.modules:
