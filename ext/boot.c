@@ -47,6 +47,7 @@
 
 #include "ext/boot.h"
 #include "ext/tuning_defaults.h"
+#include "specializer/bytecode/backward_jump.h"
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
 #error "fatjit supports CPython 3.11 only for now"
@@ -84,8 +85,7 @@ set_word(PyCodeObject *code, uintptr_t word)
     }
 }
 
-/* A backward jump in the unquickened bytecode: JUMP_BACKWARD (`for`), or a POP_JUMP_BACKWARD_IF_*
- * (the test at the bottom of a `while` loop). */
+/* A backward jump in the unquickened bytecode (specializer/bytecode/backward_jump.h). */
 static int
 has_backward_jump(PyCodeObject *code)
 {
@@ -98,15 +98,7 @@ has_backward_jump(PyCodeObject *code)
     Py_ssize_t size = PyBytes_GET_SIZE(bytes);
     int found = 0;
     for (Py_ssize_t i = 0; i + 1 < size && !found; i += 2) {
-        switch (units[i]) {
-            case JUMP_BACKWARD:
-            case JUMP_BACKWARD_NO_INTERRUPT:
-            case POP_JUMP_BACKWARD_IF_NOT_NONE:
-            case POP_JUMP_BACKWARD_IF_NONE:
-            case POP_JUMP_BACKWARD_IF_FALSE:
-            case POP_JUMP_BACKWARD_IF_TRUE:
-                found = 1;
-        }
+        found = fatjit_is_backward_jump(units[i]);
     }
     Py_DECREF(bytes);
     return found;

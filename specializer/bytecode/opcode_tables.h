@@ -14,6 +14,8 @@
 // opcode.h is not part of Python.h: the opcode numbers.
 #include <opcode.h>
 
+#include "specializer/bytecode/backward_jump.h"
+
 extern "C" {
 extern const uint8_t fatjit_opcode_deopt[256];
 extern const uint8_t fatjit_opcode_caches[256];
@@ -47,19 +49,7 @@ inline bool IsJump(int base_opcode) {
 }
 
 // A jump whose distance counts backwards (3.11 splits every jump by direction).
-inline bool IsBackwardJump(int base_opcode) {
-  switch (base_opcode) {
-    case JUMP_BACKWARD:
-    case JUMP_BACKWARD_NO_INTERRUPT:
-    case POP_JUMP_BACKWARD_IF_NOT_NONE:
-    case POP_JUMP_BACKWARD_IF_NONE:
-    case POP_JUMP_BACKWARD_IF_FALSE:
-    case POP_JUMP_BACKWARD_IF_TRUE:
-      return true;
-    default:
-      return false;
-  }
-}
+inline bool IsBackwardJump(int base_opcode) { return fatjit_is_backward_jump(base_opcode) != 0; }
 
 // A jump that is always taken: the instruction after it is reached only by other edges.
 inline bool IsUnconditionalJump(int base_opcode) {
