@@ -3,7 +3,8 @@
 Imported only when FATJIT=auto, by the start-up counter _fatjit_boot (ext/boot.c), which the one
 line of fatjit_autoload.pth that `pip install` places in site-packages imports (or, in the build
 tree, build/python/sitecustomize.py): at start-up when a threshold is 0 or FATJIT_AST, FATJIT_STATS
-or FATJIT_LOG is set, otherwise when the first function gets hot or the program imports fatjit.
+or FATJIT_LOG is set, otherwise when the first function gets hot or the program first uses
+fatjit's API.
 The program must not break because of fatjit: a failure to turn it on is reported on one line of
 stderr, and the program then runs without it. Sub-interpreters (which
 run site too) are left alone silently: automatic mode belongs to the main interpreter.

@@ -115,3 +115,51 @@ def test_a_function_hot_near_the_recursion_limit_loads_fatjit_at_a_later_call(tm
         print(fatjit.is_enabled())
     """, FATJIT_SPECIALIZE_THRESHOLD="985", FATJIT_JIT_THRESHOLD="off")
     assert out == ["995", "False", "0", "True", "True"]
+
+
+def broken_fatjit(tmp_path, raised):
+    """A directory holding a `fatjit` package whose _autoload raises `raised`: put first on the
+    path, the hand-over imports it instead of the real one (_fatjit_boot still comes from the
+    build tree)."""
+    package = tmp_path / "broken" / "fatjit"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "_autoload.py").write_text(f"raise {raised}\n")
+    return tmp_path / "broken"
+
+
+def run_with_broken_fatjit(tmp_path, raised, body):
+    script = tmp_path / "prog.py"
+    script.write_text(PRELUDE + textwrap.dedent(body))
+    path = f"{broken_fatjit(tmp_path, raised)}:{env()['PYTHONPATH']}"
+    return subprocess.run([sys.executable, "-S", str(script)], capture_output=True, text=True,
+                          env=env(FATJIT="auto", PYTHONPATH=path, FATJIT_JIT_THRESHOLD="off",
+                                  FATJIT_SPECIALIZE_THRESHOLD="1000"), timeout=120)
+
+
+def test_a_hand_over_that_fails_is_reported_once_and_the_program_runs_on(tmp_path):
+    out = run_with_broken_fatjit(tmp_path, 'ValueError("no JIT here")', """
+        total = sum(f("ab") for _ in range(3000))
+        print(total, _fatjit_boot.status()["counting"])
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["6000", "False"]
+    assert out.stderr == "fatjit: FATJIT=auto ignored: ValueError: no JIT here\n"
+
+
+def test_a_keyboard_interrupt_during_the_hand_over_is_raised_by_the_call_that_made_it(tmp_path):
+    # The import runs Python code, where a signal's KeyboardInterrupt can arrive; the interpreter
+    # would raise it at the start of the call: so does the counter, and nothing is swallowed.
+    out = run_with_broken_fatjit(tmp_path, "KeyboardInterrupt", """
+        calls = 0
+        try:
+            while True:
+                f("ab")
+                calls += 1
+        except KeyboardInterrupt:
+            print("interrupted after", calls)
+        print(f("abc"), _fatjit_boot.status()["counting"])
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["interrupted", "after", "999", "3", "False"]
+    assert out.stderr == ""

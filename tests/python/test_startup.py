@@ -3,8 +3,8 @@
 Each test starts child interpreters that find the build tree (build/python: fatjit and the build
 tree's sitecustomize.py) as an installed fatjit would be found, and compares the modules they
 hold once start-up is over. FATJIT=auto adds one module to start-up, the start-up counter
-_fatjit_boot (ext/boot.c); fatjit itself loads when a function gets hot or the program imports
-it (test_boot.py has those). python -m fatjit adds the same counter and the package's
+_fatjit_boot (ext/boot.c); fatjit itself loads when a function gets hot or the program first
+uses its API (test_boot.py has those). python -m fatjit adds the same counter and the package's
 `__init__`, which loads the API (fatjit._api and its extension) at its first use. Everything
 else fatjit has (the report, the AST specializer, the pure-Python helpers) and the stdlib
 modules they pull in load at their first use. The comparison is with the same interpreter started without FATJIT, so whatever the
