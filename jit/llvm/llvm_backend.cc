@@ -14,8 +14,13 @@
 // from the object's symbol table before linking.
 //
 // Built with -fno-exceptions: every llvm::Error/Expected becomes an absl::Status here, once.
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -546,6 +551,26 @@ class LlvmBackend final : public Backend {
                                                              TargetMachinePool& pool);
   absl::Status DefineHelpers(const llvm::StringMap<const void*>& helpers);
 
+  // FATJIT_PERF_MAP=1: each compiled function gets a line "START SIZE fatjit:NAME" in
+  // /tmp/perf-PID.map, where `perf report` looks for symbols of JIT code. Called with mu_ held;
+  // a forked child opens its own file.
+  void WritePerfMapLine(const CompiledFunction& compiled, const std::string& symbol) {
+    static const bool wanted = [] {
+      const char* value = std::getenv("FATJIT_PERF_MAP");
+      return value != nullptr && *value != '\0' && std::strcmp(value, "0") != 0;
+    }();
+    if (!wanted) return;
+    if (perf_map_ == nullptr || perf_map_pid_ != getpid()) {
+      perf_map_pid_ = getpid();
+      perf_map_ = std::fopen(absl::StrCat("/tmp/perf-", perf_map_pid_, ".map").c_str(), "a");
+      if (perf_map_ == nullptr) return;
+    }
+    std::fprintf(perf_map_, "%lx %zx fatjit:%s\n",
+                 reinterpret_cast<unsigned long>(compiled.entry), compiled.code_size,
+                 symbol.c_str());
+    std::fflush(perf_map_);
+  }
+
   std::unique_ptr<llvm::orc::LLJIT> jit_;
   TargetMachinePool o0_;
   TargetMachinePool o2_;
@@ -555,6 +580,8 @@ class LlvmBackend final : public Backend {
   llvm::StringMap<const void*> defined_helpers_;
   llvm::DenseMap<uint64_t, llvm::orc::ResourceTrackerSP> trackers_;
   uint64_t next_handle_ = 1;
+  std::FILE* perf_map_ = nullptr;
+  pid_t perf_map_pid_ = 0;
 };
 
 absl::StatusOr<std::unique_ptr<LlvmBackend>> LlvmBackend::Create() {
@@ -714,6 +741,7 @@ absl::StatusOr<CompiledFunction> LlvmBackend::Compile(std::unique_ptr<Emitter> e
   }
   compiled.entry = entry->toPtr<const void*>();
   std::lock_guard<std::mutex> lock(mu_);
+  WritePerfMapLine(compiled, built->symbol());
   compiled.handle = next_handle_++;
   trackers_[compiled.handle] = std::move(tracker);
   return compiled;

@@ -8,8 +8,10 @@ the compiled copy must really have run native code (stats and explain say so).
 import gc
 import re
 import signal
+import subprocess
 import sys
 import threading
+import textwrap
 import time
 import traceback
 import warnings
@@ -17,7 +19,7 @@ import warnings
 import pytest
 
 import fatjit
-from support import new_module
+from support import child_env, new_module
 
 
 def native_calls():
@@ -608,3 +610,37 @@ def test_global_cache_follows_every_rebinding(jit):
             native.f(1)
     finally:
         builtins.len = real_len
+
+
+def test_perf_map_names_each_compiled_function_for_perf_report(tmp_path):
+    # FATJIT_PERF_MAP=1: perf's JIT symbol file, /tmp/perf-PID.map, gets "START SIZE NAME" for
+    # each compile, and the range holds the native entry (read back through ctypes: the first
+    # bytes of the range are code, not zeros).
+    program = tmp_path / "prog.py"
+    program.write_text(textwrap.dedent("""
+        import ctypes, os, fatjit
+
+        @fatjit.jit
+        def triangle(n):
+            total = 0
+            for i in range(n):
+                total += i
+            return total
+
+        assert triangle(100) == 4950
+        path = "/tmp/perf-%d.map" % os.getpid()
+        try:
+            lines = open(path).read().split("\\n")
+        finally:
+            os.unlink(path)
+        entries = [line.split() for line in lines if "fatjit:triangle" in line]
+        assert entries, lines
+        start, size, name = entries[0]
+        assert int(size, 16) > 16, entries
+        assert ctypes.string_at(int(start, 16), 16) != bytes(16)
+        print("ok", name)
+    """))
+    done = subprocess.run([sys.executable, str(program)], env=child_env(FATJIT_PERF_MAP="1"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok fatjit:triangle"), done.stdout
