@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <internal/pycore_dict.h>  // PyDictKeysObject (LOAD_METHOD's inline cache probe)
@@ -191,7 +193,25 @@ class FunctionCompiler {
   void InlineListAppend(int index);
   void CountBuiltinCall();
   int LiveOpcode(const Instruction& inst) const;
-  Value TypeOf(Value object) { return e_.Load(object, kObType, Width::k64, Mem::kType); }
+
+  // Constant operands. An exact int of at most two digits or an exact float that a LOAD_CONST
+  // just pushed is known at compile time: OperandAt gives it as an immediate (no load of the
+  // slot), and TypeOf, Field, SmallIntValue and Decref of that Value fold to what the object
+  // holds (no type test, no digit loads, no test for a last reference: co_consts keeps one).
+  // The slot still holds the reference LOAD_CONST took, so helpers and exits see the usual stack.
+  // Sound because the object is immutable and fixed when the code is compiled (co_consts of the
+  // compiled code, kept alive with the native code), and the slot can hold nothing else (below).
+  PyObject* ConstantInSlot(int index, int depth) const;
+  Value OperandAt(int index, int depth);
+  PyObject* KnownConstant(Value v) const {
+    auto it = constant_values_.find(v);
+    return it == constant_values_.end() ? nullptr : it->second;
+  }
+
+  Value TypeOf(Value object) {
+    if (PyObject* known = KnownConstant(object)) return e_.Ptr(Py_TYPE(known));
+    return e_.Load(object, kObType, Width::k64, Mem::kType);
+  }
   Value IsType(Value type, PyTypeObject* expected) {
     return e_.Compare(Cmp::kEq, type, e_.Ptr(expected));
   }
@@ -254,6 +274,20 @@ class FunctionCompiler {
   }
   // A field of an object other than its header (ob_size, digits, ob_fval, iterator state).
   Value Field(Value object, int64_t offset, Width width = Width::k64) {
+    if (PyObject* known = KnownConstant(object)) {
+      if (PyLong_CheckExact(known) && offset == kObSize && width == Width::k64) {
+        return e_.Imm(Py_SIZE(known));
+      }
+      if (PyLong_CheckExact(known) && offset == kIntDigit0 && width == Width::k32) {
+        return e_.Imm(reinterpret_cast<PyLongObject*>(known)->ob_digit[0]);
+      }
+      if (PyFloat_CheckExact(known) && offset == kFloatValue && width == Width::k64) {
+        const double value = PyFloat_AS_DOUBLE(known);
+        int64_t bits;
+        std::memcpy(&bits, &value, sizeof bits);
+        return e_.Imm(bits);
+      }
+    }
     return e_.Load(object, offset, width, Mem::kField);
   }
   void SetField(Value object, int64_t offset, Value v, Width width = Width::k64) {
@@ -274,6 +308,7 @@ class FunctionCompiler {
     SetRefcount(v, e_.Add(Refcount(v), e_.Imm(1)));
   }
   void Decref(Value v) {
+    if (KnownConstant(v) != nullptr) return DecrefNoDealloc(v);  // co_consts holds one
     Value n = e_.Sub(Refcount(v), e_.Imm(1));
     SetRefcount(v, n);
     Block dealloc = e_.NewBlock("dealloc");
@@ -337,6 +372,8 @@ class FunctionCompiler {
   std::vector<int> original_depth_;  // per instruction of original_decoded_
   std::vector<Block> blocks_;        // per instruction; -1 if not reachable normally
   std::vector<bool> may_be_unbound_;  // per local: a LOAD_FAST must check for null
+  std::vector<bool> jump_target_;     // per instruction: some jump goes there
+  std::unordered_map<Value, PyObject*> constant_values_;  // OperandAt's immediates
   Block current_ = 0;
   int lowering_opcode_offset_ = -1;  // of the instruction LowerInstruction is translating
   // Helper calls leave through one shared block that reads their site from a stack slot.
@@ -511,6 +548,13 @@ bool FunctionCompiler::Lower() {
         !IsHandlerOnly(insts[i].base_opcode)) {
       return Refuse(JitRefusal::kMalformed, "falls off the end of the code");
     }
+  }
+
+  jump_target_.assign(n, false);
+  for (const Instruction& inst : insts) {
+    if (!inst.is_jump()) continue;
+    const int target = decoded_.IndexAt(inst.jump_target);
+    if (target >= 0 && target < n) jump_target_[target] = true;
   }
 
   // Locals that may be null at a LOAD_FAST: all but parameters the function never deletes.
@@ -737,6 +781,10 @@ void FunctionCompiler::BranchIfSmallInts(Value left, Value right, Block yes, Blo
 }
 
 Value FunctionCompiler::SmallIntValue(Value object) {
+  PyObject* known = KnownConstant(object);
+  if (known != nullptr && PyLong_CheckExact(known)) {
+    return e_.Imm(PyLong_AsLongLong(known));  // at most two digits (OperandAt): never fails
+  }
   Value size = Field(object, kObSize);
   Value negative = e_.Compare(Cmp::kSlt, size, e_.Imm(0));
   Value two_digits = e_.Compare(Cmp::kEq, e_.Select(negative, e_.Sub(e_.Imm(0), size), size),
@@ -1024,6 +1072,37 @@ void FunctionCompiler::FinishFloatResult(int index, Value left, Value right, Val
       [&] { return e_.Call(kBoxFloat, {bits}); });
 }
 
+// Native code enters an instruction's block by falling through from the one before, by a jump
+// to it, or (TryResultIntoLocal, a compare fused with its jump) by skipping a STORE_FAST or
+// POP_JUMP right before it. So when `index` is no jump target and the instructions from a
+// LOAD_CONST up to it only push (LOAD_CONST, LOAD_FAST: the values below stay), the slot the
+// LOAD_CONST wrote holds its constant at `index`.
+PyObject* FunctionCompiler::ConstantInSlot(int index, int depth) const {
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  for (int i = index - 1; i >= 0 && !jump_target_[i + 1]; --i) {
+    const Instruction& inst = insts[i];
+    if (depth_[i] == bytecode::kUnreachable || depth_[i] < depth) return nullptr;
+    if (inst.base_opcode == LOAD_CONST && depth_[i] == depth) {
+      PyObject* constant = PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg);
+      return constant;
+    }
+    if (inst.base_opcode != LOAD_CONST && inst.base_opcode != LOAD_FAST) return nullptr;
+  }
+  return nullptr;
+}
+
+Value FunctionCompiler::OperandAt(int index, int depth) {
+  PyObject* constant = ConstantInSlot(index, depth);
+  const bool foldable =
+      constant != nullptr &&
+      ((PyLong_CheckExact(constant) && std::abs(Py_SIZE(constant)) <= 2) ||
+       PyFloat_CheckExact(constant));
+  if (!foldable) return LoadSlot(depth);
+  Value v = e_.Ptr(constant);
+  constant_values_[v] = constant;
+  return v;
+}
+
 bool FunctionCompiler::LowerBinaryOp(int index) {
   const Instruction& inst = decoded_.instructions()[index];
   const int d = depth_[index];
@@ -1048,8 +1127,8 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
   if (!NumericFastPathsEnabled() || (!ints && !floats)) return LowerHelper(index, generic, nullptr);
 
   Block slow = e_.NewBlock("binary_op_generic");
-  Value left = LoadSlot(d - 2);
-  Value right = LoadSlot(d - 1);
+  Value left = OperandAt(index, d - 2);
+  Value right = OperandAt(index, d - 1);
   const NumberKinds kinds = BranchOnNumberKinds(left, right, ints, floats, mixed, slow);
   if (ints) {
     Enter(kinds.ints);
@@ -1129,8 +1208,8 @@ bool FunctionCompiler::LowerCompareOp(int index) {
   }
 
   Block slow = e_.NewBlock("compare_generic");
-  Value left = LoadSlot(d - 2);
-  Value right = LoadSlot(d - 1);
+  Value left = OperandAt(index, d - 2);
+  Value right = OperandAt(index, d - 1);
   const NumberKinds kinds = BranchOnNumberKinds(left, right, ints, floats, mixed, slow);
   if (ints) {
     Enter(kinds.ints);

@@ -12,6 +12,7 @@ with the same traceback lines, and unchanged reference counts.
 """
 
 import math
+import re
 import sys
 import traceback
 
@@ -612,3 +613,76 @@ def test_results_written_into_locals_leave_aliases_alone():
         assert sys.getrefcount(big) == count
     finally:
         fatjit.unspecialize(native.accumulate)
+
+
+# A LOAD_CONST operand (an int of up to two digits or a float) is folded into the inline paths:
+# its type, digits and value are known when compiling. Each operator with a constant on either
+# side, for constants at the edges (small-int cache, negative, one and two digits, three digits,
+# which is not folded, -0.0, nan, inf, zero divisors), against operands of every kind.
+CONSTANTS = ["0", "1", "-1", "2", "-5", "256", "257", "1000003", "-(2**30)", "2**30 + 7",
+             "2**59 + 3", "-(2**60 - 1)", "2**61", "10**30", "0.0", "-0.0", "2.5", "-1e308",
+             "float('nan')", "float('inf')", "True"]
+
+
+def _constant_source():
+    lines = []
+    for k, constant in enumerate(CONSTANTS):
+        for name, op in list(BINARY.items()) + list(COMPARE.items()):
+            lines += [f"def k{k}_{name}_right(a):", f"    return a {op} ({constant})",
+                      f"def k{k}_{name}_left(a):", f"    return ({constant}) {op} a"]
+        for name, op in COMPARE.items():
+            lines += [f"def k{k}_if_{name}(a):", f"    if a {op} ({constant}):",
+                      "        return 'yes'", "    return 'no'"]
+    return "\n".join(lines) + "\n"
+
+
+CONSTANT_SOURCE = _constant_source()
+CONSTANT_NAMES = [line[4:line.index("(")] for line in CONSTANT_SOURCE.splitlines()
+                  if line.startswith("def ")]
+
+
+def test_constant_operands_match_the_interpreter():
+    plain = new_module(CONSTANT_SOURCE)
+    native = new_module(CONSTANT_SOURCE)
+    for name in CONSTANT_NAMES:
+        fatjit.jit(getattr(native, name))
+    operands = INT_EDGES + FLOAT_EDGES + [True, False, "s", None, 3 + 4j]
+    try:
+        for name in CONSTANT_NAMES:
+            for a in operands:
+                if "shift" in name and isinstance(a, int) and abs(a) > 2**20 and "left" in name:
+                    continue  # CONSTANT << huge: a memory error in both, slowly
+                if "lshift_right" in name and isinstance(a, int) and abs(a) > 2**40:
+                    continue  # a << 2**61 would not fit in memory either way
+                expected = outcome(lambda: getattr(plain, name)(a))
+                got = outcome(lambda: getattr(native, name)(a))
+                assert got == expected, (name, a)
+        for name in CONSTANT_NAMES:
+            assert "JIT: native code" in fatjit.explain(getattr(native, name)), name
+    finally:
+        for name in CONSTANT_NAMES:
+            fatjit.unspecialize(getattr(native, name))
+
+
+def _type_loads(ir):
+    """How many loads of an ob_type the IR makes (the loads tagged with the "type" TBAA node)."""
+    tags = {m.group(1) for m in re.finditer(r'^(!\d+) = !\{(!\d+), \2, i64 0\}$', ir, re.M)
+            if re.search("^" + re.escape(m.group(2)) + r' = !\{!"type"', ir, re.M)}
+    assert len(tags) == 1, tags
+    return len(re.findall(r"= load i64, .*!tbaa " + re.escape(tags.pop()) + "$", ir, re.M))
+
+
+def test_a_constant_operand_is_not_type_tested():
+    # `a - 1000003` tests the type of `a` only, `a - b` both (the inline int and float paths,
+    # the mixed ones): the constant's type is known when compiling.
+    module = new_module("def f(a):\n    return a - 1000003\ndef g(a, b):\n    return a - b\n")
+    fatjit.jit(module.f)
+    fatjit.jit(module.g)
+    try:
+        assert module.f(3) == 3 - 1000003 and module.g(3, 1000003) == 3 - 1000003
+        with_constant = _type_loads(fatjit.explain(module.f, ir=True))
+        with_variable = _type_loads(fatjit.explain(module.g, ir=True))
+        assert 0 < with_constant < with_variable, (with_constant, with_variable)
+    finally:
+        fatjit.unspecialize(module.f)
+        fatjit.unspecialize(module.g)
