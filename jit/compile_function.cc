@@ -9,6 +9,7 @@
 #include <functional>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <internal/pycore_dict.h>  // PyDictKeysObject (LOAD_METHOD's inline cache probe)
@@ -203,6 +204,19 @@ class FunctionCompiler {
   // compiled code, kept alive with the native code), and the slot can hold nothing else (below).
   PyObject* ConstantInSlot(int index, int depth) const;
   Value OperandAt(int index, int depth);
+
+  // Borrowed operands. A LOAD_FAST whose value the very next BINARY_OP or COMPARE_OP consumes,
+  // with only LOAD_CONST and LOAD_FAST of bound locals between (nothing that can exit or run
+  // code) and no jump into the stretch, pushes the local's object without a reference of its
+  // own: the local keeps it alive until the operation, which runs no code on its inline paths.
+  // Those paths then skip its decref, never write a result into it (its count says nothing of
+  // the stack's), and count no stack reference to it when writing into a local; every way out to
+  // the generic helper or an error exit first takes the reference the stack is expected to hold
+  // (OwnBorrowedOperands), so the interpreter and the helpers see the usual stack.
+  void FindBorrowedOperands();
+  bool Borrowed(Value v) const { return borrowed_values_.count(v) != 0; }
+  void OwnBorrowedOperands(int index);
+  Block OperandErrorExit(int index, const Instruction& inst);
   PyObject* KnownConstant(Value v) const {
     auto it = constant_values_.find(v);
     return it == constant_values_.end() ? nullptr : it->second;
@@ -308,6 +322,7 @@ class FunctionCompiler {
     SetRefcount(v, e_.Add(Refcount(v), e_.Imm(1)));
   }
   void Decref(Value v) {
+    if (Borrowed(v)) return;                                      // the local's reference
     if (KnownConstant(v) != nullptr) return DecrefNoDealloc(v);  // co_consts holds one
     Value n = e_.Sub(Refcount(v), e_.Imm(1));
     SetRefcount(v, n);
@@ -374,6 +389,9 @@ class FunctionCompiler {
   std::vector<bool> may_be_unbound_;  // per local: a LOAD_FAST must check for null
   std::vector<bool> jump_target_;     // per instruction: some jump goes there
   std::unordered_map<Value, PyObject*> constant_values_;  // OperandAt's immediates
+  std::vector<bool> borrowed_push_;   // per instruction: a LOAD_FAST that takes no reference
+  std::vector<uint8_t> borrow_mask_;  // per BINARY_OP/COMPARE_OP: 1 left, 2 right borrowed
+  std::unordered_set<Value> borrowed_values_;  // OperandAt's loads of borrowed operands
   Block current_ = 0;
   int lowering_opcode_offset_ = -1;  // of the instruction LowerInstruction is translating
   // Helper calls leave through one shared block that reads their site from a stack slot.
@@ -574,6 +592,7 @@ bool FunctionCompiler::Lower() {
   for (int i = 0; i < n; ++i) {
     if (reachable[i]) blocks_[i] = e_.NewBlock(absl::StrFormat("i%d", insts[i].offset));
   }
+  FindBorrowedOperands();
 
   // Entry: count the recursion level and link the frame, as ceval's start_frame does. Inline
   // while levels remain (_Py_EnterRecursiveCallTstate's decrement and test); at the limit the
@@ -1005,6 +1024,7 @@ void FunctionCompiler::PlaceNumericResult(int index, Value left, Value right, Py
   Block allocate_new = e_.NewBlock("allocate_result");
   TryResultIntoLocal(index, left, right, type, can_hold, write, try_left);
   auto sole_owner = [&](Value operand) {
+    if (Borrowed(operand)) return e_.Imm(0);  // the local's object: never written into
     return e_.And(e_.Compare(Cmp::kEq, Refcount(operand), e_.Imm(1)), can_hold(operand));
   };
   auto write_into = [&](Value target, Value other) {
@@ -1024,7 +1044,8 @@ void FunctionCompiler::PlaceNumericResult(int index, Value left, Value right, Py
   Enter(allocate_new);
   Value object = allocate();
   Block allocated = e_.NewBlock("result_allocated");
-  e_.BranchUnlikely(e_.Compare(Cmp::kEq, object, e_.Imm(0)), ErrorExit(d, inst), allocated);
+  e_.BranchUnlikely(e_.Compare(Cmp::kEq, object, e_.Imm(0)), OperandErrorExit(index, inst),
+                    allocated);
   Enter(allocated);
   FinishNumeric(index, left, right, object);
 }
@@ -1049,8 +1070,13 @@ void FunctionCompiler::TryResultIntoLocal(int index, Value left, Value right, Py
   Block take = e_.NewBlock("into_local");
   e_.Branch(e_.Compare(Cmp::kNe, local, e_.Imm(0)), bound, otherwise);
   Enter(bound);
-  Value owners = e_.Add(e_.Imm(1), e_.Add(e_.Compare(Cmp::kEq, local, left),
-                                          e_.Compare(Cmp::kEq, local, right)));
+  // References to the local's object: the local's, and the stack's for each operand that is it
+  // (none for a borrowed operand).
+  auto stack_reference = [&](Value operand) {
+    return Borrowed(operand) ? e_.Imm(0) : e_.Compare(Cmp::kEq, local, operand);
+  };
+  Value owners =
+      e_.Add(e_.Imm(1), e_.Add(stack_reference(left), stack_reference(right)));
   Value sole = e_.And(IsType(TypeOf(local), type),
                       e_.Compare(Cmp::kEq, Refcount(local), owners));
   e_.Branch(e_.And(sole, can_hold(local)), take, otherwise);
@@ -1097,10 +1123,65 @@ Value FunctionCompiler::OperandAt(int index, int depth) {
       constant != nullptr &&
       ((PyLong_CheckExact(constant) && std::abs(Py_SIZE(constant)) <= 2) ||
        PyFloat_CheckExact(constant));
-  if (!foldable) return LoadSlot(depth);
+  if (!foldable) {
+    Value v = LoadSlot(depth);
+    const int side = depth == depth_[index] - 2 ? 1 : 2;
+    if ((borrow_mask_[index] & side) != 0) borrowed_values_.insert(v);
+    return v;
+  }
   Value v = e_.Ptr(constant);
   constant_values_[v] = constant;
   return v;
+}
+
+void FunctionCompiler::FindBorrowedOperands() {
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  const int n = static_cast<int>(insts.size());
+  borrowed_push_.assign(n, false);
+  borrow_mask_.assign(n, 0);
+  if (!NumericFastPathsEnabled()) return;
+  auto quiet_push = [&](const Instruction& inst) {  // pushes one value; cannot exit
+    return inst.base_opcode == LOAD_CONST ||
+           (inst.base_opcode == LOAD_FAST && inst.oparg >= 0 && inst.oparg < nlocalsplus_ &&
+            !may_be_unbound_[inst.oparg]);
+  };
+  for (int c = 0; c < n; ++c) {
+    const int op = insts[c].base_opcode;
+    if ((op != BINARY_OP && op != COMPARE_OP) || blocks_[c] < 0) continue;
+    const int d = depth_[c];
+    for (int side = 1; side <= 2; ++side) {
+      const int depth = d - 3 + side;  // left: d - 2, right: d - 1
+      for (int i = c - 1; i >= 0 && !jump_target_[i + 1] && blocks_[i] >= 0; --i) {
+        const Instruction& inst = insts[i];
+        if (depth_[i] == depth) {
+          if (inst.base_opcode == LOAD_FAST && inst.oparg >= 0 && inst.oparg < nlocalsplus_) {
+            borrowed_push_[i] = true;
+            borrow_mask_[c] |= side;
+          }
+          break;
+        }
+        if (depth_[i] < depth || !quiet_push(inst)) break;
+      }
+    }
+  }
+}
+
+void FunctionCompiler::OwnBorrowedOperands(int index) {
+  const int d = depth_[index];
+  if ((borrow_mask_[index] & 1) != 0) Incref(LoadSlot(d - 2));
+  if ((borrow_mask_[index] & 2) != 0) Incref(LoadSlot(d - 1));
+}
+
+Block FunctionCompiler::OperandErrorExit(int index, const Instruction& inst) {
+  Block exit = ErrorExit(depth_[index], inst);
+  if (borrow_mask_[index] == 0) return exit;
+  Block resume = current_;
+  Block own = e_.NewBlock("own_operands");
+  Enter(own);
+  OwnBorrowedOperands(index);
+  e_.Jump(exit);
+  Enter(resume);
+  return own;
 }
 
 bool FunctionCompiler::LowerBinaryOp(int index) {
@@ -1124,7 +1205,10 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
       break;
   }
   const OpEntry& generic = OpTable()[BINARY_OP];
-  if (!NumericFastPathsEnabled() || (!ints && !floats)) return LowerHelper(index, generic, nullptr);
+  if (!NumericFastPathsEnabled() || (!ints && !floats)) {
+    OwnBorrowedOperands(index);
+    return LowerHelper(index, generic, nullptr);
+  }
 
   Block slow = e_.NewBlock("binary_op_generic");
   Value left = OperandAt(index, d - 2);
@@ -1151,6 +1235,7 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
                       /*mixed=*/true);
   }
   Enter(slow);
+  OwnBorrowedOperands(index);
   return LowerHelper(index, generic, nullptr);
 }
 
@@ -1184,6 +1269,7 @@ bool FunctionCompiler::LowerCompareOp(int index) {
   }
   const OpEntry& generic = OpTable()[COMPARE_OP];
   if (!NumericFastPathsEnabled() || op < Py_LT || op > Py_GE || (!ints && !floats)) {
+    OwnBorrowedOperands(index);
     return LowerHelper(index, generic, nullptr);
   }
 
@@ -1246,6 +1332,7 @@ bool FunctionCompiler::LowerCompareOp(int index) {
     }
   }
   Enter(slow);
+  OwnBorrowedOperands(index);
   return LowerHelper(index, generic, nullptr);
 }
 
@@ -1677,7 +1764,7 @@ bool FunctionCompiler::LowerInstruction(int index) {
         e_.Jump(ErrorExit(d, inst));
         Enter(bound);
       }
-      Incref(v);
+      if (!borrowed_push_[index]) Incref(v);
       StoreSlot(d, v);
       e_.Jump(NextBlock(index));
       return true;
