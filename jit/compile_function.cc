@@ -205,7 +205,8 @@ class FunctionCompiler {
   PyObject* ConstantInSlot(int index, int depth) const;
   Value OperandAt(int index, int depth);
 
-  // Borrowed operands. A LOAD_FAST whose value the very next BINARY_OP or COMPARE_OP consumes,
+  // Borrowed operands. A LOAD_FAST whose value the very next BINARY_OP, COMPARE_OP,
+  // BINARY_SUBSCR or LOAD_ATTR (of its owner) consumes,
   // with only LOAD_CONST and LOAD_FAST of bound locals between (nothing that can exit or run
   // code) and no jump into the stretch, pushes the local's object without a reference of its
   // own: the local keeps it alive until the operation, which runs no code on its inline paths.
@@ -390,7 +391,7 @@ class FunctionCompiler {
   std::vector<bool> jump_target_;     // per instruction: some jump goes there
   std::unordered_map<Value, PyObject*> constant_values_;  // OperandAt's immediates
   std::vector<bool> borrowed_push_;   // per instruction: a LOAD_FAST that takes no reference
-  std::vector<uint8_t> borrow_mask_;  // per BINARY_OP/COMPARE_OP: 1 left, 2 right borrowed
+  std::vector<uint8_t> borrow_mask_;  // per consumer: 1 second from top, 2 top borrowed
   std::unordered_set<Value> borrowed_values_;  // OperandAt's loads of borrowed operands
   Block current_ = 0;
   int lowering_opcode_offset_ = -1;  // of the instruction LowerInstruction is translating
@@ -1147,9 +1148,10 @@ void FunctionCompiler::FindBorrowedOperands() {
   };
   for (int c = 0; c < n; ++c) {
     const int op = insts[c].base_opcode;
-    if ((op != BINARY_OP && op != COMPARE_OP) || blocks_[c] < 0) continue;
+    const bool two = op == BINARY_OP || op == COMPARE_OP || op == BINARY_SUBSCR;
+    if ((!two && !(op == LOAD_ATTR && AttrCachesEnabled())) || blocks_[c] < 0) continue;
     const int d = depth_[c];
-    for (int side = 1; side <= 2; ++side) {
+    for (int side = two ? 1 : 2; side <= 2; ++side) {
       const int depth = d - 3 + side;  // left: d - 2, right: d - 1
       for (int i = c - 1; i >= 0 && !jump_target_[i + 1] && blocks_[i] >= 0; --i) {
         const Instruction& inst = insts[i];
@@ -1354,13 +1356,14 @@ bool FunctionCompiler::LowerSubscript(int index) {
   }
   const OpEntry& generic = OpTable()[BINARY_SUBSCR];
   if (!NumericFastPathsEnabled() || (!lists && !tuples)) {
+    OwnBorrowedOperands(index);
     return LowerHelper(index, generic, nullptr);
   }
   Block slow = e_.NewBlock("subscript_generic");
   Block int_index = e_.NewBlock("int_index");
   Block compact_index = e_.NewBlock("compact_index");
-  Value container = LoadSlot(d - 2);
-  Value sub = LoadSlot(d - 1);
+  Value container = OperandAt(index, d - 2);
+  Value sub = OperandAt(index, d - 1);
   e_.Branch(IsType(TypeOf(sub), &PyLong_Type), int_index, slow);
   Enter(int_index);
   e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(Field(sub, kObSize), e_.Imm(1)), e_.Imm(3)),
@@ -1368,15 +1371,17 @@ bool FunctionCompiler::LowerSubscript(int index) {
   Enter(compact_index);
   Value i = CompactIntValue(sub);
   Value container_type = TypeOf(container);
-  // In range (a negative index is a huge unsigned one) and not the container's last reference.
+  // In range (a negative index is a huge unsigned one) and not the container's last reference
+  // (a borrowed one is the local's).
   auto usable = [&]() {
-    return e_.And(e_.Compare(Cmp::kUlt, i, Field(container, kObSize)),
-                  e_.Compare(Cmp::kSgt, Refcount(container), e_.Imm(1)));
+    Value in_range = e_.Compare(Cmp::kUlt, i, Field(container, kObSize));
+    if (Borrowed(container)) return in_range;
+    return e_.And(in_range, e_.Compare(Cmp::kSgt, Refcount(container), e_.Imm(1)));
   };
   auto finish = [&](Value item) {
     Incref(item);
     Decref(sub);  // an int: its deallocation runs nothing
-    DecrefNoDealloc(container);
+    if (!Borrowed(container)) DecrefNoDealloc(container);
     StoreSlot(d - 2, item);
     e_.Jump(NextBlock(index));
   };
@@ -1404,6 +1409,7 @@ bool FunctionCompiler::LowerSubscript(int index) {
     finish(e_.Load(address, offsetof(PyTupleObject, ob_item)));
   }
   Enter(slow);
+  OwnBorrowedOperands(index);
   return LowerHelper(index, generic, nullptr);
 }
 
@@ -1579,7 +1585,7 @@ void FunctionCompiler::CountAttrCacheHit() {
 
 void FunctionCompiler::InlineLoadAttr(int index, AttrCache& cache) {
   const int d = depth_[index];
-  Value owner = LoadSlot(d - 1);
+  Value owner = OperandAt(index, d - 1);
   Block miss = e_.NewBlock("attr_cache_miss");
   ProbeAttrCacheInline(cache, owner, miss, [&](Value address) {
     Value value = e_.Load(address, 0);
@@ -1588,7 +1594,7 @@ void FunctionCompiler::InlineLoadAttr(int index, AttrCache& cache) {
     Enter(found);
     CountAttrCacheHit();
     Incref(value);
-    DecrefNoDealloc(owner);
+    if (!Borrowed(owner)) DecrefNoDealloc(owner);
     StoreSlot(d - 1, value);
     e_.Jump(NextBlock(index));
   });
@@ -2006,6 +2012,7 @@ bool FunctionCompiler::LowerInstruction(int index) {
       if (inst.base_opcode == LOAD_ATTR) InlineLoadAttr(index, cache);
       if (inst.base_opcode == STORE_ATTR) InlineStoreAttr(index, cache);
       if (inst.base_opcode == LOAD_METHOD) InlineLoadMethod(index, cache);
+      OwnBorrowedOperands(index);  // a LOAD_ATTR's owner, on the miss path
       return LowerHelper(index, kCached[which], reinterpret_cast<PyObject*>(&cache));
     }
     case STORE_GLOBAL:

@@ -766,3 +766,65 @@ def test_borrowed_locals_keep_meaning_and_counts():
     finally:
         for name in names:
             fatjit.unspecialize(getattr(native, name))
+
+
+BORROWED_CONTAINERS = """
+class Point:
+    def __init__(self, x):
+        self.x = x
+    @property
+    def doubled(self):
+        return self.x * 2
+def item_of_own_list(n):
+    a = [n, n + 1, n + 2]
+    return a[0] + a[2]
+def item_of(a, i):
+    return a[i]
+def item_by_constant(a):
+    return a[1]
+def attr_of(p):
+    return p.x
+def attr_of_own(n):
+    p = Point(n)
+    return p.x, p.doubled
+def missing_attr(p):
+    return p.y
+"""
+
+
+def test_borrowed_containers_and_owners_keep_meaning_and_counts():
+    plain = new_module(BORROWED_CONTAINERS)
+    native = new_module(BORROWED_CONTAINERS)
+    names = [line[4:line.index("(")] for line in BORROWED_CONTAINERS.splitlines()
+             if line.startswith("def ")]
+    for name in names:
+        fatjit.jit(getattr(native, name))
+    item = float("1.25")
+    containers = [[int("10"), item, "s"], (item, int("7")), {1: item, "k": 2}, "abc", [item]]
+    indexes = [0, 1, -1, 2, 5, -9, True, "k", 2**70, 1.0]
+    points = [native.Point(item), native.Point([1]), object()]
+    owned = containers + points + [item]
+    before = [sys.getrefcount(x) for x in owned]
+    try:
+        for _ in range(5):
+            for n in (3, 2**62, 2.5, "x"):
+                for name in ("item_of_own_list", "attr_of_own"):
+                    assert outcome(lambda: getattr(native, name)(n)) == \
+                        outcome(lambda: getattr(plain, name)(n)), (name, n)
+            for a in containers:
+                assert outcome(lambda: native.item_by_constant(a)) == \
+                    outcome(lambda: plain.item_by_constant(a)), a
+                for i in indexes:
+                    assert outcome(lambda: native.item_of(a, i)) == \
+                        outcome(lambda: plain.item_of(a, i)), (a, i)
+            for p in points:
+                for name in ("attr_of", "missing_attr"):
+                    assert outcome(lambda: getattr(native, name)(p)) == \
+                        outcome(lambda: getattr(plain, name)(p)), (name, p)
+        del a, i, p
+        assert [sys.getrefcount(x) for x in owned] == before
+        for name in names:
+            assert "JIT: native code" in fatjit.explain(getattr(native, name)), name
+    finally:
+        for name in names:
+            fatjit.unspecialize(getattr(native, name))
