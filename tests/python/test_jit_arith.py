@@ -11,6 +11,7 @@ small-int cache, -0.0, NaN, inf) - and require the same result (type and repr), 
 with the same traceback lines, and unchanged reference counts.
 """
 
+import contextlib
 import math
 import re
 import sys
@@ -615,6 +616,29 @@ def test_results_written_into_locals_leave_aliases_alone():
         fatjit.unspecialize(native.accumulate)
 
 
+@contextlib.contextmanager
+def compiled_and_plain(source):
+    """(native, plain, names): two modules of `source`, every function of native compiled with
+    @fatjit.jit; on leaving, each must have run as native code, and is unspecialized."""
+    plain = new_module(source)
+    native = new_module(source)
+    names = [line[4:line.index("(")] for line in source.splitlines() if line.startswith("def ")]
+    for name in names:
+        fatjit.jit(getattr(native, name))
+    try:
+        yield native, plain, names
+        for name in names:
+            assert "JIT: native code" in fatjit.explain(getattr(native, name)), name
+    finally:
+        for name in names:
+            fatjit.unspecialize(getattr(native, name))
+
+
+def same_both_ways(native, plain, name, *args):
+    assert outcome(lambda: getattr(native, name)(*args)) == \
+        outcome(lambda: getattr(plain, name)(*args)), (name, args)
+
+
 # A LOAD_CONST operand (an int of up to two digits or a float) is folded into the inline paths:
 # its type, digits and value are known when compiling. Each operator with a constant on either
 # side, for constants at the edges (small-int cache, negative, one and two digits, three digits,
@@ -637,31 +661,18 @@ def _constant_source():
 
 
 CONSTANT_SOURCE = _constant_source()
-CONSTANT_NAMES = [line[4:line.index("(")] for line in CONSTANT_SOURCE.splitlines()
-                  if line.startswith("def ")]
 
 
 def test_constant_operands_match_the_interpreter():
-    plain = new_module(CONSTANT_SOURCE)
-    native = new_module(CONSTANT_SOURCE)
-    for name in CONSTANT_NAMES:
-        fatjit.jit(getattr(native, name))
     operands = INT_EDGES + FLOAT_EDGES + [True, False, "s", None, 3 + 4j]
-    try:
-        for name in CONSTANT_NAMES:
+    with compiled_and_plain(CONSTANT_SOURCE) as (native, plain, names):
+        for name in names:
             for a in operands:
                 if "shift" in name and isinstance(a, int) and abs(a) > 2**20 and "left" in name:
                     continue  # CONSTANT << huge: a memory error in both, slowly
                 if "lshift_right" in name and isinstance(a, int) and abs(a) > 2**40:
                     continue  # a << 2**61 would not fit in memory either way
-                expected = outcome(lambda: getattr(plain, name)(a))
-                got = outcome(lambda: getattr(native, name)(a))
-                assert got == expected, (name, a)
-        for name in CONSTANT_NAMES:
-            assert "JIT: native code" in fatjit.explain(getattr(native, name)), name
-    finally:
-        for name in CONSTANT_NAMES:
-            fatjit.unspecialize(getattr(native, name))
+                same_both_ways(native, plain, name, a)
 
 
 def _type_loads(ir):
@@ -734,38 +745,25 @@ def maybe_unbound(a, flag):
 
 
 def test_borrowed_locals_keep_meaning_and_counts():
-    plain = new_module(BORROWED)
-    native = new_module(BORROWED)
-    names = [line[4:line.index("(")] for line in BORROWED.splitlines() if line.startswith("def ")]
-    for name in names:
-        fatjit.jit(getattr(native, name))
-    try:
+    # Objects of this test's own (None's count moves with everything else in the process).
+    owned = [int("1000"), int("-5000"), 2**62 + int("1"), float("2.5"), "s" * 3, object(), [1],
+             10**40 + int("1")]
+    operands = owned + [None]
+    before = [sys.getrefcount(x) for x in owned]
+    with compiled_and_plain(BORROWED) as (native, plain, _):
         for n in (3, -7, 2**40, 2**61, 10**30, 2.5, -0.0):
             for name in ("alias_then_add", "alias_then_add_right", "accumulate",
                          "accumulate_float", "square_in_place"):
-                assert outcome(lambda: getattr(native, name)(n)) == \
-                    outcome(lambda: getattr(plain, name)(n)), (name, n)
-        # Objects of this test's own (None's count moves with everything else in the process).
-        owned = [int("1000"), int("-5000"), 2**62 + int("1"), float("2.5"), "s" * 3, object(),
-                 [1], 10**40 + int("1")]
-        operands = owned + [None]
-        before = [sys.getrefcount(x) for x in owned]
+                same_both_ways(native, plain, name, n)
         for _ in range(5):
             for a in operands:
                 for b in operands:
-                    for name in ("both_locals", "compare_locals"):
-                        assert outcome(lambda: getattr(native, name)(a, b)) == \
-                            outcome(lambda: getattr(plain, name)(a, b)), (name, a, b)
-                    for flag in (False, True):
-                        assert outcome(lambda: native.maybe_unbound(a, flag)) == \
-                            outcome(lambda: plain.maybe_unbound(a, flag)), (a, flag)
+                    same_both_ways(native, plain, "both_locals", a, b)
+                    same_both_ways(native, plain, "compare_locals", a, b)
+                for flag in (False, True):
+                    same_both_ways(native, plain, "maybe_unbound", a, flag)
         del a, b
         assert [sys.getrefcount(x) for x in owned] == before
-        for name in names:
-            assert "JIT: native code" in fatjit.explain(getattr(native, name)), name
-    finally:
-        for name in names:
-            fatjit.unspecialize(getattr(native, name))
 
 
 BORROWED_CONTAINERS = """
@@ -793,38 +791,23 @@ def missing_attr(p):
 
 
 def test_borrowed_containers_and_owners_keep_meaning_and_counts():
-    plain = new_module(BORROWED_CONTAINERS)
-    native = new_module(BORROWED_CONTAINERS)
-    names = [line[4:line.index("(")] for line in BORROWED_CONTAINERS.splitlines()
-             if line.startswith("def ")]
-    for name in names:
-        fatjit.jit(getattr(native, name))
     item = float("1.25")
     containers = [[int("10"), item, "s"], (item, int("7")), {1: item, "k": 2}, "abc", [item]]
     indexes = [0, 1, -1, 2, 5, -9, True, "k", 2**70, 1.0]
-    points = [native.Point(item), native.Point([1]), object()]
-    owned = containers + points + [item]
-    before = [sys.getrefcount(x) for x in owned]
-    try:
+    with compiled_and_plain(BORROWED_CONTAINERS) as (native, plain, _):
+        points = [native.Point(item), native.Point([1]), object()]
+        owned = containers + points + [item]
+        before = [sys.getrefcount(x) for x in owned]
         for _ in range(5):
             for n in (3, 2**62, 2.5, "x"):
-                for name in ("item_of_own_list", "attr_of_own"):
-                    assert outcome(lambda: getattr(native, name)(n)) == \
-                        outcome(lambda: getattr(plain, name)(n)), (name, n)
+                same_both_ways(native, plain, "item_of_own_list", n)
+                same_both_ways(native, plain, "attr_of_own", n)
             for a in containers:
-                assert outcome(lambda: native.item_by_constant(a)) == \
-                    outcome(lambda: plain.item_by_constant(a)), a
+                same_both_ways(native, plain, "item_by_constant", a)
                 for i in indexes:
-                    assert outcome(lambda: native.item_of(a, i)) == \
-                        outcome(lambda: plain.item_of(a, i)), (a, i)
+                    same_both_ways(native, plain, "item_of", a, i)
             for p in points:
-                for name in ("attr_of", "missing_attr"):
-                    assert outcome(lambda: getattr(native, name)(p)) == \
-                        outcome(lambda: getattr(plain, name)(p)), (name, p)
+                same_both_ways(native, plain, "attr_of", p)
+                same_both_ways(native, plain, "missing_attr", p)
         del a, i, p
         assert [sys.getrefcount(x) for x in owned] == before
-        for name in names:
-            assert "JIT: native code" in fatjit.explain(getattr(native, name)), name
-    finally:
-        for name in names:
-            fatjit.unspecialize(getattr(native, name))
