@@ -204,13 +204,19 @@ class FunctionCompiler {
   // compiled code, kept alive with the native code), and the slot can hold nothing else (below).
   PyObject* ConstantInSlot(int index, int depth) const;
   Value OperandAt(int index, int depth);
+  PyObject* KnownConstant(Value v) const {
+    auto it = constant_values_.find(v);
+    return it == constant_values_.end() ? nullptr : it->second;
+  }
 
   // Borrowed operands. A LOAD_FAST whose value the very next BINARY_OP, COMPARE_OP,
-  // BINARY_SUBSCR or LOAD_ATTR (of its owner) consumes,
-  // with only LOAD_CONST and LOAD_FAST of bound locals between (nothing that can exit or run
-  // code) and no jump into the stretch, pushes the local's object without a reference of its
-  // own: the local keeps it alive until the operation, which runs no code on its inline paths.
-  // Those paths then skip its decref, never write a result into it (its count says nothing of
+  // BINARY_SUBSCR or LOAD_ATTR (of its owner) consumes, with only LOAD_CONST and LOAD_FAST of
+  // bound locals between (nothing that can exit or run code) and no jump into the stretch,
+  // pushes the local's object without a reference of its own: the local keeps it alive until
+  // the operation, which runs no code on its inline paths. Native code never exposes value-stack
+  // slots to the collector (stacktop stays at co_nlocalsplus until an exit sets it, DESIGN.md),
+  // so a borrowed slot is seen by nobody before the operation or an exit takes the reference.
+  // The inline paths skip its decref, never write a result into it (its count says nothing of
   // the stack's), and count no stack reference to it when writing into a local; every way out to
   // the generic helper or an error exit first takes the reference the stack is expected to hold
   // (OwnBorrowedOperands), so the interpreter and the helpers see the usual stack.
@@ -218,10 +224,6 @@ class FunctionCompiler {
   bool Borrowed(Value v) const { return borrowed_values_.count(v) != 0; }
   void OwnBorrowedOperands(int index);
   Block OperandErrorExit(int index, const Instruction& inst);
-  PyObject* KnownConstant(Value v) const {
-    auto it = constant_values_.find(v);
-    return it == constant_values_.end() ? nullptr : it->second;
-  }
 
   Value TypeOf(Value object) {
     if (PyObject* known = KnownConstant(object)) return e_.Ptr(Py_TYPE(known));
