@@ -11,6 +11,7 @@
 #include "ext/specialize_api.h"
 #include "ext/stats.h"
 #include "ext/tuning.h"
+#include "jit/runtime/native_call.h"
 #include "jit/compile_function.h"
 #include "jit/compile_queue.h"
 
@@ -195,6 +196,7 @@ void FinishTierUp(const Ref<>& code_ref, uint64_t id, std::unique_ptr<jit::Lower
   // Counts carry over: explain() reports the function's native calls and deopts.
   compiled.code->calls = spec->native->calls;
   spec->native = std::move(compiled.code);
+  jit::InvalidateDirectCalls();  // call sites may hold the code it replaces
 }
 
 // Hands the optimizing compile of `spec` (which has baseline code) to the background thread.
@@ -253,6 +255,7 @@ void FinishBackgroundCompile(const Ref<>& code_ref, uint64_t id,
   spec->jit_refusal = state->last_jit_refusal;
   if (!compiled.code) return;
   spec->native = std::move(compiled.code);
+  jit::InvalidateDirectCalls();  // call sites may hold the code it replaces
   if (func != nullptr) QueueTierUp(reinterpret_cast<PyFunctionObject*>(func), spec);
 }
 
@@ -480,6 +483,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   }
   if (spec == nullptr) return false;  // dropped meanwhile (unspecialize, a newer request)
   spec->native = std::move(compiled.code);
+  jit::InvalidateDirectCalls();  // call sites may hold the code it replaces
   spec->jit_refusal = state->last_jit_refusal;
   spec->code = std::move(made.code);
   spec->callable = std::move(made.callable);

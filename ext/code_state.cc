@@ -21,12 +21,13 @@ PyObject* Specialization::owner_function() const {
 }
 
 CodeState::~CodeState() {
+  // Call sites may have cached this code object's native code, or its address.
+  jit::InvalidateDirectCalls();
   if (native) --GlobalCodeLevelCounters().live;
   if (specializations.empty()) return;
   // Releasing references can run arbitrary code (__del__): take them out of the state first.
   std::vector<std::unique_ptr<Specialization>> doomed;
   doomed.swap(specializations);
-  ++internal::g_specializations_generation;
   g_live -= static_cast<int64_t>(doomed.size());
   GlobalStats().specializations_dropped += doomed.size();
   InstallOrRemoveHook();
@@ -63,6 +64,7 @@ CodeLevelCounters& GlobalCodeLevelCounters() {
 
 void RetireCodeLevelNative(CodeState* state) {
   if (!state->native) return;
+  jit::InvalidateDirectCalls();
   state->native = nullptr;  // freed now, or when the last call running it returns
   state->native_tier_up_queued = false;
   --GlobalCodeLevelCounters().live;
@@ -77,12 +79,13 @@ void SetCodeLevelNative(CodeState* state, std::shared_ptr<jit::NativeCode> nativ
     ++counters.live;
   }
   state->native = std::move(native);
+  jit::InvalidateDirectCalls();
 }
 
 void AddSpecialization(CodeState* state, std::unique_ptr<Specialization> spec) {
   spec->id = g_next_id++;
   state->specializations.insert(state->specializations.begin(), std::move(spec));
-  ++internal::g_specializations_generation;
+  jit::InvalidateDirectCalls();
   ++g_live;
   ++GlobalStats().specializations_added;
   InstallOrRemoveHook();
@@ -102,7 +105,7 @@ void DropSpecialization(CodeState* state, size_t index, bool counted) {
   // Released last: its destructor can run arbitrary code (__del__) that may touch `state`.
   std::unique_ptr<Specialization> doomed = std::move(state->specializations[index]);
   state->specializations.erase(state->specializations.begin() + index);
-  ++internal::g_specializations_generation;
+  jit::InvalidateDirectCalls();
   --g_live;
   if (counted) ++GlobalStats().specializations_dropped;
   InstallOrRemoveHook();

@@ -26,6 +26,7 @@
 #include "base/ref.h"
 #include "guards/guard_set.h"
 #include "jit/native_code.h"
+#include "jit/runtime/native_call.h"
 #include "specializer/specialize_function.h"
 
 namespace fatjit {
@@ -103,7 +104,7 @@ struct CodeState {
 
   // The direct-call resolver's memo (dispatch.cc): the last function it resolved on this code
   // object, the weakref it was owned through, and its first specialization. Valid while
-  // `direct_generation` equals SpecializationsGeneration() (no specialization of any code object
+  // `direct_generation` equals jit::DirectCallEpoch() (no specialization of any code object
   // added or dropped since, so `direct_spec` still exists) and the weakref still points to the
   // calling function (a dead owner's weakref points to None, so a new function at the dead one's
   // address never matches).
@@ -116,7 +117,6 @@ struct CodeState {
 
 namespace internal {
 inline Py_ssize_t g_code_extra_index = -1;
-inline uint64_t g_specializations_generation = 1;
 }  // namespace internal
 
 // Registers the co_extra slot; call once at module init. False (with an exception) on failure.
@@ -125,8 +125,6 @@ bool InitCodeStateSlot();
 inline CodeState* CodeStateOf(PyCodeObject* code) {
   return static_cast<CodeState*>(compat::CodeExtra(code, internal::g_code_extra_index));
 }
-// Bumped whenever a specialization of any code object is added or dropped (never 0).
-inline uint64_t SpecializationsGeneration() { return internal::g_specializations_generation; }
 // The state of `code`, created if missing. Null with an exception set on failure.
 CodeState* GetOrCreateCodeState(PyCodeObject* code);
 

@@ -262,7 +262,7 @@ PyObject* Dispatch(PyThreadState* tstate, _PyInterpreterFrame* frame, int throwf
 bool g_direct_memo = true;  // FATJIT_JIT_DIRECT_MEMO=0: walk the owners at every call (A/B)
 
 Specialization* FirstSpecializationOf(CodeState* state, PyObject* func) {
-  const uint64_t generation = SpecializationsGeneration();
+  const uint64_t generation = jit::DirectCallEpoch();
   if (g_direct_memo && state->direct_func == func && state->direct_generation == generation &&
       reinterpret_cast<PyWeakReference*>(state->direct_owner)->wr_object == func) {
     return state->direct_spec;
@@ -285,33 +285,36 @@ Specialization* FirstSpecializationOf(CodeState* state, PyObject* func) {
 // The direct-call resolver (jit/runtime/native_call.h): the one outcome of Dispatch on a fresh
 // frame pushed by native code's CALL that needs no side effect, namely "the code object has no
 // specializations and runs its code-level native code" or "the first specialization of this
-// function passes its guards and is native". Everything else returns null, and the caller runs
+// function passes its guards and is native". Everything else returns false, and the caller runs
 // the hook, which decides as always: a dead owner or a pending specialization (which Dispatch
 // drops or materializes), a guard failure (counted there, a later specialization may pass),
 // swapped code or a stand-in callable, auto-mode counting, tracing, another hook. On success it
-// counts what Dispatch would have counted for the same run. The caller pins the code for the
-// call (a callee may drop the specialization mid-call).
-jit::NativeCode* ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* frame) {
-  if (tstate->interp->eval_frame != Dispatch || compat::TracingActive(tstate)) return nullptr;
+// counts what Dispatch would have counted for the same run, and says in *target what a call
+// site must re-check to reuse the answer (the owner, the guards) and what to count then. The
+// caller pins the code for the call (a callee may drop the specialization mid-call).
+bool ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                       jit::DirectCallTarget* target) {
+  if (tstate->interp->eval_frame != Dispatch || compat::TracingActive(tstate)) return false;
   PyCodeObject* code = compat::FrameCode(frame);
   CodeState* state = CodeStateOf(code);
-  if (state == nullptr) return nullptr;
+  if (state == nullptr) return false;
   static jit::JitCounters& jit_counters = jit::GlobalJitCounters();
   if (state->specializations.empty()) {
     jit::NativeCode* native = state->native.get();
-    if (native == nullptr) return nullptr;
+    if (native == nullptr) return false;
     static CodeLevelCounters& code_level = GlobalCodeLevelCounters();
     ++native->calls;
     ++jit_counters.native_calls;
     ++code_level.runs;
-    return native;
+    *target = jit::DirectCallTarget{native, nullptr, nullptr, {&code_level.runs}};
+    return true;
   }
   PyObject* func = reinterpret_cast<PyObject*>(compat::FrameFunction(frame));
   Specialization* spec = FirstSpecializationOf(state, func);
-  if (spec == nullptr || spec->pending || !spec->native) return nullptr;
+  if (spec == nullptr || spec->pending || !spec->native) return false;
   if (spec->guards.size() != 0) {  // (the parameter count costs as much as an empty check)
     const CallArgs args{compat::FrameLocals(frame), ParameterCount(code)};
-    if (spec->guards.Check(args).result != GuardResult::kPass) return nullptr;
+    if (spec->guards.Check(args).result != GuardResult::kPass) return false;
   }
   static Stats& stats = GlobalStats();
   ++stats.guard_checks;
@@ -319,7 +322,10 @@ jit::NativeCode* ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* f
   ++spec->runs;
   ++spec->native->calls;
   ++jit_counters.native_calls;
-  return spec->native.get();
+  *target = jit::DirectCallTarget{spec->native.get(), spec->owner.obj(),
+                                  spec->guards.size() != 0 ? &spec->guards : nullptr,
+                                  {&stats.guard_checks, &stats.specialized_runs, &spec->runs}};
+  return true;
 }
 
 // FATJIT_JIT_DIRECT_CALLS=0 keeps every call from native code on the ordinary path.
@@ -337,7 +343,8 @@ void InstallOrRemoveHook() {
   bool wanted = AutoModeOn() || LiveSpecializations() > 0;
   if (wanted == g_hook_installed) return;
   compat::SetEvalFrameHook(wanted ? Dispatch : nullptr);
-  jit::SetDirectCallResolver(wanted && DirectCallsEnabled() ? ResolveDirectCall : nullptr);
+  jit::SetDirectCallResolver(wanted && DirectCallsEnabled() ? ResolveDirectCall : nullptr,
+                             Dispatch);
   const char* memo = std::getenv("FATJIT_JIT_DIRECT_MEMO");
   g_direct_memo = memo == nullptr || std::strcmp(memo, "0") != 0;
   g_hook_installed = wanted;

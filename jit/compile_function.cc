@@ -23,6 +23,7 @@
 #include "jit/backend_loader.h"
 #include "jit/runtime/fast_paths.h"
 #include "jit/runtime/frame_exits.h"
+#include "jit/runtime/native_call.h"
 #include "jit/runtime/runtime.h"
 #include "specializer/bytecode/cfg.h"
 #include "specializer/bytecode/decode.h"
@@ -2041,8 +2042,14 @@ bool FunctionCompiler::LowerInstruction(int index) {
           insts[index - 2].base_opcode == KW_NAMES) {
         kwnames = PyTuple_GET_ITEM(compiled->co_consts, insts[index - 2].oparg);
       }
-      if (kwnames == nullptr && oparg == 1) InlineListAppend(index);
-      return LowerHelper(index, OpTable()[CALL], kwnames);
+      if (kwnames != nullptr) return LowerHelper(index, OpTable()[CALL], kwnames);
+      if (oparg == 1) InlineListAppend(index);
+      static const OpEntry kCallCached{
+          Helper{"fatjit_rt_CALL_CACHED", reinterpret_cast<const void*>(&fatjit_rt_CALL_CACHED),
+                 5},
+          HelperKind::kRunsCode};
+      DirectCallCache& cache = out_.call_caches_.emplace_back();
+      return LowerHelper(index, kCallCached, reinterpret_cast<PyObject*>(&cache));
     }
     case PRECALL:
       InlinePrecallOfMethod(index);

@@ -20,6 +20,7 @@
 #include "guards/guard_set.h"
 #include "jit/emitter.h"
 #include "jit/runtime/attr_cache.h"
+#include "jit/runtime/call_cache.h"
 #include "jit/runtime/global_cache.h"
 
 namespace fatjit::jit {
@@ -126,6 +127,7 @@ class NativeCode {
   std::deque<DeoptSite> sites_;
   std::deque<GlobalCache> global_caches_;  // one per LOAD_GLOBAL site
   std::deque<AttrCache> attr_caches_;  // one per LOAD_ATTR, STORE_ATTR, LOAD_METHOD site
+  std::deque<DirectCallCache> call_caches_;  // one per CALL site without KW_NAMES
   std::vector<Ref<>> keep_alive_;  // objects the code embeds (constants, names, guards)
   std::unique_ptr<GuardSet> recheck_;  // what the code re-checks after arbitrary code
   int64_t running_ = 0;    // calls running the code now (Enter/Leave)

@@ -12,6 +12,7 @@ namespace fatjit::jit {
 namespace {
 
 DirectCallResolver g_resolver = nullptr;
+_PyFrameEvalFunction g_hook = nullptr;  // the hook the resolver answers for
 
 constexpr int kRefusedFlags = CO_VARARGS | CO_VARKEYWORDS | CO_GENERATOR | CO_COROUTINE |
                               CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE;
@@ -191,12 +192,31 @@ PyObject* EvalFrame(PyThreadState* tstate, _PyInterpreterFrame* frame) {
   return eval == nullptr ? _PyEval_EvalFrameDefault(tstate, frame, 0) : eval(tstate, frame, 0);
 }
 
+// The JIT's counters, fetched once (GlobalJitCounters() is a function-local static).
+JitCounters& g_counters = GlobalJitCounters();
+uint64_t g_count_sink = 0;  // where a cache's unused count pointers point
+
+// The call on the pushed frame, then the frame's clear and pop.
+PyObject* RunNative(PyThreadState* tstate, _PyInterpreterFrame* frame, NativeCode* native) {
+  ++g_counters.direct_calls;
+  native->Enter();
+  PyObject* res = native->entry()(tstate, frame, 0);
+  native->Leave();
+  ClearAndPopFrame(tstate, frame);
+  return res;
+}
+
 }  // namespace
 
-void SetDirectCallResolver(DirectCallResolver resolver) { g_resolver = resolver; }
+
+void SetDirectCallResolver(DirectCallResolver resolver, _PyFrameEvalFunction hook) {
+  g_resolver = resolver;
+  g_hook = hook;
+  InvalidateDirectCalls();
+}
 
 bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObject* kwnames,
-                   PyObject** result) {
+                   PyObject** result, DirectCallCache* cache) {
   if (g_resolver == nullptr || !Py_IS_TYPE(slots[0], &PyFunction_Type)) return false;
   auto* func = reinterpret_cast<PyFunctionObject*>(slots[0]);
   auto* code = reinterpret_cast<PyCodeObject*>(func->func_code);
@@ -211,19 +231,54 @@ bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObj
   InitializeFrame(frame, func, code, slots + 1, binding);
   for (int64_t i = 0; i <= nargs; ++i) slots[i] = nullptr;
 
-  NativeCode* native = g_resolver(tstate, frame);
-  PyObject* res;
-  if (native != nullptr) {
-    static JitCounters& counters = GlobalJitCounters();
-    ++counters.direct_calls;
-    native->Enter();
-    res = native->entry()(tstate, frame, 0);
-    native->Leave();
-  } else {
-    res = EvalFrame(tstate, frame);
+  DirectCallTarget target;
+  const uint64_t epoch = DirectCallEpoch();
+  if (!g_resolver(tstate, frame, &target)) {
+    *result = EvalFrame(tstate, frame);
+    ClearAndPopFrame(tstate, frame);
+    return true;
   }
-  ClearAndPopFrame(tstate, frame);
-  *result = res;
+  if (cache != nullptr && kwnames == nullptr && nargs == code->co_argcount &&
+      code->co_kwonlyargcount == 0) {
+    *cache = DirectCallCache{code, epoch, nargs, code->co_nlocalsplus, size, target};
+    for (uint64_t*& count : cache->target.counts) {
+      if (count == nullptr) count = &g_count_sink;
+    }
+  }
+  *result = RunNative(tstate, frame, target.native);
+  return true;
+}
+
+bool CallThroughCache(PyThreadState* tstate, const DirectCallCache& cache, PyObject** slots,
+                      int64_t nargs, PyObject** result) {
+  PyObject* callable = slots[0];
+  if (cache.epoch != DirectCallEpoch() || !Py_IS_TYPE(callable, &PyFunction_Type)) return false;
+  auto* func = reinterpret_cast<PyFunctionObject*>(callable);
+  if (func->func_code != reinterpret_cast<PyObject*>(cache.code) || nargs != cache.argcount ||
+      tstate->interp->eval_frame != g_hook || tstate->cframe->use_tracing != 0) {
+    return false;
+  }
+  const DirectCallTarget& target = cache.target;
+  if (target.owner != nullptr && PyWeakref_GET_OBJECT(target.owner) != callable) return false;
+  if (target.guards != nullptr &&
+      target.guards->Check(CallArgs{slots + 1, static_cast<int>(nargs)}).result !=
+          GuardResult::kPass) {
+    return false;
+  }
+  _PyInterpreterFrame* frame = BumpFramePointer(tstate, cache.frame_size);
+  if (frame == nullptr) return false;
+  // InitializeFrame for positional arguments only; the frame takes over the references.
+  _PyFrame_InitializeSpecials(frame, func, nullptr, static_cast<int>(cache.nlocalsplus));
+  PyObject** locals = frame->localsplus;
+  for (int64_t i = 0; i < nargs; ++i) locals[i] = slots[i + 1];
+  for (int64_t i = nargs; i < cache.nlocalsplus; ++i) locals[i] = nullptr;
+  for (int64_t i = 0; i <= nargs; ++i) slots[i] = nullptr;
+  ++*target.counts[0];
+  ++*target.counts[1];
+  ++*target.counts[2];
+  ++target.native->calls;
+  ++g_counters.native_calls;
+  *result = RunNative(tstate, frame, target.native);
   return true;
 }
 

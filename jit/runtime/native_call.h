@@ -33,26 +33,40 @@
 
 #include "base/python.h"
 #include "jit/native_code.h"
+#include "jit/runtime/call_cache.h"
 
 namespace fatjit::jit {
 
 // Given a fresh frame just pushed for a call (arguments bound in localsplus, prologue not run),
-// returns the native code the PEP 523 hook would run on it right now, or null when the hook
-// must decide (or would run something else). Runs no Python code and raises nothing. When it
-// returns code, it has counted the run as the hook would have (stats, the code's calls); the
-// caller pins the code (NativeCode::Enter/Leave) around the call before anything else runs.
-using DirectCallResolver = NativeCode* (*)(PyThreadState* tstate, _PyInterpreterFrame* frame);
+// fills *target and returns true when the PEP 523 hook would run native code on it right now;
+// false when the hook must decide (or would run something else). Runs no Python code and raises
+// nothing. When it returns true, it has counted the run as the hook would have (stats, the
+// code's calls); the caller pins the code (NativeCode::Enter/Leave) around the call before
+// anything else runs. What it answers may change only when the direct-call epoch changes.
+using DirectCallResolver = bool (*)(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                                    DirectCallTarget* target);
 
-// Installed by ext/ while its hook is; null turns direct calls off (the ordinary call path).
-void SetDirectCallResolver(DirectCallResolver resolver);
+// Installed by ext/ while `hook` is the PEP 523 hook; null turns direct calls off (the
+// ordinary call path).
+void SetDirectCallResolver(DirectCallResolver resolver, _PyFrameEvalFunction hook);
 
 // slots[0] is the callable (an owned reference), slots[1..nargs] the arguments (owned), the
 // last len(kwnames) of them keyword values when kwnames (a tuple of str) is not null. If the call
 // qualifies (see the top of this file) it is made: every slot is consumed and nulled, *result is
 // the call's result (null with an exception set on error), and the function returns true.
-// Otherwise it returns false and touches nothing.
+// Otherwise it returns false and touches nothing. `cache`, when given, is refilled when the
+// resolver answers for a call with positional arguments only.
 bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObject* kwnames,
-                   PyObject** result);
+                   PyObject** result, DirectCallCache* cache = nullptr);
+
+// TryDirectCall for a call with positional arguments only, when `cache` still holds for it
+// (call_cache.h): the same frame, the same native code, the same counts, without the resolver.
+bool CallThroughCache(PyThreadState* tstate, const DirectCallCache& cache, PyObject** slots,
+                      int64_t nargs, PyObject** result);
+
+// CALL without KW_NAMES through the site's cache; otherwise exactly fatjit_rt_CALL (runtime.h).
+extern "C" int64_t fatjit_rt_CALL_CACHED(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                                         PyObject** sp, int64_t oparg, DirectCallCache* cache);
 
 }  // namespace fatjit::jit
 

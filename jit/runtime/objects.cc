@@ -442,33 +442,52 @@ extern "C" int64_t fatjit_rt_PRECALL(PyThreadState* tstate, _PyInterpreterFrame*
   return 0;
 }
 
-// [NULL-or-method, callable-or-self, args...] -> [result]; aux: the KW_NAMES tuple or null.
-// Every input is released, on error too (all slots end up null).
-extern "C" int64_t fatjit_rt_CALL(PyThreadState* tstate, _PyInterpreterFrame* frame,
-                                  PyObject** sp, int64_t oparg, PyObject* aux) {
+namespace {
+
+// CALL: [NULL-or-method, callable-or-self, args...] -> [result]. Every input is released, on
+// error too (all slots end up null).
+int64_t Call(PyThreadState* tstate, PyObject** sp, int64_t oparg, PyObject* kwnames,
+             DirectCallCache* cache) {
   const bool is_meth = sp[-oparg - 2] != nullptr;
   const int64_t total_args = oparg + is_meth;
   PyObject** args = sp - total_args;
   PyObject* function = args[-1];
   if (Py_IS_TYPE(function, &PyFunction_Type) &&
-      TryDirectCall(tstate, args - 1, total_args, aux, &sp[-oparg - 2])) {
+      TryDirectCall(tstate, args - 1, total_args, kwnames, &sp[-oparg - 2], cache)) {
     return sp[-oparg - 2] == nullptr ? -1 : 0;
   }
   PyObject* res;
-  if (CallBuiltinDirectly(tstate, function, args, total_args, aux, &res)) {
+  if (CallBuiltinDirectly(tstate, function, args, total_args, kwnames, &res)) {
     static JitCounters& counters = GlobalJitCounters();
     ++counters.builtin_calls;
   } else {
-    const int64_t kwcount = aux == nullptr ? 0 : PyTuple_GET_SIZE(aux);
+    const int64_t kwcount = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
     const size_t nargsf =
         static_cast<size_t>(total_args - kwcount) | PY_VECTORCALL_ARGUMENTS_OFFSET;
-    res = PyObject_Vectorcall(function, args, nargsf, aux);
+    res = PyObject_Vectorcall(function, args, nargsf, kwnames);
   }
   Py_DECREF(function);
   args[-1] = nullptr;
   for (int64_t i = 0; i < total_args; ++i) Py_DECREF(std::exchange(args[i], nullptr));
   sp[-oparg - 2] = res;
   return res == nullptr ? -1 : 0;
+}
+
+}  // namespace
+
+// aux: the KW_NAMES tuple or null.
+extern "C" int64_t fatjit_rt_CALL(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                                  PyObject** sp, int64_t oparg, PyObject* aux) {
+  return Call(tstate, sp, oparg, aux, nullptr);
+}
+
+extern "C" int64_t fatjit_rt_CALL_CACHED(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                                         PyObject** sp, int64_t oparg, DirectCallCache* cache) {
+  const int64_t nargs = oparg + (sp[-oparg - 2] != nullptr);
+  if (CallThroughCache(tstate, *cache, sp - nargs - 1, nargs, &sp[-oparg - 2])) {
+    return sp[-oparg - 2] == nullptr ? -1 : 0;
+  }
+  return Call(tstate, sp, oparg, nullptr, cache);
 }
 
 // [NULL, func, callargs(, kwargs)] -> [result], oparg & 1 says whether kwargs is there.

@@ -879,3 +879,80 @@ def test_c_functions_that_break_the_api_contract_raise_the_interpreters_system_e
         assert got == want
         assert want[1][0] is SystemError and name in want[1][1], want
     assert builtin_calls() - before >= 3
+
+
+# --- the call site's cache (jit/runtime/call_cache.h) ----------------------------------------
+
+def test_call_site_cache_sees_the_callees_code_replaced(jit):
+    native, plain = jit("""
+        def callee(x):
+            return x + 1
+
+        def caller(n):
+            t = 0
+            for i in range(n):
+                t += callee(i)
+            return t
+    """, "callee", "caller")
+    assert warm(lambda: native.caller(10)) == plain.caller(10) == 55
+    original = native.callee.__code__
+    replacement = new_module("def callee(x):\n    return x + 100\n").callee.__code__
+    native.callee.__code__ = plain.callee.__code__ = replacement
+    try:
+        assert native.caller(10) == plain.caller(10) == 1045
+    finally:
+        native.callee.__code__ = plain.callee.__code__ = original
+    before = direct_calls()
+    assert native.caller(10) == plain.caller(10) == 55
+    assert_direct_calls(direct_calls() - before, 10)
+
+
+def test_call_site_cache_checks_the_callees_guards_at_every_call(jit):
+    native, plain = jit("""
+        K = 1
+
+        def callee(x):
+            return x + K
+
+        def flip():
+            global K
+            K = 3 - K
+
+        def caller(n):
+            t = 0
+            for i in range(n):
+                t += callee(i)  # the guard on K passes and fails in turn at this site
+                flip()
+            return t
+    """, "callee", "caller")
+    warm(lambda: native.caller(4))
+    assert "GuardGlobals(K)" in fatjit.explain(native.callee)
+    for _ in range(3):
+        assert native.caller(10) == plain.caller(10) == 60
+    before = direct_calls()
+    assert native.caller(10) == plain.caller(10) == 60
+    assert_direct_calls(direct_calls() - before, 5)  # the calls while K == 1
+
+
+def test_call_site_cache_follows_unspecialize_and_a_new_compile(jit):
+    native, plain = jit("""
+        def callee(x):
+            return x - 1
+
+        def caller(n):
+            t = 0
+            for i in range(n):
+                t += callee(i)
+            return t
+    """, "callee", "caller")
+    assert warm(lambda: native.caller(10)) == plain.caller(10)
+    for round in range(3):
+        fatjit.unspecialize(native.callee)
+        before = direct_calls()
+        assert native.caller(10) == plain.caller(10) == 35
+        assert_direct_calls(direct_calls() - before, 0)
+        fatjit.jit(native.callee)
+        warm(lambda: native.caller(2))
+        before = direct_calls()
+        assert native.caller(10) == plain.caller(10) == 35
+        assert_direct_calls(direct_calls() - before, 10)
