@@ -1,4 +1,4 @@
-"""Inline int and float arithmetic, comparisons and branches in native code (jit/compile_function.cc,
+"""Inline int and float arithmetic, comparisons and branches in native code (jit/lower_numbers.cc,
 "Numeric fast paths").
 
 Compiled code computes BINARY_OP and COMPARE_OP on ints of up to two digits (|value| < 2**60),
