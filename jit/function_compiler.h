@@ -270,6 +270,20 @@ class FunctionCompiler {
   // When the instruction after `index` is STORE_FAST, branches to a block that writes the
   // result into the local's current object (via `write`) and skips the STORE_FAST, if that
   // object is of `type` and referenced only by the local and the operands; else to `otherwise`.
+  // TryResultIntoLocal for any producer at `index`: `owners(local)` says how many references
+  // the local's object has when only the local and the instruction's operands hold it;
+  // `release_operands` runs on the path that took the local (the operands' stack references).
+  void TryIntoLocal(int index, PyTypeObject* type, const std::function<Value(Value)>& owners,
+                    const std::function<Value(Value)>& can_hold,
+                    const std::function<void(Value)>& write,
+                    const std::function<void()>& release_operands, Block otherwise);
+  // How an int `value` is written into an existing exact int (PlaceNumericResult's can_hold and
+  // write): it fits when |value| < 2^60 and the object has room for its digits.
+  struct InPlaceWrite {
+    std::function<Value(Value)> can_hold;
+    std::function<void(Value)> write;
+  };
+  InPlaceWrite IntWriter(Value value);
   void TryResultIntoLocal(int index, Value left, Value right, PyTypeObject* type,
                           const std::function<Value(Value)>& can_hold,
                           const std::function<void(Value)>& write, Block otherwise);

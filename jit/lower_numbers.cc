@@ -291,34 +291,42 @@ void FunctionCompiler::FinishNumeric(int index, Value left, Value right, Value r
 // operation; writing the result into it gives an object equal in every observable way to a new
 // one. Small ints (-5..256) are never reused (the stack is never their only owner) and always
 // come from the cache, as CPython's own results do.
-void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value value) {
-  Block large = e_.NewBlock("large_int");
-  FinishNumeric(index, left, right, CachedSmallInt(value, large));
-
-  Enter(large);
+FunctionCompiler::InPlaceWrite FunctionCompiler::IntWriter(Value value) {
   Value negative = e_.Compare(Cmp::kSlt, value, e_.Imm(0));
   Value magnitude = e_.Select(negative, e_.Sub(e_.Imm(0), value), value);
   Value two_digits = e_.Compare(Cmp::kSge, magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT));
   Value digits = e_.Select(two_digits, e_.Imm(2), e_.Imm(1));
-  Value fits_two = e_.Compare(Cmp::kSlt, magnitude, e_.Imm(int64_t{1} << (2 * PyLong_SHIFT)));
-  PlaceNumericResult(
-      index, left, right, &PyLong_Type,
+  // |value| < 2^60 (two digits at most), tested on value itself (-INT64_MIN does not exist):
+  // value + (2^60 - 1) in [0, 2^61 - 1).
+  constexpr int64_t kTwoDigits = int64_t{1} << (2 * PyLong_SHIFT);
+  Value fits_two = e_.Compare(Cmp::kUlt, e_.Add(value, e_.Imm(kTwoDigits - 1)),
+                              e_.Imm(2 * kTwoDigits - 1));
+  return InPlaceWrite{
       // Room for the digits: an int has max(1, |ob_size|) digits at least.
-      [&](Value target) {
+      [=, this](Value target) {
         Value size = Field(target, kObSize);
         Value room =
             e_.Select(e_.Compare(Cmp::kSlt, size, e_.Imm(0)), e_.Sub(e_.Imm(0), size), size);
         room = e_.Select(e_.Compare(Cmp::kEq, room, e_.Imm(0)), e_.Imm(1), room);
         return e_.And(fits_two, e_.Compare(Cmp::kSge, room, digits));
       },
-      [&](Value target) {
+      [=, this](Value target) {
         Value high_at = e_.Select(two_digits, e_.Add(target, e_.Imm(sizeof(digit))), target);
         SetField(high_at, kIntDigit0, e_.SDiv(magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT)),
                  Width::k32);
         SetField(target, kIntDigit0, e_.And(magnitude, e_.Imm(PyLong_MASK)), Width::k32);
         SetField(target, kObSize, e_.Select(negative, e_.Sub(e_.Imm(0), digits), digits));
-      },
-      [&] { return e_.Call(kLongFromInt64, {value}); });
+      }};
+}
+
+void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value value) {
+  Block large = e_.NewBlock("large_int");
+  FinishNumeric(index, left, right, CachedSmallInt(value, large));
+
+  Enter(large);
+  InPlaceWrite writer = IntWriter(value);
+  PlaceNumericResult(index, left, right, &PyLong_Type, writer.can_hold, writer.write,
+                     [&] { return e_.Call(kLongFromInt64, {value}); });
 }
 
 // Where a numeric result goes, first that applies: into the object of the local the next
@@ -373,6 +381,31 @@ void FunctionCompiler::TryResultIntoLocal(int index, Value left, Value right, Py
                                           const std::function<Value(Value)>& can_hold,
                                           const std::function<void(Value)>& write,
                                           Block otherwise) {
+  // References to the local's object: the local's, and the stack's for each operand that is it
+  // (none for a borrowed operand).
+  auto stack_reference = [&](Value local, Value operand) {
+    return Borrowed(operand) ? e_.Imm(0) : e_.Compare(Cmp::kEq, local, operand);
+  };
+  TryIntoLocal(
+      index, type,
+      [&](Value local) {
+        return e_.Add(e_.Imm(1),
+                      e_.Add(stack_reference(local, left), stack_reference(local, right)));
+      },
+      can_hold, write,
+      [&] {
+        Decref(right);  // ceval's order; an operand that is the local's object keeps a reference
+        Decref(left);
+      },
+      otherwise);
+}
+
+void FunctionCompiler::TryIntoLocal(int index, PyTypeObject* type,
+                                    const std::function<Value(Value)>& owners,
+                                    const std::function<Value(Value)>& can_hold,
+                                    const std::function<void(Value)>& write,
+                                    const std::function<void()>& release_operands,
+                                    Block otherwise) {
   absl::Span<const Instruction> insts = decoded_.instructions();
   if (index + 2 >= static_cast<int>(insts.size()) || insts[index + 1].base_opcode != STORE_FAST ||
       blocks_[index + 1] < 0 || blocks_[index + 2] < 0 || insts[index + 1].oparg >= nlocalsplus_) {
@@ -384,20 +417,12 @@ void FunctionCompiler::TryResultIntoLocal(int index, Value left, Value right, Py
   Block take = e_.NewBlock("into_local");
   e_.Branch(e_.Compare(Cmp::kNe, local, e_.Imm(0)), bound, otherwise);
   Enter(bound);
-  // References to the local's object: the local's, and the stack's for each operand that is it
-  // (none for a borrowed operand).
-  auto stack_reference = [&](Value operand) {
-    return Borrowed(operand) ? e_.Imm(0) : e_.Compare(Cmp::kEq, local, operand);
-  };
-  Value owners =
-      e_.Add(e_.Imm(1), e_.Add(stack_reference(left), stack_reference(right)));
   Value sole = e_.And(IsType(TypeOf(local), type),
-                      e_.Compare(Cmp::kEq, Refcount(local), owners));
+                      e_.Compare(Cmp::kEq, Refcount(local), owners(local)));
   e_.Branch(e_.And(sole, can_hold(local)), take, otherwise);
   Enter(take);
   write(local);
-  Decref(right);  // ceval's order; an operand that is the local's object keeps a reference
-  Decref(left);
+  release_operands();
   e_.Jump(NextBlock(index + 1));
 }
 

@@ -175,6 +175,19 @@ bool FunctionCompiler::LowerForIter(int index) {
     Value value = e_.Add(Field(iter, offsetof(RangeIterLayout, start)),
                          e_.Mul(i, Field(iter, offsetof(RangeIterLayout, step))));
     SetField(iter, offsetof(RangeIterLayout, index), e_.Add(i, e_.Imm(1)));
+    // A small int comes from the cache. Another goes into the object of the local the next
+    // STORE_FAST replaces when only that local refers to it (TryIntoLocal: the interpreter would
+    // free it right after the store), else into a new int.
+    Block large = e_.NewBlock("range_large");
+    Block box = e_.NewBlock("range_box");
+    StoreSlot(d, CachedSmallInt(value, large));
+    e_.Jump(NextBlock(index));
+    Enter(large);
+    InPlaceWrite writer = IntWriter(value);
+    TryIntoLocal(
+        index, &PyLong_Type, [&](Value) { return e_.Imm(1); }, writer.can_hold, writer.write,
+        [] {}, box);
+    Enter(box);
     StoreSlot(d, BoxInt(value, inst, d));
     e_.Jump(NextBlock(index));
     Enter(exhausted);

@@ -811,3 +811,65 @@ def test_borrowed_containers_and_owners_keep_meaning_and_counts():
                 same_both_ways(native, plain, "missing_attr", p)
         del a, i, p
         assert [sys.getrefcount(x) for x in owned] == before
+
+
+# FOR_ITER over a range writes a value above the small-int cache into the object of the loop
+# variable when only that variable refers to it (TryIntoLocal), instead of a new int. Every
+# other case takes a new int: the variable's object is shared, unbound, of another type, or too
+# small for the value's digits.
+RANGE_INTO_LOCAL = """
+def total(start, stop, step):
+    t = 0
+    for k in range(start, stop, step):
+        t += k
+    return t, k
+
+def kept(start, stop):
+    pairs = []
+    prev = None
+    for k in range(start, stop):
+        pairs.append((prev, k))
+        prev = k
+    return pairs
+
+def deleted(start, stop):
+    t = 0
+    for k in range(start, stop):
+        t += k
+        del k
+    return t
+
+def retyped(start, stop):
+    k = 1.5
+    out = []
+    for k in range(start, stop):
+        out.append(k * 2)
+        if k % 3 == 0:
+            k = "text"
+    return out, k
+
+def aliased(start, stop):
+    out = []
+    for k in range(start, stop):
+        j = k
+        out.append(j)
+    return out
+"""
+
+
+@pytest.mark.parametrize("bounds", [(250, 270, 1), (1000, 1020, 3), (2**30 - 5, 2**30 + 5, 1),
+                                    (2**30 + 5, 2**30 - 5, -1), (-300, -250, 7),
+                                    (2**60 - 3, 2**60 + 3, 1), (-(2**60) - 3, -(2**60) + 3, 1),
+                                    (2**62, 2**62 + 4, 1)])
+def test_range_values_written_into_the_loop_variable_keep_meaning(bounds):
+    start, stop, step = bounds
+    with compiled_and_plain(RANGE_INTO_LOCAL) as (native, plain, names):
+        for _ in range(2):
+            same_both_ways(native, plain, "total", start, stop, step)
+            for name in ("kept", "deleted", "retyped", "aliased"):
+                same_both_ways(native, plain, name, start, stop)
+        pairs = native.kept(start, stop)
+        assert len({id(k) for _, k in pairs}) == len(pairs)  # each value its own object
+        values = native.aliased(start, stop)
+        assert len({id(v) for v in values}) == len(values)  # each value its own object
+        assert "into_local" in fatjit.explain(native.total, ir=True)
