@@ -240,38 +240,39 @@ bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObj
   }
   if (cache != nullptr && kwnames == nullptr && nargs == code->co_argcount &&
       code->co_kwonlyargcount == 0) {
-    *cache = DirectCallCache{code, epoch, nargs, code->co_nlocalsplus, size, target};
-    for (uint64_t*& count : cache->target.counts) {
+    DirectCallCache::Entry entry{code, static_cast<int32_t>(nargs), code->co_nlocalsplus, size,
+                                 target};
+    for (uint64_t*& count : entry.target.counts) {
       if (count == nullptr) count = &g_count_sink;
     }
+    cache->Fill(epoch, entry);
   }
   *result = RunNative(tstate, frame, target.native);
   return true;
 }
 
-bool CallThroughCache(PyThreadState* tstate, const DirectCallCache& cache, PyObject** slots,
-                      int64_t nargs, PyObject** result) {
+bool CallThroughCacheEntry(PyThreadState* tstate, const DirectCallCache::Entry& entry,
+                           PyObject** slots, int64_t nargs, PyObject** result) {
   PyObject* callable = slots[0];
-  if (cache.epoch != DirectCallEpoch() || !Py_IS_TYPE(callable, &PyFunction_Type)) return false;
   auto* func = reinterpret_cast<PyFunctionObject*>(callable);
-  if (func->func_code != reinterpret_cast<PyObject*>(cache.code) || nargs != cache.argcount ||
-      tstate->interp->eval_frame != g_hook || tstate->cframe->use_tracing != 0) {
+  if (nargs != entry.argcount || tstate->interp->eval_frame != g_hook ||
+      tstate->cframe->use_tracing != 0) {
     return false;
   }
-  const DirectCallTarget& target = cache.target;
+  const DirectCallTarget& target = entry.target;
   if (target.owner != nullptr && PyWeakref_GET_OBJECT(target.owner) != callable) return false;
   if (target.guards != nullptr &&
       target.guards->Check(CallArgs{slots + 1, static_cast<int>(nargs)}).result !=
           GuardResult::kPass) {
     return false;
   }
-  _PyInterpreterFrame* frame = BumpFramePointer(tstate, cache.frame_size);
+  _PyInterpreterFrame* frame = BumpFramePointer(tstate, entry.frame_size);
   if (frame == nullptr) return false;
   // InitializeFrame for positional arguments only; the frame takes over the references.
-  _PyFrame_InitializeSpecials(frame, func, nullptr, static_cast<int>(cache.nlocalsplus));
+  _PyFrame_InitializeSpecials(frame, func, nullptr, static_cast<int>(entry.nlocalsplus));
   PyObject** locals = frame->localsplus;
   for (int64_t i = 0; i < nargs; ++i) locals[i] = slots[i + 1];
-  for (int64_t i = nargs; i < cache.nlocalsplus; ++i) locals[i] = nullptr;
+  for (int64_t i = nargs; i < entry.nlocalsplus; ++i) locals[i] = nullptr;
   for (int64_t i = 0; i <= nargs; ++i) slots[i] = nullptr;
   ++*target.counts[0];
   ++*target.counts[1];

@@ -59,10 +59,19 @@ void SetDirectCallResolver(DirectCallResolver resolver, _PyFrameEvalFunction hoo
 bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObject* kwnames,
                    PyObject** result, DirectCallCache* cache = nullptr);
 
-// TryDirectCall for a call with positional arguments only, when `cache` still holds for it
-// (call_cache.h): the same frame, the same native code, the same counts, without the resolver.
-bool CallThroughCache(PyThreadState* tstate, const DirectCallCache& cache, PyObject** slots,
-                      int64_t nargs, PyObject** result);
+// TryDirectCall for a call with positional arguments only through `entry`, the cache's entry
+// for the callee's code object, when it still holds for this call (call_cache.h): the same
+// frame, the same native code, the same counts, without the resolver. False: nothing touched.
+bool CallThroughCacheEntry(PyThreadState* tstate, const DirectCallCache::Entry& entry,
+                           PyObject** slots, int64_t nargs, PyObject** result);
+// The same, finding the entry first; inline so that a miss costs a few compares.
+inline bool CallThroughCache(PyThreadState* tstate, const DirectCallCache& cache,
+                             PyObject** slots, int64_t nargs, PyObject** result) {
+  if (!Py_IS_TYPE(slots[0], &PyFunction_Type)) return false;
+  const DirectCallCache::Entry* entry =
+      cache.Find(reinterpret_cast<PyFunctionObject*>(slots[0])->func_code);
+  return entry != nullptr && CallThroughCacheEntry(tstate, *entry, slots, nargs, result);
+}
 
 // CALL without KW_NAMES through the site's cache; otherwise exactly fatjit_rt_CALL (runtime.h).
 extern "C" int64_t fatjit_rt_CALL_CACHED(PyThreadState* tstate, _PyInterpreterFrame* frame,

@@ -956,3 +956,23 @@ def test_call_site_cache_follows_unspecialize_and_a_new_compile(jit):
         before = direct_calls()
         assert native.caller(10) == plain.caller(10) == 35
         assert_direct_calls(direct_calls() - before, 10)
+
+
+def test_call_site_cache_serves_a_site_that_calls_many_functions(jit):
+    # One site, twelve callees in turn: more than the cache's entries, so entries are replaced
+    # while others are reused; every call must run its own callee.
+    source = "".join(f"def f{k}(x):\n    return x * {k + 2}\n\n" for k in range(12)) + """
+def caller(functions, n):
+    t = 0
+    for i in range(n):
+        t += functions[i % len(functions)](i)
+    return t
+"""
+    native, plain = jit(source, "caller", *[f"f{k}" for k in range(12)])
+    for count in (3, 8, 12):
+        args_native = [getattr(native, f"f{k}") for k in range(count)]
+        args_plain = [getattr(plain, f"f{k}") for k in range(count)]
+        warm(lambda: native.caller(args_native, count))
+        before = direct_calls()
+        assert native.caller(args_native, 120) == plain.caller(args_plain, 120)
+        assert_direct_calls(direct_calls() - before, 120)
