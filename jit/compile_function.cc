@@ -197,14 +197,7 @@ bool FunctionCompiler::Lower() {
     if (target >= 0 && target < n) jump_target_[target] = true;
   }
 
-  // Locals that may be null at a LOAD_FAST: all but parameters the function never deletes.
-  may_be_unbound_.assign(nlocalsplus_, true);
-  for (int i = 0; i < nparams_ && i < nlocalsplus_; ++i) may_be_unbound_[i] = false;
-  for (const Instruction& inst : insts) {
-    if (inst.base_opcode == DELETE_FAST && inst.oparg < nlocalsplus_) {
-      may_be_unbound_[inst.oparg] = true;
-    }
-  }
+  FindBoundLocals();
 
   tstate_ = e_.Param(0);
   frame_ = e_.Param(1);
@@ -249,6 +242,63 @@ bool FunctionCompiler::Lower() {
   e_.Return(e_.Call(kExit, {tstate_, frame_, e_.Load(exit_site_slot_, 0)}));
   if (!layout_error_.empty()) return Refuse(JitRefusal::kLayoutMismatch, layout_error_);
   return true;
+}
+
+// Definite assignment: the locals that hold a value at each instruction on every path native
+// code can take to it. Native code is entered only at the first instruction and follows only
+// normal edges (exception handlers and everything after a deopt run in the interpreter), so a
+// forward "must" analysis over those edges is exact for it: parameters are bound at entry,
+// STORE_FAST binds, DELETE_FAST unbinds, and a block's state is the intersection of its
+// predecessors'. Nothing else writes a fast local while native code runs (a debugger's
+// frame.f_locals writes go through tracing, which deopts first).
+void FunctionCompiler::FindBoundLocals() {
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  const int n = static_cast<int>(insts.size());
+  words_per_state_ = (nlocalsplus_ + 63) / 64;
+  bound_.assign(static_cast<size_t>(n) * words_per_state_, ~uint64_t{0});  // top: all bound
+  std::vector<bool> seen(n, false);
+  auto state = [&](int i) { return &bound_[static_cast<size_t>(i) * words_per_state_]; };
+  std::fill_n(state(0), words_per_state_, 0);
+  for (int i = 0; i < nparams_ && i < nlocalsplus_; ++i) state(0)[i / 64] |= uint64_t{1} << (i % 64);
+  seen[0] = true;
+  std::vector<int> work = {0};
+  std::vector<uint64_t> out(words_per_state_);
+  while (!work.empty()) {
+    const int i = work.back();
+    work.pop_back();
+    const Instruction& inst = insts[i];
+    if (IsHandlerOnly(inst.base_opcode) || inst.base_opcode == RAISE_VARARGS) continue;
+    std::copy_n(state(i), words_per_state_, out.begin());
+    if ((inst.base_opcode == STORE_FAST || inst.base_opcode == DELETE_FAST) && inst.oparg >= 0 &&
+        inst.oparg < nlocalsplus_) {
+      const uint64_t bit = uint64_t{1} << (inst.oparg % 64);
+      if (inst.base_opcode == STORE_FAST) {
+        out[inst.oparg / 64] |= bit;
+      } else {
+        out[inst.oparg / 64] &= ~bit;
+      }
+    }
+    auto flow_to = [&](int j) {
+      if (j < 0 || j >= n) return;
+      uint64_t* in = state(j);
+      bool changed = !seen[j];
+      seen[j] = true;
+      for (int w = 0; w < words_per_state_; ++w) {
+        const uint64_t meet = in[w] & out[w];
+        changed |= meet != in[w];
+        in[w] = meet;
+      }
+      if (changed) work.push_back(j);
+    };
+    if (inst.is_jump()) flow_to(decoded_.IndexAt(inst.jump_target));
+    if (!EndsFlow(inst.base_opcode)) flow_to(i + 1);
+  }
+}
+
+bool FunctionCompiler::MayBeUnbound(int index, int local) const {
+  if (local < 0 || local >= nlocalsplus_) return true;
+  const uint64_t word = bound_[static_cast<size_t>(index) * words_per_state_ + local / 64];
+  return (word >> (local % 64) & 1) == 0;
 }
 
 bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) {
@@ -336,7 +386,7 @@ bool FunctionCompiler::LowerInstruction(int index) {
     case LOAD_CLOSURE: {
       Value v = FrameLoad(LocalOffset(oparg));
       if (oparg < 0 || oparg >= nlocalsplus_) return Refuse(JitRefusal::kMalformed, "local index");
-      if (may_be_unbound_[oparg]) {
+      if (MayBeUnbound(index, oparg)) {
         Block bound = e_.NewBlock("bound");
         Block unbound = e_.NewBlock("unbound");
         e_.BranchUnlikely(e_.Compare(Cmp::kEq, v, e_.Imm(0)), unbound, bound);

@@ -217,6 +217,8 @@ class FunctionCompiler {
   // the generic helper or an error exit first takes the reference the stack is expected to hold
   // (OwnBorrowedOperands), so the interpreter and the helpers see the usual stack.
   void FindBorrowedOperands();
+  void FindBoundLocals();
+  bool MayBeUnbound(int index, int local) const;
   bool Borrowed(Value v) const { return borrowed_values_.count(v) != 0; }
   void OwnBorrowedOperands(int index);
   Block OperandErrorExit(int index, const Instruction& inst);
@@ -399,7 +401,10 @@ class FunctionCompiler {
   std::vector<int> depth_;           // per instruction of decoded_, before it
   std::vector<int> original_depth_;  // per instruction of original_decoded_
   std::vector<Block> blocks_;        // per instruction; -1 if not reachable normally
-  std::vector<bool> may_be_unbound_;  // per local: a LOAD_FAST must check for null
+  // FindBoundLocals: per instruction, a bitset (words_per_state_ words) of the locals bound
+  // there on every path; a LOAD_FAST of any other local checks for null.
+  std::vector<uint64_t> bound_;
+  int words_per_state_ = 0;
   std::vector<bool> jump_target_;     // per instruction: some jump goes there
   std::unordered_map<Value, PyObject*> constant_values_;  // OperandAt's immediates
   std::vector<bool> borrowed_push_;   // per instruction: a LOAD_FAST that takes no reference

@@ -479,10 +479,10 @@ void FunctionCompiler::FindBorrowedOperands() {
   borrowed_push_.assign(n, false);
   borrow_mask_.assign(n, 0);
   if (!NumericFastPathsEnabled()) return;
-  auto quiet_push = [&](const Instruction& inst) {  // pushes one value; cannot exit
+  auto quiet_push = [&](int i) {  // pushes one value; cannot exit
+    const Instruction& inst = insts[i];
     return inst.base_opcode == LOAD_CONST ||
-           (inst.base_opcode == LOAD_FAST && inst.oparg >= 0 && inst.oparg < nlocalsplus_ &&
-            !may_be_unbound_[inst.oparg]);
+           (inst.base_opcode == LOAD_FAST && !MayBeUnbound(i, inst.oparg));
   };
   for (int c = 0; c < n; ++c) {
     const int op = insts[c].base_opcode;
@@ -500,7 +500,7 @@ void FunctionCompiler::FindBorrowedOperands() {
           }
           break;
         }
-        if (depth_[i] < depth || !quiet_push(inst)) break;
+        if (depth_[i] < depth || !quiet_push(i)) break;
       }
     }
   }

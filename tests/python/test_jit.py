@@ -644,3 +644,84 @@ def test_perf_map_names_each_compiled_function_for_perf_report(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok fatjit:triangle"), done.stdout
+
+
+# Definite assignment (FunctionCompiler::FindBoundLocals): a LOAD_FAST of a local bound on every
+# path to it has no null check; every other one raises UnboundLocalError as the interpreter does.
+UNBOUND_PATHS = """
+def one_branch(flag):
+    if flag:
+        x = 1
+    return x
+
+def deleted_in_loop(n):
+    t = 0
+    for i in range(n):
+        x = i
+        t += x
+        if i == 2:
+            del x
+        t += x if i != 2 else 0
+    return t
+
+def read_before_first_store(n):
+    out = []
+    for i in range(n):
+        if i:
+            out.append(prev)
+        prev = i * 10
+    return out
+
+def read_before_store_unguarded(n):
+    out = []
+    for i in range(n):
+        out.append(prev)
+        prev = i
+    return out
+
+def after_except(d):
+    try:
+        x = 10 // d
+    except ZeroDivisionError:
+        pass
+    return x
+
+def while_and_else(n):
+    while n > 0:
+        n -= 1
+        last = n
+    else:
+        done = True
+    return last, done
+
+def stored_in_all_branches(k):
+    if k == 0:
+        y = "zero"
+    elif k == 1:
+        y = "one"
+    else:
+        y = "many"
+    return y + y
+"""
+
+
+@pytest.mark.parametrize("name, args", [
+    ("one_branch", (True,)), ("one_branch", (False,)), ("deleted_in_loop", (5,)),
+    ("read_before_first_store", (4,)), ("read_before_store_unguarded", (3,)),
+    ("read_before_store_unguarded", (0,)), ("after_except", (2,)), ("after_except", (0,)),
+    ("while_and_else", (3,)), ("while_and_else", (0,)), ("stored_in_all_branches", (0,)),
+    ("stored_in_all_branches", (2,))])
+def test_unbound_locals_raise_as_in_the_interpreter(jit, name, args):
+    native, plain = jit(UNBOUND_PATHS, name)
+    for _ in range(3):
+        assert outcome(lambda: getattr(native, name)(*args)) == \
+            outcome(lambda: getattr(plain, name)(*args))
+    assert "native code" in fatjit.explain(getattr(native, name))
+
+
+def test_a_local_bound_on_every_path_is_not_checked_for_null(jit):
+    native, _ = jit(UNBOUND_PATHS, "stored_in_all_branches", "one_branch")
+    native.stored_in_all_branches(1)
+    native.one_branch(True)
+    assert "unbound" not in fatjit.explain(native.stored_in_all_branches, ir=True)
+    assert "unbound" in fatjit.explain(native.one_branch, ir=True)
