@@ -289,6 +289,8 @@ class FunctionCompiler {
   void TryResultIntoLocal(int index, Value left, Value right, PyTypeObject* type,
                           const std::function<Value(Value)>& can_hold,
                           const std::function<void(Value)>& write, Block otherwise);
+  // A new object of `type` (float or int) that only the compiled code refers to, or null.
+  PyObject* NewScratch(PyTypeObject* type);
   void PlaceNumericResult(int index, Value left, Value right, PyTypeObject* type,
                           const std::function<Value(Value)>& can_hold,
                           const std::function<void(Value)>& write,

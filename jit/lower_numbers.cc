@@ -329,9 +329,30 @@ void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value
                      [&] { return e_.Call(kLongFromInt64, {value}); });
 }
 
+// A result object of the site's own. The compiled code keeps one reference to it for its whole
+// life; when that is the only one, no stack slot, local, container or callee holds the object
+// (each would own a reference), so no one can see it change and writing the next result into
+// it, then pushing it with a reference of its own, gives what a new object would. Nothing that
+// writes into objects in place ever writes into it: they need the sole reference, and the
+// compiled code's is always one more. Once the object escapes (a local keeps the result, a call
+// stores it), the site allocates as before until it is free again. Floats and untracked ints:
+// no finalizer, no weak reference, no garbage collector involvement.
+PyObject* FunctionCompiler::NewScratch(PyTypeObject* type) {
+  PyObject* object = type == &PyFloat_Type ? PyFloat_FromDouble(0.0)
+                     : type == &PyLong_Type ? PyLong_FromLongLong(int64_t{1} << 40)  // 2 digits
+                                            : nullptr;
+  if (object == nullptr) {
+    PyErr_Clear();  // no scratch object: the site allocates
+    return nullptr;
+  }
+  out_.scratch_.push_back(Ref<>::Steal(object));
+  return object;
+}
+
 // Where a numeric result goes, first that applies: into the object of the local the next
-// STORE_FAST replaces (TryResultIntoLocal), into an operand only the stack refers to, or into a
-// new object from `allocate` (null: MemoryError, an error exit with the operands on the stack).
+// STORE_FAST replaces (TryResultIntoLocal), into an operand only the stack refers to, into the
+// site's scratch object when no one else holds it (NewScratch), or into a new object from
+// `allocate` (null: MemoryError, an error exit with the operands on the stack).
 // `can_hold(object)`: the object has room for the result; `write(object)` puts it there.
 void FunctionCompiler::PlaceNumericResult(int index, Value left, Value right, PyTypeObject* type,
                                           const std::function<Value(Value)>& can_hold,
@@ -364,6 +385,19 @@ void FunctionCompiler::PlaceNumericResult(int index, Value left, Value right, Py
   Enter(into_right);
   write_into(right, left);
   Enter(allocate_new);
+  if (PyObject* scratch = NewScratch(type)) {
+    // The site's own object, when nothing but the compiled code refers to it (ScratchResult).
+    Value object = e_.Ptr(scratch);
+    Block use = e_.NewBlock("scratch_result");
+    Block fresh = e_.NewBlock("fresh_result");
+    e_.Branch(e_.And(e_.Compare(Cmp::kEq, Refcount(object), e_.Imm(1)), can_hold(object)), use,
+              fresh);
+    Enter(use);
+    write(object);
+    Incref(object);
+    FinishNumeric(index, left, right, object);
+    Enter(fresh);
+  }
   Value object = allocate();
   Block allocated = e_.NewBlock("result_allocated");
   e_.BranchUnlikely(e_.Compare(Cmp::kEq, object, e_.Imm(0)), OperandErrorExit(index, inst),

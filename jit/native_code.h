@@ -129,6 +129,7 @@ class NativeCode {
   std::deque<AttrCache> attr_caches_;  // one per LOAD_ATTR, STORE_ATTR, LOAD_METHOD site
   std::deque<DirectCallCache> call_caches_;  // one per CALL site without KW_NAMES
   std::vector<Ref<>> keep_alive_;  // objects the code embeds (constants, names, guards)
+  std::vector<Ref<>> scratch_;     // result objects of numeric sites (FunctionCompiler::NewScratch)
   std::unique_ptr<GuardSet> recheck_;  // what the code re-checks after arbitrary code
   int64_t running_ = 0;    // calls running the code now (Enter/Leave)
   bool orphaned_ = false;  // no owner left: the last Leave frees it
