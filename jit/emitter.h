@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -98,6 +99,9 @@ class Emitter {
   virtual Value Compare(Cmp cmp, Value a, Value b) = 0;  // an i1 condition
   // `condition` ? if_true : if_false, without a branch (both are computed already).
   virtual Value Select(Value condition, Value if_true, Value if_false) = 0;
+  // At the start of the current block (nothing emitted in it yet), whose predecessors are
+  // exactly the blocks listed: the value that came from the block control arrived from.
+  virtual Value Phi(absl::Span<const std::pair<Value, Block>> incoming) = 0;
 
   // Calls helper.address with args.size() == helper.nargs int64 arguments; returns its int64
   // result (an unusable value when !helper.returns_value).

@@ -236,14 +236,18 @@ class FunctionCompiler {
   // int of at most two digits (each only if asked for, else -1); every other case goes to `slow`.
   struct NumberKinds {
     Block ints = -1;
+    Block wide_ints = -1;  // with ints: both fit an int64, not both 60 bits
     Block floats = -1;
     Block float_int = -1;
     Block int_float = -1;
   };
   NumberKinds BranchOnNumberKinds(Value left, Value right, bool ints, bool floats, bool mixed,
                                   Block slow);
-  // Branches to `yes` when both exact ints have |ob_size| <= 2 (at most 60 bits), else `no`.
-  void BranchIfSmallInts(Value left, Value right, Block yes, Block no);
+  // Branches to `yes` when both exact ints have |ob_size| <= 2 (at most 60 bits), to `wide`
+  // when both fit an int64 otherwise (up to three digits, the top one below 8), else to `no`.
+  void BranchIfSmallInts(Value left, Value right, Block yes, Block wide, Block no);
+  // The value of an exact int that fits an int64 (BranchIfSmallInts' `wide`).
+  Value MachineIntValue(Value object);
   // The value of an exact int with |ob_size| <= 2 (reads the second digit only if it exists).
   Value SmallIntValue(Value object);
   Value CompactIntValue(Value object) {
@@ -255,7 +259,8 @@ class FunctionCompiler {
   Value ExactIntAsDouble(Value object, Block slow);
   // BINARY_OP's float arithmetic on the doubles `a`, `b` (bits); division by zero goes to `slow`.
   Value FloatArithmetic(int op, Value a, Value b, Block slow);
-  Value IntArithmetic(int op, Value a, Value b, Block slow);
+  // `wide`: the operands may have up to 63 bits (else 60).
+  Value IntArithmetic(int op, Value a, Value b, Block slow, bool wide);
   // A new reference to the int `value` (the small-int cache or PyLong_FromLongLong); on
   // allocation failure, an error exit at `inst` with `depth` values (the operands) on the stack.
   Value BoxInt(Value value, const Instruction& inst, int depth);

@@ -12,7 +12,10 @@ namespace fatjit::jit {
 // its magnitude in ob_digit[0] + ob_digit[1] << 30 (at most 60 bits), so sums, differences,
 // quotients and remainders of two such values, and products of two in [-2^31, 2^31) (else the
 // slow path), stay below 2^62 in magnitude, as do left shifts checked to (else the slow path);
-// an exact float holds a C double in ob_fval.
+// one of three digits whose top digit is below 8 is below 2^63 in magnitude, an int64: operands
+// that are such ints (not both of two digits) take a second path, where a sum or difference
+// that overflows takes the slow path (quotients, remainders, bitwise results and checked
+// products and shifts cannot overflow); an exact float holds a C double in ob_fval.
 // Produces, per BINARY_OP and COMPARE_OP: type tests on the two operands, the operation on
 // machine values, the result written into an operand the stack owns alone or boxed anew
 // (FinishIntResult, FinishFloatResult), and the generic helper call (LowerHelper) for every
@@ -57,10 +60,11 @@ FunctionCompiler::NumberKinds FunctionCompiler::BranchOnNumberKinds(Value left, 
   if (ints) {
     Block both_int = e_.NewBlock("int_operands");
     kinds.ints = e_.NewBlock("compact_ints");
+    kinds.wide_ints = e_.NewBlock("wide_ints");
     e_.Branch(e_.And(IsType(left_type, &PyLong_Type), IsType(right_type, &PyLong_Type)), both_int,
               float_test);
     Enter(both_int);
-    BranchIfSmallInts(left, right, kinds.ints, slow);
+    BranchIfSmallInts(left, right, kinds.ints, kinds.wide_ints, slow);
   } else {
     e_.Jump(float_test);
   }
@@ -106,11 +110,24 @@ Value FunctionCompiler::ExactIntAsDouble(Value object, Block slow) {
   return e_.IntToDouble(value);
 }
 
-void FunctionCompiler::BranchIfSmallInts(Value left, Value right, Block yes, Block no) {
-  auto small = [&](Value v) {
-    return e_.Compare(Cmp::kUlt, e_.Add(Field(v, kObSize), e_.Imm(2)), e_.Imm(5));
+void FunctionCompiler::BranchIfSmallInts(Value left, Value right, Block yes, Block wide,
+                                         Block no) {
+  auto up_to = [&](Value v, int digits) {  // |ob_size| <= digits
+    return e_.Compare(Cmp::kUlt, e_.Add(Field(v, kObSize), e_.Imm(digits)), e_.Imm(2 * digits + 1));
   };
-  e_.Branch(e_.And(small(left), small(right)), yes, no);
+  Block wide_test = e_.NewBlock("wide_int_test");
+  e_.Branch(e_.And(up_to(left, 2), up_to(right, 2)), yes, wide_test);
+  // Three digits whose top one is below 8: |value| < 2^63, an int64.
+  Enter(wide_test);
+  auto machine = [&](Value v) {
+    Value three_digits = e_.Compare(Cmp::kNe, up_to(v, 2), e_.Imm(1));
+    Value top = Field(e_.Select(three_digits, e_.Add(v, e_.Imm(2 * sizeof(digit))), v),
+                      kIntDigit0, Width::k32);
+    return e_.And(up_to(v, 3),
+                  e_.Or(e_.Compare(Cmp::kEq, three_digits, e_.Imm(0)),
+                        e_.Compare(Cmp::kUlt, top, e_.Imm(8))));
+  };
+  e_.BranchUnlikely(e_.And(machine(left), machine(right)), wide, no);
 }
 
 Value FunctionCompiler::SmallIntValue(Value object) {
@@ -128,6 +145,24 @@ Value FunctionCompiler::SmallIntValue(Value object) {
   Value high = e_.Select(two_digits, Field(high_at, kIntDigit0, Width::k32), e_.Imm(0));
   Value magnitude = e_.Add(low, e_.Mul(high, e_.Imm(int64_t{1} << PyLong_SHIFT)));
   // Zero has ob_size 0 and a first digit that need not be 0 (long_normalize leaves it).
+  Value value = e_.Select(negative, e_.Sub(e_.Imm(0), magnitude), magnitude);
+  return e_.Select(e_.Compare(Cmp::kEq, size, e_.Imm(0)), e_.Imm(0), value);
+}
+
+Value FunctionCompiler::MachineIntValue(Value object) {
+  // Up to three digits, the top one below 8 (BranchIfSmallInts' second test): an int64. A digit
+  // is read only when the int has it (else the first one's address is read again, unused).
+  Value size = Field(object, kObSize);
+  Value negative = e_.Compare(Cmp::kSlt, size, e_.Imm(0));
+  Value digits = e_.Select(negative, e_.Sub(e_.Imm(0), size), size);
+  auto digit_k = [&](int k) {
+    Value has = e_.Compare(Cmp::kSge, digits, e_.Imm(k + 1));
+    Value at = e_.Select(has, e_.Add(object, e_.Imm(k * sizeof(digit))), object);
+    return e_.Select(has, Field(at, kIntDigit0, Width::k32), e_.Imm(0));
+  };
+  Value magnitude = e_.Add(Field(object, kIntDigit0, Width::k32),
+                           e_.Add(e_.Shl(digit_k(1), e_.Imm(PyLong_SHIFT)),
+                                  e_.Shl(digit_k(2), e_.Imm(2 * PyLong_SHIFT))));
   Value value = e_.Select(negative, e_.Sub(e_.Imm(0), magnitude), magnitude);
   return e_.Select(e_.Compare(Cmp::kEq, size, e_.Imm(0)), e_.Imm(0), value);
 }
@@ -192,12 +227,25 @@ bool IsPopJumpOnBool(int opcode) {
 
 }  // namespace
 
-Value FunctionCompiler::IntArithmetic(int op, Value a, Value b, Block slow) {
+Value FunctionCompiler::IntArithmetic(int op, Value a, Value b, Block slow, bool wide) {
   switch (BinaryOpBase(op)) {
-    case NB_ADD: return e_.Add(a, b);
-    case NB_SUBTRACT: return e_.Sub(a, b);
+    case NB_ADD:
+    case NB_SUBTRACT: {
+      // Operands of up to 60 bits: no overflow. Of up to 63 (`wide`): the sum or difference
+      // wraps exactly when it overflows (the operands agree in sign and the result does not),
+      // which the slow path computes.
+      const bool add = BinaryOpBase(op) == NB_ADD;
+      Value r = add ? e_.Add(a, b) : e_.Sub(a, b);
+      if (!wide) return r;
+      Value overflow = add ? e_.And(e_.Xor(a, r), e_.Xor(b, r))
+                           : e_.And(e_.Xor(a, b), e_.Xor(a, r));
+      Block fits = e_.NewBlock("int_sum_fits");
+      e_.BranchUnlikely(e_.Compare(Cmp::kSlt, overflow, e_.Imm(0)), slow, fits);
+      Enter(fits);
+      return r;
+    }
     case NB_MULTIPLY: {
-      // Operands of up to 60 bits: the product stays below 2^62 when both are in [-2^31, 2^31).
+      // The product of two values in [-2^31, 2^31) stays below 2^62; others take the slow path.
       auto fits = [&](Value v) {
         return e_.Compare(Cmp::kUlt, e_.Add(v, e_.Imm(int64_t{1} << 31)),
                           e_.Imm(int64_t{1} << 32));
@@ -294,13 +342,11 @@ void FunctionCompiler::FinishNumeric(int index, Value left, Value right, Value r
 FunctionCompiler::InPlaceWrite FunctionCompiler::IntWriter(Value value) {
   Value negative = e_.Compare(Cmp::kSlt, value, e_.Imm(0));
   Value magnitude = e_.Select(negative, e_.Sub(e_.Imm(0), value), value);
-  Value two_digits = e_.Compare(Cmp::kSge, magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT));
-  Value digits = e_.Select(two_digits, e_.Imm(2), e_.Imm(1));
-  // |value| < 2^60 (two digits at most), tested on value itself (-INT64_MIN does not exist):
-  // value + (2^60 - 1) in [0, 2^61 - 1).
-  constexpr int64_t kTwoDigits = int64_t{1} << (2 * PyLong_SHIFT);
-  Value fits_two = e_.Compare(Cmp::kUlt, e_.Add(value, e_.Imm(kTwoDigits - 1)),
-                              e_.Imm(2 * kTwoDigits - 1));
+  // Every int64 but INT64_MIN (whose magnitude is no int64) has at most three digits.
+  Value fits = e_.Compare(Cmp::kNe, value, e_.Imm(INT64_MIN));
+  Value two = e_.Compare(Cmp::kSge, magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT));
+  Value three = e_.Compare(Cmp::kSge, magnitude, e_.Imm(int64_t{1} << (2 * PyLong_SHIFT)));
+  Value digits = e_.Select(three, e_.Imm(3), e_.Select(two, e_.Imm(2), e_.Imm(1)));
   return InPlaceWrite{
       // Room for the digits: an int has max(1, |ob_size|) digits at least.
       [=, this](Value target) {
@@ -308,11 +354,18 @@ FunctionCompiler::InPlaceWrite FunctionCompiler::IntWriter(Value value) {
         Value room =
             e_.Select(e_.Compare(Cmp::kSlt, size, e_.Imm(0)), e_.Sub(e_.Imm(0), size), size);
         room = e_.Select(e_.Compare(Cmp::kEq, room, e_.Imm(0)), e_.Imm(1), room);
-        return e_.And(fits_two, e_.Compare(Cmp::kSge, room, digits));
+        return e_.And(fits, e_.Compare(Cmp::kSge, room, digits));
       },
+      // The top digits first, each written to the first digit's place when the value has no
+      // such digit, where the first digit then overwrites it.
       [=, this](Value target) {
-        Value high_at = e_.Select(two_digits, e_.Add(target, e_.Imm(sizeof(digit))), target);
-        SetField(high_at, kIntDigit0, e_.SDiv(magnitude, e_.Imm(int64_t{1} << PyLong_SHIFT)),
+        auto at = [&](Value has, int k) {
+          return e_.Select(has, e_.Add(target, e_.Imm(k * sizeof(digit))), target);
+        };
+        SetField(at(three, 2), kIntDigit0, e_.AShr(magnitude, e_.Imm(2 * PyLong_SHIFT)),
+                 Width::k32);
+        SetField(at(two, 1), kIntDigit0,
+                 e_.And(e_.AShr(magnitude, e_.Imm(PyLong_SHIFT)), e_.Imm(PyLong_MASK)),
                  Width::k32);
         SetField(target, kIntDigit0, e_.And(magnitude, e_.Imm(PyLong_MASK)), Width::k32);
         SetField(target, kObSize, e_.Select(negative, e_.Sub(e_.Imm(0), digits), digits));
@@ -339,7 +392,7 @@ void FunctionCompiler::FinishIntResult(int index, Value left, Value right, Value
 // no finalizer, no weak reference, no garbage collector involvement.
 PyObject* FunctionCompiler::NewScratch(PyTypeObject* type) {
   PyObject* object = type == &PyFloat_Type ? PyFloat_FromDouble(0.0)
-                     : type == &PyLong_Type ? PyLong_FromLongLong(int64_t{1} << 40)  // 2 digits
+                     : type == &PyLong_Type ? PyLong_FromLongLong(int64_t{1} << 61)  // 3 digits
                                             : nullptr;
   if (object == nullptr) {
     PyErr_Clear();  // no scratch object: the site allocates
@@ -589,9 +642,20 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
   Value right = OperandAt(index, d - 1);
   const NumberKinds kinds = BranchOnNumberKinds(left, right, ints, floats, mixed, slow);
   if (ints) {
+    // Two paths to one result: operands of up to 60 bits (no sum overflows), and the rarer
+    // ones of up to 63 bits (sums and differences checked).
+    Block join = e_.NewBlock("int_result");
     Enter(kinds.ints);
-    Value result = IntArithmetic(op, SmallIntValue(left), SmallIntValue(right), slow);
-    FinishIntResult(index, left, right, result);
+    const Value small = IntArithmetic(op, SmallIntValue(left), SmallIntValue(right), slow, false);
+    const Block from_small = current_;
+    e_.Jump(join);
+    Enter(kinds.wide_ints);
+    const Value wide =
+        IntArithmetic(op, MachineIntValue(left), MachineIntValue(right), slow, true);
+    const Block from_wide = current_;
+    e_.Jump(join);
+    Enter(join);
+    FinishIntResult(index, left, right, e_.Phi({{small, from_small}, {wide, from_wide}}));
   }
   if (floats) {
     Enter(kinds.floats);
@@ -674,6 +738,11 @@ bool FunctionCompiler::LowerCompareOp(int index) {
   if (ints) {
     Enter(kinds.ints);
     Value holds = e_.Compare(IntComparison(op), SmallIntValue(left), SmallIntValue(right));
+    Decref(right);
+    Decref(left);
+    e_.Branch(holds, on_true, on_false);
+    Enter(kinds.wide_ints);
+    holds = e_.Compare(IntComparison(op), MachineIntValue(left), MachineIntValue(right));
     Decref(right);
     Decref(left);
     e_.Branch(holds, on_true, on_false);

@@ -271,6 +271,25 @@ class LlvmEmitter final : public Emitter {
     return Push(builder_.CreateSelect(c, AsI64(if_true), AsI64(if_false)));
   }
 
+  Value Phi(absl::Span<const std::pair<Value, Block>> incoming) override {
+    if (!CanEmit("Phi")) return Push(llvm::PoisonValue::get(i64_));
+    if (builder_.GetInsertBlock()->getFirstNonPHI() != nullptr) {
+      Fail("Phi: the block already has instructions other than phis");
+      return Push(llvm::PoisonValue::get(i64_));
+    }
+    llvm::PHINode* phi = builder_.CreatePHI(i64_, static_cast<unsigned>(incoming.size()));
+    for (const auto& [value, block] : incoming) {
+      llvm::BasicBlock* from = GetBlock(block);
+      llvm::Value* v = Get(value);
+      if (from == nullptr || v->getType() != i64_) {  // (a condition would need a zext there)
+        Fail("Phi: an incoming value is not an int64");
+        return Push(llvm::PoisonValue::get(i64_));
+      }
+      phi->addIncoming(v, from);
+    }
+    return Push(phi);
+  }
+
   Value Call(const Helper& helper, absl::Span<const Value> args) override;
 
   Block NewBlock(std::string_view name) override {

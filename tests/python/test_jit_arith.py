@@ -1,7 +1,7 @@
 """Inline int and float arithmetic, comparisons and branches in native code (jit/lower_numbers.cc,
 "Numeric fast paths").
 
-Compiled code computes BINARY_OP and COMPARE_OP on ints of up to two digits (|value| < 2**60),
+Compiled code computes BINARY_OP and COMPARE_OP on ints that fit an int64 (|value| < 2**63),
 exact floats, and a float with an int of magnitude up to 2**53 inline, writes a result into an
 operand only the stack holds (a temporary) or boxes it itself, and branches on a comparison without
 making a bool; every other case calls the generic helper. These tests run every operator both
@@ -113,6 +113,9 @@ INT_EDGES = [0, 1, -1, 2, -2, 3, 7, -7, -5, -6, 255, 256, 257, -4, 2**30 - 1, 2*
              -(2**30), 2**31, 2**31 - 1, -(2**31), -(2**31) - 1, 2**59, 2**60 - 1, 2**60,
              -(2**60 - 1), -(2**60), 2**61, 2**62 - 1, 2**62, -(2**62), 2**63 - 1, 2**63, -(2**63), -(2**63) - 1,
              2**64, 10**30,
+             # three digits: inline while the top one is below 8 (|value| < 2**63)
+             2**62 + 2**61 + 12345, -(2**62 + 2**61), 7 * 2**60 + 3, -(7 * 2**60) - 3,
+             8 * 2**60 + 1, 2**63 - 2,
              # the mixed int/float paths convert ints of magnitude up to 2**53 themselves
              2**53 - 1, 2**53, 2**53 + 1, -(2**53), -(2**53) - 1, 2**54 + 1]
 FLOAT_EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, 1e308, -1e308, 5e-324, math.inf, -math.inf, math.nan,
