@@ -96,19 +96,24 @@ def test_recursion_error_at_exactly_the_interpreters_depth(jit):
             sys.setrecursionlimit(old)
 
 
-def test_callee_whose_guard_fails_still_gives_the_right_result(jit):
-    native, plain = jit("""
+def callee_and_caller(body):
+    """A module whose caller(n) sums callee(i) over range(n), callee(x) returning `body`."""
+    return f"""
         K = 10
 
         def callee(x):
-            return x + K
+            return {body}
 
         def caller(n):
             t = 0
             for i in range(n):
                 t += callee(i)
             return t
-    """, "callee", "caller")
+    """
+
+
+def test_callee_whose_guard_fails_still_gives_the_right_result(jit):
+    native, plain = jit(callee_and_caller("x + K"), "callee", "caller")
     assert warm(lambda: native.caller(10)) == plain.caller(10)
     assert "GuardGlobals(K)" in fatjit.explain(native.callee)
     failures = fatjit.stats()["guard_failures"]["globals"]
@@ -884,16 +889,7 @@ def test_c_functions_that_break_the_api_contract_raise_the_interpreters_system_e
 # --- the call site's cache (jit/runtime/call_cache.h) ----------------------------------------
 
 def test_call_site_cache_sees_the_callees_code_replaced(jit):
-    native, plain = jit("""
-        def callee(x):
-            return x + 1
-
-        def caller(n):
-            t = 0
-            for i in range(n):
-                t += callee(i)
-            return t
-    """, "callee", "caller")
+    native, plain = jit(callee_and_caller("x + 1"), "callee", "caller")
     assert warm(lambda: native.caller(10)) == plain.caller(10) == 55
     original = native.callee.__code__
     replacement = new_module("def callee(x):\n    return x + 100\n").callee.__code__
@@ -935,16 +931,7 @@ def test_call_site_cache_checks_the_callees_guards_at_every_call(jit):
 
 
 def test_call_site_cache_follows_unspecialize_and_a_new_compile(jit):
-    native, plain = jit("""
-        def callee(x):
-            return x - 1
-
-        def caller(n):
-            t = 0
-            for i in range(n):
-                t += callee(i)
-            return t
-    """, "callee", "caller")
+    native, plain = jit(callee_and_caller("x - 1"), "callee", "caller")
     assert warm(lambda: native.caller(10)) == plain.caller(10)
     for round in range(3):
         fatjit.unspecialize(native.callee)
