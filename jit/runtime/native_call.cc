@@ -268,7 +268,9 @@ bool CallThroughCacheEntry(PyThreadState* tstate, const DirectCallCache::Entry& 
   }
   _PyInterpreterFrame* frame = BumpFramePointer(tstate, entry.frame_size);
   if (frame == nullptr) return false;
-  // InitializeFrame for positional arguments only; the frame takes over the references.
+  // InitializeFrame for positional arguments only, written out: calling InitializeFrame here
+  // costs fib ~10% more instructions (its keyword and default loops, code-object loads). The
+  // frame takes over the references.
   _PyFrame_InitializeSpecials(frame, func, nullptr, static_cast<int>(entry.nlocalsplus));
   PyObject** locals = frame->localsplus;
   for (int64_t i = 0; i < nargs; ++i) locals[i] = slots[i + 1];
