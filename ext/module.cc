@@ -6,6 +6,7 @@
 #include "ext/bytecode_api.h"
 #include "ext/code_state.h"
 #include "ext/event_log.h"
+#include "ext/function_traverse.h"
 #include "ext/guard_objects.h"
 #include "ext/jit_api.h"
 #include "ext/replace_consts.h"
@@ -106,5 +107,6 @@ PyMODINIT_FUNC PyInit__fatjit() {
     Py_DECREF(module);
     return nullptr;
   }
+  fatjit::InstallFunctionTraverse();
   return module;
 }

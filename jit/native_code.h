@@ -112,6 +112,14 @@ class NativeCode {
   uint64_t compile_ns = 0;
   int opt_level = 0;  // CompileOptions::opt_level it was generated at (0: baseline tier)
 
+  // Visits each reference the code holds (embedded objects, scratch results), once per
+  // reference, for an owner that shows them to the cycle collector (ext/function_traverse.h).
+  int Traverse(visitproc visit, void* arg) const {
+    for (const Ref<>& object : keep_alive_) Py_VISIT(object.obj());
+    for (const Ref<>& object : scratch_) Py_VISIT(object.obj());
+    return 0;
+  }
+
   // Takes the machine code and what it relies on (CompileFunction, once the backend is done).
   void Attach(CompiledFunction compiled, std::vector<Ref<>> keep_alive,
               std::unique_ptr<GuardSet> recheck) {

@@ -153,27 +153,6 @@ def test_dead_owner_with_shared_code_is_dropped_at_next_call(spec):
     assert fatjit.stats()["specializations"] == live
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "specializations live in the code object's co_extra, which the GC cannot traverse: "
-    "module globals -> f -> f.__code__ -> co_extra -> guard -> module globals is a cycle the "
-    "collector never sees, so a dropped module with specialized functions is never freed "
-    "unless unspecialize() is called"))
-def test_dropped_module_with_a_specialized_function_is_collected():
-    """A module whose specialized function guards its globals is freed once unreachable."""
-    mod = new_module(SOURCE)
-    live = fatjit.stats()["specializations"]
-    fatjit.specialize(mod.f, mod.f_spec.__code__, [fatjit.GuardGlobals("X")])
-    f_ref = weakref.ref(mod.f)
-    try:
-        del mod
-        gc.collect()
-        assert f_ref() is None
-        assert fatjit.stats()["specializations"] == live
-    finally:
-        if f_ref() is not None:
-            fatjit.unspecialize(f_ref())
-
-
 def test_calls_from_c_code_are_dispatched(spec):
     """Calls made from C (map, sorted key=, functools.reduce) run the specialization too."""
     mod = new_module(SOURCE)
