@@ -96,6 +96,7 @@ def test_a_function_specialized_by_hand_with_a_globals_guard_is_freed_with_its_m
 import gc, types, weakref, fatjit
 mod = types.ModuleType("m")
 exec("X = 1\ndef f(x):\n    return x + X\ndef f_spec(x):\n    return x + 1\n", mod.__dict__)
+gc.collect()
 live = fatjit.stats()["specializations"]
 fatjit.specialize(mod.f, mod.f_spec.__code__, [fatjit.GuardGlobals("X")])
 assert mod.f(1) == 2 and fatjit.stats()["specializations"] == live + 1
