@@ -414,14 +414,18 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   // copy of the code object, and the code object holds the result (code_state.h).
   auto* original = reinterpret_cast<PyCodeObject*>(func->func_code);
   const bool compile_original = jit && result.refused;
-  Ref<PyCodeObject> code_level_source =
-      compile_original && code_level ? CopyOfCode(original) : Ref<PyCodeObject>();
+  // Compiled from a copy either way: the specialization lives in the original's co_extra, so
+  // holding the original there (as its code, and through its native code) would be a cycle no
+  // collector sees, and the code object would outlive its function.
+  Ref<PyCodeObject> original_copy =
+      compile_original ? CopyOfCode(original) : Ref<PyCodeObject>();
+  Ref<PyCodeObject> code_level_source = code_level ? original_copy : Ref<PyCodeObject>();
   jit::CompileResult compiled;
   std::unique_ptr<jit::LoweredFunction> lowered;  // background: codegen still to run
   Ref<> code_ref;  // background: the code object, to find its state again
   if (jit) {
     if (compile_original) {
-      made.code = code_level_source ? code_level_source : Ref<PyCodeObject>::Create(original);
+      made.code = original_copy ? original_copy : Ref<PyCodeObject>::Create(original);
     }
     if (made.code) {
       jit::CompileRequest request = RequestForSpecialization(
@@ -489,8 +493,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   spec->callable = std::move(made.callable);
   spec->guard_objects = std::move(made.guard_objects);
   for (const Ref<>& object : spec->guard_objects) spec->guards.Add(GuardOf(object.obj()));
-  spec->given = Ref<>::Create(compile_original ? reinterpret_cast<PyObject*>(original)
-                                               : result.code.obj());
+  spec->given = Ref<>::Create(compile_original ? spec->code.obj() : result.code.obj());
   spec->assumptions = std::move(made.assumptions);
   // A refused specialization's rewrites describe code that is not running: keep none.
   if (!compile_original) spec->rewrites = std::move(result.rewrites);

@@ -53,8 +53,9 @@ def make(calls=300):
 
 
 def run(source, mode):
+    environment = child_env(**MODES[mode]) if mode else child_env()
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True,
-                          text=True, env=child_env(**MODES[mode]), timeout=120)
+                          text=True, env=environment, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith("ok"), done.stdout + done.stderr
     return done.stdout
@@ -145,6 +146,29 @@ assert cls.__name__ == "C" and cls().m() == 41 and cls.m.__name__ == "m"
 assert cls.m.__globals__["f"] is f_ref()
 print("ok")
 ''', "specialized")
+
+
+def test_a_jit_function_the_specializer_leaves_unchanged_frees_its_code_object():
+    # Its native code is compiled from a copy of the code object: holding the code object its
+    # specialization lives on would keep both alive after the function died.
+    run(r'''
+import gc, weakref, fatjit
+refs = []
+for _ in range(5):
+    ns = {}
+    exec("def f(x):\n    return x.append(1)\n", ns)
+    f = fatjit.jit(ns["f"])
+    for _ in range(5):
+        assert f([]) is None
+    assert "rewrites: 0" in fatjit.explain(f) and "JIT: native code" in fatjit.explain(f)
+    refs.append((weakref.ref(f), weakref.ref(f.__code__)))
+    del f, ns
+fatjit.wait_for_compiles()  # a tier-up in flight holds the code object until it is done
+gc.collect()
+assert all(func() is None and code() is None for func, code in refs), refs
+assert fatjit.stats()["specializations"] == 0
+print("ok")
+''', None)
 
 
 @pytest.mark.parametrize("mode", ["specialized", "compiled"])
