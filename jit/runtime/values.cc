@@ -410,7 +410,11 @@ extern "C" int64_t fatjit_rt_STORE_SUBSCR(PyThreadState*, _PyInterpreterFrame*, 
   Ref<> sub = TakeSlot(&sp[-1]);
   Ref<> container = TakeSlot(&sp[-2]);
   Ref<> value = TakeSlot(&sp[-3]);
-  const int err = PyObject_SetItem(container.get(), sub.get(), value.get());
+  // An exact dict's mp_ass_subscript with a value is PyDict_SetItem (dict_ass_sub): called
+  // directly, as ceval's STORE_SUBSCR_DICT does.
+  const int err = PyDict_CheckExact(container.get())
+                      ? PyDict_SetItem(container.get(), sub.get(), value.get())
+                      : PyObject_SetItem(container.get(), sub.get(), value.get());
   value.Reset();  // ceval's release order: value, container, key
   container.Reset();
   sub.Reset();
