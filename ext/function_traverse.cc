@@ -97,9 +97,12 @@ class StateVisitor {
 
 int TraverseFunction(PyObject* self, visitproc visit, void* arg) {
   if (int err = g_function_traverse(self, visit, arg)) return err;
-  auto* code = reinterpret_cast<PyCodeObject*>(reinterpret_cast<PyFunctionObject*>(self)->func_code);
+  PyObject* code_object = reinterpret_cast<PyFunctionObject*>(self)->func_code;
+  auto* code = reinterpret_cast<PyCodeObject*>(code_object);
   if (code == nullptr || code->co_extra == nullptr || Py_REFCNT(code) != 1) return 0;
-  if (PyInterpreterState_Get() != PyInterpreterState_Main()) return 0;
+  // Unchecked: a traversal needs no thread state of its own (PyInterpreterState_Get would abort).
+  PyThreadState* tstate = _PyThreadState_UncheckedGet();
+  if (tstate == nullptr || tstate->interp != PyInterpreterState_Main()) return 0;
   CodeState* state = CodeStateOf(code);
   if (state == nullptr) return 0;
   StateVisitor visitor(visit, arg);

@@ -78,6 +78,9 @@ struct JitCounters {
   void (*on_deopt)(const DeoptSite& site, _PyInterpreterFrame* frame) = nullptr;
 };
 JitCounters& GlobalJitCounters();
+// The same, fetched once for the runtime helpers' hot paths (a call of GlobalJitCounters() tests
+// its function-local static's guard). Used only once the module is initialized.
+inline JitCounters& g_jit_counters = GlobalJitCounters();
 
 //
 // Lifetime: owners share it (std::shared_ptr, made only by Share), and each call running it pins

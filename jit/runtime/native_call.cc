@@ -192,13 +192,11 @@ PyObject* EvalFrame(PyThreadState* tstate, _PyInterpreterFrame* frame) {
   return eval == nullptr ? _PyEval_EvalFrameDefault(tstate, frame, 0) : eval(tstate, frame, 0);
 }
 
-// The JIT's counters, fetched once (GlobalJitCounters() is a function-local static).
-JitCounters& g_counters = GlobalJitCounters();
 uint64_t g_count_sink = 0;  // where a cache's unused count pointers point
 
 // The call on the pushed frame, then the frame's clear and pop.
 PyObject* RunNative(PyThreadState* tstate, _PyInterpreterFrame* frame, NativeCode* native) {
-  ++g_counters.direct_calls;
+  ++g_jit_counters.direct_calls;
   native->Enter();
   PyObject* res = native->entry()(tstate, frame, 0);
   native->Leave();
@@ -280,7 +278,7 @@ bool CallThroughCacheEntry(PyThreadState* tstate, const DirectCallCache::Entry& 
   ++*target.counts[1];
   ++*target.counts[2];
   ++target.native->calls;
-  ++g_counters.native_calls;
+  ++g_jit_counters.native_calls;
   *result = RunNative(tstate, frame, target.native);
   return true;
 }

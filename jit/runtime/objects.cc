@@ -444,15 +444,11 @@ extern "C" int64_t fatjit_rt_PRECALL(PyThreadState* tstate, _PyInterpreterFrame*
 
 namespace {
 
-// The JIT's counters, fetched once (GlobalJitCounters() is a function-local static, whose guard
-// a per-call fetch would test at every call).
-JitCounters& g_call_counters = GlobalJitCounters();
-
 // CALL: [NULL-or-method, callable-or-self, args...] -> [result]. Every input is released, on
 // error too (all slots end up null). Inlined into both helpers, with CallBuiltinDirectly: a C
 // method's call from native code then runs in one function.
-[[gnu::always_inline]] inline int64_t Call(PyThreadState* tstate, PyObject** sp, int64_t oparg, PyObject* kwnames,
-             DirectCallCache* cache) {
+[[gnu::always_inline]] inline int64_t Call(PyThreadState* tstate, PyObject** sp, int64_t oparg,
+                                           PyObject* kwnames, DirectCallCache* cache) {
   const bool is_meth = sp[-oparg - 2] != nullptr;
   const int64_t total_args = oparg + is_meth;
   PyObject** args = sp - total_args;
@@ -463,7 +459,7 @@ JitCounters& g_call_counters = GlobalJitCounters();
   }
   PyObject* res;
   if (CallBuiltinDirectly(tstate, function, args, total_args, kwnames, &res)) {
-    ++g_call_counters.builtin_calls;
+    ++g_jit_counters.builtin_calls;
   } else {
     const int64_t kwcount = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
     const size_t nargsf =
