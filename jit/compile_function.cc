@@ -208,6 +208,7 @@ bool FunctionCompiler::Lower() {
     if (reachable[i]) blocks_[i] = e_.NewBlock(absl::StrFormat("i%d", insts[i].offset));
   }
   FindBorrowedOperands();
+  FindNumericRegions();
 
   // Entry: count the recursion level and link the frame, as ceval's start_frame does. Inline
   // while levels remain (_Py_EnterRecursiveCallTstate's decrement and test); at the limit the
@@ -236,6 +237,7 @@ bool FunctionCompiler::Lower() {
   for (int i = 0; i < n; ++i) {
     if (!reachable[i]) continue;
     Enter(blocks_[i]);
+    if (region_end_[i] >= 0) LowerNumericRegion(i);
     if (!LowerInstruction(i)) return false;
   }
   Enter(shared_exit_);

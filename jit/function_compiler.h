@@ -60,6 +60,8 @@ inline const Helper kIsTrue{"fatjit_rt_is_true", reinterpret_cast<const void*>(&
 inline const Helper kDealloc{"_Py_Dealloc", reinterpret_cast<const void*>(&_Py_Dealloc), 1, false};
 inline const Helper kLongFromInt64{"PyLong_FromLongLong",
                             reinterpret_cast<const void*>(&PyLong_FromLongLong), 1};
+inline const Helper kClearError{"PyErr_Clear", reinterpret_cast<const void*>(&PyErr_Clear), 0,
+                                false};
 inline const Helper kBoxFloat{"fatjit_rt_box_float", reinterpret_cast<const void*>(&fatjit_rt_box_float),
                        1};
 
@@ -135,6 +137,64 @@ inline int ParameterCount(PyCodeObject* code) {
          ((code->co_flags & CO_VARKEYWORDS) ? 1 : 0);
 }
 
+// BINARY_OP and COMPARE_OP on numbers, shared by the per-instruction fast paths
+// (lower_numbers.cc) and numeric regions (lower_numeric_regions.cc).
+// BINARY_OP's in-place forms compute as the binary ones for immutable numbers.
+inline int BaseOp(int op) { return op >= NB_INPLACE_ADD ? op - NB_INPLACE_ADD : op; }
+
+// The operators computed inline on two ints (true division makes a float; powers can grow
+// past int64) and on two floats or a float and an int.
+inline bool IntOpInline(int op) {
+  switch (BaseOp(op)) {
+    case NB_ADD: case NB_SUBTRACT: case NB_MULTIPLY: case NB_AND: case NB_OR: case NB_XOR:
+    case NB_FLOOR_DIVIDE: case NB_REMAINDER: case NB_LSHIFT: case NB_RSHIFT:
+      return true;
+    default:
+      return false;
+  }
+}
+inline bool FloatOpInline(int op) {
+  switch (BaseOp(op)) {
+    case NB_ADD: case NB_SUBTRACT: case NB_MULTIPLY: case NB_TRUE_DIVIDE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+inline Cmp IntComparison(int op) {
+  switch (op) {
+    case Py_LT: return Cmp::kSlt;
+    case Py_LE: return Cmp::kSle;
+    case Py_EQ: return Cmp::kEq;
+    case Py_NE: return Cmp::kNe;
+    case Py_GT: return Cmp::kSgt;
+    default: return Cmp::kSge;
+  }
+}
+inline FCmp FloatComparison(int op) {
+  switch (op) {
+    case Py_LT: return FCmp::kOlt;
+    case Py_LE: return FCmp::kOle;
+    case Py_EQ: return FCmp::kOeq;
+    case Py_NE: return FCmp::kUne;
+    case Py_GT: return FCmp::kOgt;
+    default: return FCmp::kOge;
+  }
+}
+
+inline bool IsPopJumpOnTruth(int opcode) {
+  switch (opcode) {
+    case POP_JUMP_FORWARD_IF_FALSE:
+    case POP_JUMP_BACKWARD_IF_FALSE:
+    case POP_JUMP_FORWARD_IF_TRUE:
+    case POP_JUMP_BACKWARD_IF_TRUE:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Switches for the numeric fast paths (LowerBinaryOp, LowerCompareOp). FATJIT_JIT_INLINE_NUMBERS=0
 // in the environment (read once) turns them off: BINARY_OP and COMPARE_OP are helper calls only,
 // as before they existed (for A/B measurements and bisecting). kFuseCompareAndJump off: a fast
@@ -147,6 +207,14 @@ inline bool NumericFastPathsEnabled() {
   return enabled;
 }
 constexpr bool kFuseCompareAndJump = true;
+// FATJIT_JIT_NUMERIC_REGIONS=0 (read once) turns numeric regions off (lower_numeric_regions.cc).
+inline bool NumericRegionsEnabled() {
+  static const bool enabled = [] {
+    const char* setting = std::getenv("FATJIT_JIT_NUMERIC_REGIONS");
+    return setting == nullptr || std::string_view(setting) != "0";
+  }();
+  return enabled;
+}
 
 struct Refused {
   JitRefusal refusal;
@@ -157,6 +225,10 @@ struct Refused {
 // function cannot be translated; it may have emitted a partial function then (discarded).
 class FunctionCompiler {
  public:
+  // What a value is guessed or known to be, for numeric regions: an int that fits an int64, a
+  // float, anything else, or not known yet.
+  enum class NumKind : uint8_t { kUnknown, kInt, kFloat, kOther };
+
   FunctionCompiler(const CompileRequest& request, Emitter& e, NativeCode& out)
       : request_(request), e_(e), out_(out) {}
 
@@ -190,6 +262,19 @@ class FunctionCompiler {
   void InlineListAppend(int index);
   void CountBuiltinCall();
   int LiveOpcode(const Instruction& inst) const;
+
+  // Numeric regions (lower_numeric_regions.cc says what they assume and why they are exact):
+  // straight-line int and float arithmetic on locals, unboxed from first read to last store.
+  // region_end_[i] >= 0: a region starts at instruction i and ends before region_end_[i];
+  // LowerNumericRegion(i) emits its fast path into the current block and leaves the current
+  // block the one where instruction i's own translation goes (the fast path's way out).
+  void FindNumericRegions();
+  void GuessLocalKinds();
+  NumKind KindBefore(int index, int depth, int& steps) const;
+  NumKind KindAfter(int index, int depth, int& steps) const;
+  void LowerNumericRegion(int start);
+  // i1: an exact int's value fits an int64 (MachineIntValue reads it then).
+  Value FitsInt64(Value object);
 
   // Constant operands. An exact int of at most two digits or an exact float that a LOAD_CONST
   // just pushed is known at compile time: OperandAt gives it as an immediate (no load of the
@@ -424,6 +509,9 @@ class FunctionCompiler {
   Block shared_exit_ = -1;
   std::string layout_error_;  // set when an exit would resume at a point the original lacks
   Value box_slot_ = -1;        // BoxInt's join: a StackSlot made on first use
+  std::vector<int> region_end_;           // FindNumericRegions: per instruction, or -1
+  std::vector<NumKind> local_kind_;       // GuessLocalKinds: per local
+  std::unordered_multimap<int, int> jump_sources_;  // jump target index -> jump's index
 };
 
 }  // namespace fatjit::jit

@@ -167,74 +167,15 @@ Value FunctionCompiler::MachineIntValue(Value object) {
   return e_.Select(e_.Compare(Cmp::kEq, size, e_.Imm(0)), e_.Imm(0), value);
 }
 
-namespace {
-
-// BINARY_OP's in-place forms compute as the binary ones for immutable numbers.
-int BinaryOpBase(int op) { return op >= NB_INPLACE_ADD ? op - NB_INPLACE_ADD : op; }
-
-bool IntOpInline(int op) {
-  switch (BinaryOpBase(op)) {
-    case NB_ADD: case NB_SUBTRACT: case NB_MULTIPLY: case NB_AND: case NB_OR: case NB_XOR:
-    case NB_FLOOR_DIVIDE: case NB_REMAINDER: case NB_LSHIFT: case NB_RSHIFT:
-      return true;
-    default:
-      return false;  // true division makes a float; powers can grow past int64
-  }
-}
-
-bool FloatOpInline(int op) {
-  switch (BinaryOpBase(op)) {
-    case NB_ADD: case NB_SUBTRACT: case NB_MULTIPLY: case NB_TRUE_DIVIDE:
-      return true;
-    default:
-      return false;
-  }
-}
-
-Cmp IntComparison(int op) {
-  switch (op) {
-    case Py_LT: return Cmp::kSlt;
-    case Py_LE: return Cmp::kSle;
-    case Py_EQ: return Cmp::kEq;
-    case Py_NE: return Cmp::kNe;
-    case Py_GT: return Cmp::kSgt;
-    default: return Cmp::kSge;
-  }
-}
-
-FCmp FloatComparison(int op) {
-  switch (op) {
-    case Py_LT: return FCmp::kOlt;
-    case Py_LE: return FCmp::kOle;
-    case Py_EQ: return FCmp::kOeq;
-    case Py_NE: return FCmp::kUne;
-    case Py_GT: return FCmp::kOgt;
-    default: return FCmp::kOge;
-  }
-}
-
-bool IsPopJumpOnBool(int opcode) {
-  switch (opcode) {
-    case POP_JUMP_FORWARD_IF_FALSE:
-    case POP_JUMP_BACKWARD_IF_FALSE:
-    case POP_JUMP_FORWARD_IF_TRUE:
-    case POP_JUMP_BACKWARD_IF_TRUE:
-      return true;
-    default:
-      return false;
-  }
-}
-
-}  // namespace
 
 Value FunctionCompiler::IntArithmetic(int op, Value a, Value b, Block slow, bool wide) {
-  switch (BinaryOpBase(op)) {
+  switch (BaseOp(op)) {
     case NB_ADD:
     case NB_SUBTRACT: {
       // Operands of up to 60 bits: no overflow. Of up to 63 (`wide`): the sum or difference
       // wraps exactly when it overflows (the operands agree in sign and the result does not),
       // which the slow path computes.
-      const bool add = BinaryOpBase(op) == NB_ADD;
+      const bool add = BaseOp(op) == NB_ADD;
       Value r = add ? e_.Add(a, b) : e_.Sub(a, b);
       if (!wide) return r;
       Value overflow = add ? e_.And(e_.Xor(a, r), e_.Xor(b, r))
@@ -292,7 +233,7 @@ Value FunctionCompiler::IntArithmetic(int op, Value a, Value b, Block slow, bool
   Value r = e_.SRem(a, b);
   Value adjust = e_.And(e_.Compare(Cmp::kNe, r, e_.Imm(0)),
                         e_.Compare(Cmp::kSlt, e_.Xor(r, b), e_.Imm(0)));
-  if (BinaryOpBase(op) == NB_FLOOR_DIVIDE) return e_.Sub(e_.SDiv(a, b), adjust);
+  if (BaseOp(op) == NB_FLOOR_DIVIDE) return e_.Sub(e_.SDiv(a, b), adjust);
   return e_.Add(r, e_.Mul(b, adjust));
 }
 
@@ -678,7 +619,7 @@ bool FunctionCompiler::LowerBinaryOp(int index) {
 }
 
 Value FunctionCompiler::FloatArithmetic(int op, Value a, Value b, Block slow) {
-  switch (BinaryOpBase(op)) {
+  switch (BaseOp(op)) {
     case NB_ADD: return e_.FAdd(a, b);
     case NB_SUBTRACT: return e_.FSub(a, b);
     case NB_MULTIPLY: return e_.FMul(a, b);
@@ -716,7 +657,7 @@ bool FunctionCompiler::LowerCompareOp(int index) {
   Block on_true;
   Block on_false;
   const bool fused = index + 2 < static_cast<int>(insts.size()) &&
-                     IsPopJumpOnBool(insts[index + 1].base_opcode) && blocks_[index + 1] >= 0 &&
+                     IsPopJumpOnTruth(insts[index + 1].base_opcode) && blocks_[index + 1] >= 0 &&
                      blocks_[index + 2] >= 0 && kFuseCompareAndJump;
   if (fused) {
     const Instruction& jump_inst = insts[index + 1];
