@@ -327,8 +327,22 @@ void FunctionCompiler::LowerNumericRegion(int start) {
         Num num{k, 0};
         if (k == Kind::kInt) {
           likely(IsType(TypeOf(object), &PyLong_Type), "region_int");
+          // Most ints have one digit or none (|ob_size| <= 1): the value is ob_size * digit.
+          Block compact = e_.NewBlock("region_compact_int");
+          Block wider = e_.NewBlock("region_wider_int");
+          Block unboxed = e_.NewBlock("region_int_unboxed");
+          e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(Field(object, kObSize), e_.Imm(1)), e_.Imm(3)),
+                    compact, wider);
+          Enter(compact);
+          Value small = CompactIntValue(object);
+          e_.Jump(unboxed);
+          Enter(wider);
           likely(FitsInt64(object), "region_int64");
-          num.value = MachineIntValue(object);
+          Value wide = MachineIntValue(object);
+          const Block from_wide = current_;
+          e_.Jump(unboxed);
+          Enter(unboxed);
+          num.value = e_.Phi({{small, compact}, {wide, from_wide}});
         } else {
           likely(IsType(TypeOf(object), &PyFloat_Type), "region_float");
           num.value = FloatBits(object);
@@ -424,48 +438,51 @@ void FunctionCompiler::LowerNumericRegion(int start) {
       Enter(ok);
     }
   }
-  Value fresh_slot = -1;
   for (int local : store_order) {
     const Num num = written[local];
     Local& l = locals[local];
     PyTypeObject* type = num.kind == Kind::kInt ? &PyLong_Type : &PyFloat_Type;
+    std::vector<std::pair<Value, Block>> in_place_from;
+    std::vector<std::pair<Value, Block>> fresh_from;
+    Block join = e_.NewBlock("region_placed");
+    Block place = e_.NewBlock("region_place");
+    if (num.kind == Kind::kInt) {
+      // -5..256: the cached object, as CPython's own results are (identity is observable).
+      Value cached = CachedSmallInt(num.value, place);
+      in_place_from.push_back({e_.Imm(0), current_});
+      fresh_from.push_back({cached, current_});
+      e_.Jump(join);
+    } else {
+      e_.Jump(place);
+    }
     // In place: the local's object is of the result's type, only the local refers to it, and
     // (an int) it has room for the value's digits.
+    Enter(place);
     Block test_type = e_.NewBlock("region_in_place_test");
-    Block no = e_.NewBlock("region_new_object");
-    Block join = e_.NewBlock("region_placed");
-    e_.Branch(e_.Compare(Cmp::kNe, l.object, e_.Imm(0)), test_type, no);
+    Block allocate = e_.NewBlock("region_new_object");
+    e_.Branch(e_.Compare(Cmp::kNe, l.object, e_.Imm(0)), test_type, allocate);
     Enter(test_type);
     Block test_owner = e_.NewBlock("region_owner_test");
-    e_.Branch(IsType(TypeOf(l.object), type), test_owner, no);
+    e_.Branch(IsType(TypeOf(l.object), type), test_owner, allocate);
     Enter(test_owner);
     Value sole = e_.Compare(Cmp::kEq, Refcount(l.object), e_.Imm(1));
     Block yes = e_.NewBlock("region_in_place");
     if (num.kind == Kind::kInt) {
+      // One digit (|value| < 2^30) always fits: every int has room for one.
+      Value one_digit = e_.Compare(Cmp::kUlt, e_.Add(num.value, e_.Imm((1 << 30) - 1)),
+                                   e_.Imm((int64_t{1} << 31) - 1));
       InPlaceWrite writer = IntWriter(num.value);
-      e_.Branch(e_.And(sole, writer.can_hold(l.object)), yes, no);
+      e_.Branch(e_.And(sole, e_.Or(one_digit, writer.can_hold(l.object))), yes, allocate);
     } else {
-      e_.Branch(sole, yes, no);
+      e_.Branch(sole, yes, allocate);
     }
     Enter(yes);
-    const Block from_yes = current_;
+    in_place_from.push_back({e_.Imm(1), current_});
+    fresh_from.push_back({e_.Imm(0), current_});
     e_.Jump(join);
-    Enter(no);
-    Value fresh;
-    if (num.kind == Kind::kInt) {
-      Block allocate = e_.NewBlock("region_box_int");
-      Block boxed = e_.NewBlock("region_int_boxed");
-      if (fresh_slot < 0) fresh_slot = e_.StackSlot();
-      e_.Store(fresh_slot, 0, CachedSmallInt(num.value, allocate));
-      e_.Jump(boxed);
-      Enter(allocate);
-      e_.Store(fresh_slot, 0, e_.Call(kLongFromInt64, {num.value}));
-      e_.Jump(boxed);
-      Enter(boxed);
-      fresh = e_.Load(fresh_slot, 0);
-    } else {
-      fresh = e_.Call(kBoxFloat, {num.value});
-    }
+    Enter(allocate);
+    Value fresh = num.kind == Kind::kInt ? e_.Call(kLongFromInt64, {num.value})
+                                         : e_.Call(kBoxFloat, {num.value});
     Block allocated = e_.NewBlock("region_allocated");
     Block failed = e_.NewBlock("region_allocation_failed");
     e_.BranchUnlikely(e_.Compare(Cmp::kEq, fresh, e_.Imm(0)), failed, allocated);
@@ -476,11 +493,12 @@ void FunctionCompiler::LowerNumericRegion(int start) {
     e_.Call(kClearError, {});
     e_.Jump(generic);
     Enter(allocated);
-    const Block from_no = current_;
+    in_place_from.push_back({e_.Imm(0), current_});
+    fresh_from.push_back({fresh, current_});
     e_.Jump(join);
     Enter(join);
-    Value in_place = e_.Phi({{e_.Imm(1), from_yes}, {e_.Imm(0), from_no}});
-    Value fresh_or_null = e_.Phi({{e_.Imm(0), from_yes}, {fresh, from_no}});
+    Value in_place = e_.Phi(in_place_from);
+    Value fresh_or_null = e_.Phi(fresh_from);
     commits.push_back({local, num, in_place, fresh_or_null});
   }
   for (const Commit& c : commits) {
@@ -491,7 +509,22 @@ void FunctionCompiler::LowerNumericRegion(int start) {
     e_.Branch(e_.Compare(Cmp::kNe, c.in_place, e_.Imm(0)), write, replace);
     Enter(write);
     if (c.num.kind == Kind::kInt) {
-      IntWriter(c.num.value).write(l.object);
+      // One digit: the digit and the sign; else every digit (IntWriter).
+      Block one = e_.NewBlock("region_write_one_digit");
+      Block more = e_.NewBlock("region_write_digits");
+      Value v = c.num.value;
+      e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(v, e_.Imm((1 << 30) - 1)),
+                           e_.Imm((int64_t{1} << 31) - 1)),
+                one, more);
+      Enter(one);
+      Value negative = e_.Compare(Cmp::kSlt, v, e_.Imm(0));
+      SetField(l.object, kIntDigit0, e_.Select(negative, e_.Sub(e_.Imm(0), v), v), Width::k32);
+      SetField(l.object, kObSize, e_.Select(negative, e_.Imm(-1),
+                                            e_.Select(e_.Compare(Cmp::kEq, v, e_.Imm(0)),
+                                                      e_.Imm(0), e_.Imm(1))));
+      e_.Jump(done);
+      Enter(more);
+      IntWriter(v).write(l.object);
     } else {
       SetField(l.object, kFloatValue, c.num.value);
     }

@@ -277,3 +277,19 @@ def test_type_changes_mid_loop():
         assert "region_generic" in fatjit.explain(native.run, ir=True)
     finally:
         fatjit.unspecialize(native.run)
+
+
+def test_small_results_are_the_cached_ints():
+    # A result in -5..256 is CPython's cached object (identity is observable), never the
+    # local's own object written in place.
+    module = new_module("def f(a):\n    x = abs(a * 3)\n    x = x * 0 + 7\n    y = abs(a * 5)\n"
+                        "    y = y - y - 5\n    return x, y\n")
+    fatjit.jit(module.f)
+    try:
+        seven, minus_five = int("7"), int("-5")
+        for a in (2**40, 10**6, 3):
+            x, y = module.f(a)
+            assert x is seven and y is minus_five, a
+        assert "region_generic" in fatjit.explain(module.f, ir=True)
+    finally:
+        fatjit.unspecialize(module.f)
