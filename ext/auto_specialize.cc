@@ -213,6 +213,7 @@ void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
                                                          spec->guard_objects, spec->assume);
   request.keep_alive.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(spec->code.get())));
   request.options.opt_level = tuning::kOptimizingTier;
+  request.parameter_kinds = spec->parameter_kinds;
   // The job holds the code object itself, not a weakref: a weakref is an object the garbage
   // collector sees, and freeing it when the job ends would change gc.get_objects() at a moment
   // the program cannot predict (test_descr's leak checks count them). Code objects are not
@@ -389,7 +390,8 @@ bool AttachCodeLevel(CodeState* state, size_t* index, Specialization* spec,
 
 }  // namespace
 
-bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func) {
+bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
+                        PyObject* const* args) {
   Specialization* pending = state->specializations[*index].get();
   const uint64_t id = pending->id;
   const specializer::Assume assume = pending->assume;
@@ -414,6 +416,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   // copy of the code object, and the code object holds the result (code_state.h).
   auto* original = reinterpret_cast<PyCodeObject*>(func->func_code);
   const bool compile_original = jit && result.refused;
+  std::vector<jit::ParameterKind> parameter_kinds = jit::ParameterKinds(original, args);
   // Compiled from a copy either way: the specialization lives in the original's co_extra, so
   // holding the original there (as its code, and through its native code) would be a cycle no
   // collector sees, and the code object would outlive its function.
@@ -430,6 +433,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
     if (made.code) {
       jit::CompileRequest request = RequestForSpecialization(
           func, made.code.get(), result.rewrites, made.guard_objects, assume);
+      request.parameter_kinds = parameter_kinds;
       // The job holds the code object (see QueueTierUp for why not a weakref).
       if (background) code_ref = Ref<>::Create(reinterpret_cast<PyObject*>(original));
       // A background compile goes straight to the optimizing tier: its codegen time is the
@@ -498,6 +502,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func)
   // A refused specialization's rewrites describe code that is not running: keep none.
   if (!compile_original) spec->rewrites = std::move(result.rewrites);
   spec->attribute_feedback = std::move(result.attribute_feedback);
+  spec->parameter_kinds = std::move(parameter_kinds);
   spec->materializing = false;
   spec->pending = false;
   if (lowered) {

@@ -31,7 +31,9 @@ bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume a
 // which it clears and counts as a refusal (the original code then runs). The time the
 // specializer takes is added to stats()["specialize_time_s"]; FATJIT_LOG's specialize and refuse
 // events report here.
-bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func);
+// `args`: the calling frame's arguments (hints for the JIT, see CompileRequest), or null.
+bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
+                        PyObject* const* args = nullptr);
 
 // fatjit._fatjit._specialize_report(func, *, assume="stable") -> dict: runs the specializer on
 // func now and reports (refused, reason, detail, rewrites, active, guards, by_pass, code)

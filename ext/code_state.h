@@ -58,6 +58,7 @@ struct Specialization {
   std::vector<specializer::Rewrite> rewrites;  // the full table, for explain() and the JIT
   std::vector<std::string> assumptions;        // rewrites[i].assumptions index these
   std::vector<specializer::AttributeFeedback> attribute_feedback;  // for the JIT
+  std::vector<jit::ParameterKind> parameter_kinds;  // what the first call passed (JIT hints)
 
   // The JIT (jit/): requested by fatjit.jit / specialize(jit=True) / automatic mode; `native`
   // is set once compiled. Shared so that a call running the code keeps it alive even if the

@@ -202,7 +202,9 @@ void RegisterAtFirstCall(CodeState* state, size_t index, PyObject* func) {
         ++i;
         continue;
       }
-      if (!MaterializePending(state, &i, compat::FrameFunction(frame))) continue;  // refused
+      if (!MaterializePending(state, &i, compat::FrameFunction(frame), compat::FrameLocals(frame))) {
+        continue;  // refused
+      }
       spec = state->specializations[i].get();
     }
     owned_any = true;

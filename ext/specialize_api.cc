@@ -344,12 +344,14 @@ void AppendJitStatus(std::string& text, const Specialization& spec) {
 PyObject* ExplainIr(PyFunctionObject* func) {
   auto* original = reinterpret_cast<PyCodeObject*>(func->func_code);
   PyCodeObject* code = original;
+  std::vector<jit::ParameterKind> parameter_kinds;
   CodeState* state = CodeStateOf(original);
   for (size_t i = 0; state != nullptr && i < state->specializations.size(); ++i) {
     Specialization* spec = state->specializations[i].get();
     if (spec->owner_function() == reinterpret_cast<PyObject*>(func) && spec->native &&
         spec->code) {
       code = spec->code.get();
+      parameter_kinds = spec->parameter_kinds;  // the hints its native code was compiled with
       break;
     }
   }
@@ -358,6 +360,7 @@ PyObject* ExplainIr(PyFunctionObject* func) {
   request.original = original;
   request.compiled = code;
   request.options.keep_ir = true;
+  request.parameter_kinds = std::move(parameter_kinds);
   jit::CompileResult result = jit::CompileFunction(std::move(request));
   if (!result.code) {
     PyErr_Format(PyExc_ValueError, "fatjit.explain: the JIT does not compile %U: %s%s%s",

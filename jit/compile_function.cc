@@ -23,6 +23,19 @@ const std::array<OpEntry, 256>& OpTable() {
   return table;
 }
 
+std::vector<ParameterKind> ParameterKinds(PyCodeObject* code, PyObject* const* args) {
+  std::vector<ParameterKind> kinds;
+  if (args == nullptr) return kinds;
+  const int n = std::min(ParameterCount(code), code->co_nlocalsplus);
+  for (int i = 0; i < n; ++i) {
+    PyObject* arg = args[i];
+    kinds.push_back(arg != nullptr && PyLong_CheckExact(arg)    ? ParameterKind::kInt
+                    : arg != nullptr && PyFloat_CheckExact(arg) ? ParameterKind::kFloat
+                                                                : ParameterKind::kUnknown);
+  }
+  return kinds;
+}
+
 bool FunctionCompiler::ValidResumePoint(int offset, int depth) const {
   int index = original_decoded_.IndexAt(offset);
   return index >= 0 && original_depth_[index] == depth;
@@ -209,6 +222,7 @@ bool FunctionCompiler::Lower() {
   }
   FindBorrowedOperands();
   FindNumericRegions();
+  FindNumericLoops();
 
   // Entry: count the recursion level and link the frame, as ceval's start_frame does. Inline
   // while levels remain (_Py_EnterRecursiveCallTstate's decrement and test); at the limit the
@@ -237,6 +251,7 @@ bool FunctionCompiler::Lower() {
   for (int i = 0; i < n; ++i) {
     if (!reachable[i]) continue;
     Enter(blocks_[i]);
+    if (loop_end_[i] >= 0) LowerNumericLoop(i);
     if (region_end_[i] >= 0) LowerNumericRegion(i);
     if (!LowerInstruction(i)) return false;
   }

@@ -57,6 +57,9 @@ inline constexpr int kJitRefusalCount = static_cast<int>(JitRefusal::kCount);
 const char* JitRefusalName(JitRefusal refusal);
 const char* JitRefusalMessage(JitRefusal refusal);
 
+// What `args` (a frame's first ParameterCount(code) locals) hold: exact ints and floats.
+std::vector<ParameterKind> ParameterKinds(PyCodeObject* code, PyObject* const* args);
+
 struct CompileRequest {
   PyCodeObject* original = nullptr;  // the code object of the frames the entry will run on
   PyCodeObject* compiled = nullptr;  // what to translate: `original` or its specialization
@@ -65,6 +68,9 @@ struct CompileRequest {
   std::unique_ptr<GuardSet> recheck;
   std::vector<Ref<>> keep_alive;
   CompileOptions options;
+  // Hints, per parameter, of what a call passed (ParameterKinds): numeric loops and regions
+  // guess the kinds of locals from them. Never relied on: native code tests types itself.
+  std::vector<ParameterKind> parameter_kinds;
 };
 
 struct CompileResult {

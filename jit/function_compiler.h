@@ -207,6 +207,14 @@ inline bool NumericFastPathsEnabled() {
   return enabled;
 }
 constexpr bool kFuseCompareAndJump = true;
+// FATJIT_JIT_NUMERIC_LOOPS=0 (read once) turns numeric loops off (lower_numeric_loops.cc).
+inline bool NumericLoopsEnabled() {
+  static const bool enabled = [] {
+    const char* setting = std::getenv("FATJIT_JIT_NUMERIC_LOOPS");
+    return setting == nullptr || std::string_view(setting) != "0";
+  }();
+  return enabled;
+}
 // FATJIT_JIT_NUMERIC_REGIONS=0 (read once) turns numeric regions off (lower_numeric_regions.cc).
 inline bool NumericRegionsEnabled() {
   static const bool enabled = [] {
@@ -275,6 +283,28 @@ class FunctionCompiler {
   void LowerNumericRegion(int start);
   // i1: an exact int's value fits an int64 (MachineIntValue reads it then).
   Value FitsInt64(Value object);
+  // A machine value of a known kind: an int64, or a double's bits.
+  struct Num {
+    NumKind kind;
+    Value value;
+  };
+  // Shared by regions and loops; each leaves for `fail` when the inline result would not be
+  // exact (a type other than `kind`, an int beyond int64 or 2^53 where a double is needed, an
+  // overflow, a zero divisor), and continues in a new current block otherwise.
+  Value UnboxNumber(Value object, NumKind kind, Block fail);  // object not null
+  Value AsDouble(Num num, Block fail);
+  Num NumericBinary(int oparg, Num left, Num right, Block fail);
+  Value NumericCompare(int op, Num left, Num right, Block fail);  // i1
+  Value NumericTruth(Num value);                                    // i1
+  // Numeric loops (lower_numeric_loops.cc): a loop whose body is all numeric-region
+  // instructions (and range iteration at its head) runs with its locals unboxed across
+  // iterations. loop_end_[h] >= 0: such a loop's head is h, its last instruction before
+  // loop_end_[h].
+  void FindNumericLoops();
+  // The stack kinds before each instruction of [head, end) when the loop qualifies.
+  bool NumericLoopShape(int head, int end, std::vector<std::vector<NumKind>>* stacks,
+                        std::vector<int>* locals, std::vector<bool>* stored) const;
+  void LowerNumericLoop(int head);
 
   // Constant operands. An exact int of at most two digits or an exact float that a LOAD_CONST
   // just pushed is known at compile time: OperandAt gives it as an immediate (no load of the
@@ -510,6 +540,7 @@ class FunctionCompiler {
   std::string layout_error_;  // set when an exit would resume at a point the original lacks
   Value box_slot_ = -1;        // BoxInt's join: a StackSlot made on first use
   std::vector<int> region_end_;           // FindNumericRegions: per instruction, or -1
+  std::vector<int> loop_end_;             // FindNumericLoops: per instruction, or -1
   std::vector<NumKind> local_kind_;       // GuessLocalKinds: per local
   std::unordered_multimap<int, int> jump_sources_;  // jump target index -> jump's index
 };

@@ -297,9 +297,22 @@ FunctionCompiler::InPlaceWrite FunctionCompiler::IntWriter(Value value) {
         room = e_.Select(e_.Compare(Cmp::kEq, room, e_.Imm(0)), e_.Imm(1), room);
         return e_.And(fits, e_.Compare(Cmp::kSge, room, digits));
       },
-      // The top digits first, each written to the first digit's place when the value has no
-      // such digit, where the first digit then overwrites it.
+      // One digit (|value| < 2^30, the common case): the digit and the sign. Else the top
+      // digits first, each written to the first digit's place when the value has no such
+      // digit, where the first digit then overwrites it.
       [=, this](Value target) {
+        Block one = e_.NewBlock("write_one_digit");
+        Block more = e_.NewBlock("write_digits");
+        Block written = e_.NewBlock("int_written");
+        e_.Branch(e_.Compare(Cmp::kEq, digits, e_.Imm(1)), one, more);
+        Enter(one);
+        SetField(target, kIntDigit0, magnitude, Width::k32);
+        SetField(target, kObSize,
+                 e_.Select(negative, e_.Imm(-1),
+                           e_.Select(e_.Compare(Cmp::kEq, value, e_.Imm(0)), e_.Imm(0),
+                                     e_.Imm(1))));
+        e_.Jump(written);
+        Enter(more);
         auto at = [&](Value has, int k) {
           return e_.Select(has, e_.Add(target, e_.Imm(k * sizeof(digit))), target);
         };
@@ -310,6 +323,8 @@ FunctionCompiler::InPlaceWrite FunctionCompiler::IntWriter(Value value) {
                  Width::k32);
         SetField(target, kIntDigit0, e_.And(magnitude, e_.Imm(PyLong_MASK)), Width::k32);
         SetField(target, kObSize, e_.Select(negative, e_.Sub(e_.Imm(0), digits), digits));
+        e_.Jump(written);
+        Enter(written);
       }};
 }
 

@@ -145,6 +145,12 @@ void FunctionCompiler::GuessLocalKinds() {
   absl::Span<const Instruction> insts = decoded_.instructions();
   const int n = static_cast<int>(insts.size());
   local_kind_.assign(nlocalsplus_, Kind::kUnknown);
+  for (size_t p = 0; p < request_.parameter_kinds.size() && p < local_kind_.size(); ++p) {
+    const ParameterKind hint = request_.parameter_kinds[p];
+    local_kind_[p] = hint == ParameterKind::kInt     ? Kind::kInt
+                     : hint == ParameterKind::kFloat ? Kind::kFloat
+                                                     : Kind::kUnknown;
+  }
   jump_sources_.clear();
   for (int i = 0; i < n; ++i) {
     if (insts[i].is_jump() && depth_[i] != bytecode::kUnreachable) {
@@ -176,8 +182,9 @@ void FunctionCompiler::FindNumericRegions() {
   absl::Span<const Instruction> insts = decoded_.instructions();
   const int n = static_cast<int>(insts.size());
   region_end_.assign(n, -1);
-  if (!NumericFastPathsEnabled() || !NumericRegionsEnabled()) return;
-  GuessLocalKinds();
+  if (!NumericFastPathsEnabled()) return;
+  GuessLocalKinds();  // numeric loops use the guesses too
+  if (!NumericRegionsEnabled()) return;
   auto guess = [&](int local) {
     const Kind k = local_kind_[local];
     return k == Kind::kUnknown ? Kind::kInt : k;
@@ -264,6 +271,78 @@ Value FunctionCompiler::FitsInt64(Value object) {
                                 e_.Compare(Cmp::kUlt, top, e_.Imm(8))));
 }
 
+Value FunctionCompiler::UnboxNumber(Value object, NumKind kind, Block fail) {
+  auto require = [&](Value condition, const char* name) {
+    Block ok = e_.NewBlock(name);
+    e_.Branch(condition, ok, fail);
+    Enter(ok);
+  };
+  if (kind == Kind::kFloat) {
+    require(IsType(TypeOf(object), &PyFloat_Type), "unbox_float");
+    return FloatBits(object);
+  }
+  require(IsType(TypeOf(object), &PyLong_Type), "unbox_int");
+  // Most ints have one digit or none (|ob_size| <= 1): the value is ob_size * digit.
+  Block compact = e_.NewBlock("unbox_compact_int");
+  Block wider = e_.NewBlock("unbox_wider_int");
+  Block unboxed = e_.NewBlock("int_unboxed");
+  e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(Field(object, kObSize), e_.Imm(1)), e_.Imm(3)), compact,
+            wider);
+  Enter(compact);
+  Value small = CompactIntValue(object);
+  e_.Jump(unboxed);
+  Enter(wider);
+  require(FitsInt64(object), "unbox_int64");
+  Value wide = MachineIntValue(object);
+  const Block from_wide = current_;
+  e_.Jump(unboxed);
+  Enter(unboxed);
+  return e_.Phi({{small, compact}, {wide, from_wide}});
+}
+
+Value FunctionCompiler::AsDouble(Num num, Block fail) {
+  if (num.kind == Kind::kFloat) return num.value;
+  // Exact up to 2^53 in magnitude; larger ints leave for the generic code.
+  constexpr int64_t kExact = int64_t{1} << 53;
+  Block exact = e_.NewBlock("int_exact_double");
+  e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(num.value, e_.Imm(kExact)), e_.Imm(2 * kExact + 1)),
+            exact, fail);
+  Enter(exact);
+  return e_.IntToDouble(num.value);
+}
+
+FunctionCompiler::Num FunctionCompiler::NumericBinary(int oparg, Num left, Num right, Block fail) {
+  const int op = BaseOp(oparg);
+  if (left.kind == Kind::kInt && right.kind == Kind::kInt && op != NB_TRUE_DIVIDE) {
+    if (op == NB_FLOOR_DIVIDE || op == NB_REMAINDER) {
+      // INT64_MIN // -1 overflows (and traps): only an intermediate can be INT64_MIN.
+      Block ok = e_.NewBlock("div_operand");
+      e_.Branch(e_.Compare(Cmp::kNe, left.value, e_.Imm(INT64_MIN)), ok, fail);
+      Enter(ok);
+    }
+    return {Kind::kInt, IntArithmetic(op, left.value, right.value, fail, true)};
+  }
+  // Ints up to 2^53 convert exactly, as float's slots and int true division compute them.
+  Value a = AsDouble(left, fail);
+  Value b = AsDouble(right, fail);
+  return {Kind::kFloat, FloatArithmetic(op, a, b, fail)};
+}
+
+Value FunctionCompiler::NumericCompare(int op, Num left, Num right, Block fail) {
+  if (left.kind == Kind::kInt && right.kind == Kind::kInt) {
+    return e_.Compare(IntComparison(op), left.value, right.value);
+  }
+  Value a = AsDouble(left, fail);
+  Value b = AsDouble(right, fail);
+  return e_.FCompare(FloatComparison(op), a, b);
+}
+
+Value FunctionCompiler::NumericTruth(Num value) {
+  // Nonzero; NaN too (it is unequal to 0.0).
+  return value.kind == Kind::kInt ? e_.Compare(Cmp::kNe, value.value, e_.Imm(0))
+                                  : e_.FCompare(FCmp::kUne, value.value, e_.Imm(0));
+}
+
 void FunctionCompiler::LowerNumericRegion(int start) {
   absl::Span<const Instruction> insts = decoded_.instructions();
   const int end = region_end_[start];
@@ -273,10 +352,6 @@ void FunctionCompiler::LowerNumericRegion(int start) {
     Block ok = e_.NewBlock(name);
     e_.Branch(condition, ok, generic);
     Enter(ok);
-  };
-  struct Num {
-    Kind kind;
-    Value value;  // an int64, or a double's bits
   };
   struct Local {
     Value object = 0;  // its object when the region began (read or about to be replaced)
@@ -296,15 +371,6 @@ void FunctionCompiler::LowerNumericRegion(int start) {
     }
     return l;
   };
-  auto as_double = [&](const Num& num) {
-    if (num.kind == Kind::kFloat) return num.value;
-    // Exact below 2^53 in magnitude; larger ints leave for the generic code.
-    constexpr int64_t kExact = int64_t{1} << 53;
-    likely(e_.Compare(Cmp::kUlt, e_.Add(num.value, e_.Imm(kExact)), e_.Imm(2 * kExact + 1)),
-           "region_int_exact");
-    return e_.IntToDouble(num.value);
-  };
-
   // Comparison or truth of the final jump, if any: the condition and the jump instruction.
   Value condition = 0;
   int jump_index = -1;
@@ -323,30 +389,7 @@ void FunctionCompiler::LowerNumericRegion(int start) {
         const Kind k = local_kind_[inst.oparg] == Kind::kFloat ? Kind::kFloat : Kind::kInt;
         Local& l = load_local(inst.oparg);
         likely(e_.Compare(Cmp::kNe, l.object, e_.Imm(0)), "region_bound");
-        Value object = l.object;
-        Num num{k, 0};
-        if (k == Kind::kInt) {
-          likely(IsType(TypeOf(object), &PyLong_Type), "region_int");
-          // Most ints have one digit or none (|ob_size| <= 1): the value is ob_size * digit.
-          Block compact = e_.NewBlock("region_compact_int");
-          Block wider = e_.NewBlock("region_wider_int");
-          Block unboxed = e_.NewBlock("region_int_unboxed");
-          e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(Field(object, kObSize), e_.Imm(1)), e_.Imm(3)),
-                    compact, wider);
-          Enter(compact);
-          Value small = CompactIntValue(object);
-          e_.Jump(unboxed);
-          Enter(wider);
-          likely(FitsInt64(object), "region_int64");
-          Value wide = MachineIntValue(object);
-          const Block from_wide = current_;
-          e_.Jump(unboxed);
-          Enter(unboxed);
-          num.value = e_.Phi({{small, compact}, {wide, from_wide}});
-        } else {
-          likely(IsType(TypeOf(object), &PyFloat_Type), "region_float");
-          num.value = FloatBits(object);
-        }
+        const Num num{k, UnboxNumber(l.object, k, generic)};
         l.typed = true;
         read[inst.oparg] = num;
         stack.push_back(num);
@@ -368,19 +411,7 @@ void FunctionCompiler::LowerNumericRegion(int start) {
         const Num right = stack.back();
         stack.pop_back();
         const Num left = stack.back();
-        const int op = BaseOp(inst.oparg);
-        Num result;
-        if (left.kind == Kind::kInt && right.kind == Kind::kInt && op != NB_TRUE_DIVIDE) {
-          if (op == NB_FLOOR_DIVIDE || op == NB_REMAINDER) {
-            // INT64_MIN // -1 overflows (and traps): only an intermediate can be INT64_MIN.
-            likely(e_.Compare(Cmp::kNe, left.value, e_.Imm(INT64_MIN)), "region_div_operand");
-          }
-          result = {Kind::kInt, IntArithmetic(op, left.value, right.value, generic, true)};
-        } else {
-          Value a = as_double(left);
-          Value b = as_double(right);
-          result = {Kind::kFloat, FloatArithmetic(op, a, b, generic)};
-        }
+        const Num result = NumericBinary(inst.oparg, left, right, generic);
         stack.back() = result;
         break;
       }
@@ -394,22 +425,15 @@ void FunctionCompiler::LowerNumericRegion(int start) {
         const Num right = stack.back();
         const Num left = stack[stack.size() - 2];
         stack.clear();
-        if (left.kind == Kind::kInt && right.kind == Kind::kInt) {
-          condition = e_.Compare(IntComparison(inst.oparg), left.value, right.value);
-        } else {
-          Value a = as_double(left);
-          Value b = as_double(right);
-          condition = e_.FCompare(FloatComparison(inst.oparg), a, b);
-        }
+        condition = NumericCompare(inst.oparg, left, right, generic);
         jump_index = j + 1;
         j = end;  // the POP_JUMP is the region's last instruction
         break;
       }
-      default: {  // POP_JUMP_*_IF_FALSE/TRUE on a number: true when nonzero (NaN too)
+      default: {  // POP_JUMP_*_IF_FALSE/TRUE on a number
         const Num value = stack.back();
         stack.clear();
-        condition = value.kind == Kind::kInt ? e_.Compare(Cmp::kNe, value.value, e_.Imm(0))
-                                             : e_.FCompare(FCmp::kUne, value.value, e_.Imm(0));
+        condition = NumericTruth(value);
         jump_index = j;
         break;
       }
@@ -509,22 +533,7 @@ void FunctionCompiler::LowerNumericRegion(int start) {
     e_.Branch(e_.Compare(Cmp::kNe, c.in_place, e_.Imm(0)), write, replace);
     Enter(write);
     if (c.num.kind == Kind::kInt) {
-      // One digit: the digit and the sign; else every digit (IntWriter).
-      Block one = e_.NewBlock("region_write_one_digit");
-      Block more = e_.NewBlock("region_write_digits");
-      Value v = c.num.value;
-      e_.Branch(e_.Compare(Cmp::kUlt, e_.Add(v, e_.Imm((1 << 30) - 1)),
-                           e_.Imm((int64_t{1} << 31) - 1)),
-                one, more);
-      Enter(one);
-      Value negative = e_.Compare(Cmp::kSlt, v, e_.Imm(0));
-      SetField(l.object, kIntDigit0, e_.Select(negative, e_.Sub(e_.Imm(0), v), v), Width::k32);
-      SetField(l.object, kObSize, e_.Select(negative, e_.Imm(-1),
-                                            e_.Select(e_.Compare(Cmp::kEq, v, e_.Imm(0)),
-                                                      e_.Imm(0), e_.Imm(1))));
-      e_.Jump(done);
-      Enter(more);
-      IntWriter(v).write(l.object);
+      IntWriter(c.num.value).write(l.object);
     } else {
       SetField(l.object, kFloatValue, c.num.value);
     }

@@ -25,6 +25,10 @@
 
 namespace fatjit::jit {
 
+// What a call passed for a parameter, as a hint to the compiler (CompileRequest): an exact int,
+// an exact float, or anything else.
+enum class ParameterKind : uint8_t { kUnknown, kInt, kFloat };
+
 // Why native code hands a frame to the interpreter mid-function. Errors (an exception raised in
 // native code) are not deopts: they are counted apart (JitCounters::raises).
 #define FATJIT_DEOPT_REASONS(V)                                                                 \

@@ -15,6 +15,7 @@ import math
 import sys
 import traceback
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 import fatjit
@@ -127,8 +128,17 @@ values = st.one_of(ints, floats, st.sampled_from(ODD))
 NAMES = [line[4:line.index("(")] for line in REGIONS.splitlines() if line.startswith("def ")]
 _PLAIN = new_module(REGIONS)
 _NATIVE = new_module(REGIONS)
-for _name in NAMES:
-    fatjit.jit(getattr(_NATIVE, _name))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled():
+    """The functions of _NATIVE under @fatjit.jit while this module's tests run (a specialization
+    left alive would keep the PEP 523 hook installed for the tests that follow)."""
+    for name in NAMES:
+        fatjit.jit(getattr(_NATIVE, name))
+    yield
+    for name in NAMES:
+        fatjit.unspecialize(getattr(_NATIVE, name))
 
 
 def outcome(call):

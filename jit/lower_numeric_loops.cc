@@ -1,0 +1,502 @@
+// Numeric loops: a loop whose body is all int and float arithmetic on locals keeps those locals
+// unboxed across its iterations (FunctionCompiler, function_compiler.h).
+//
+// Assumes what numeric regions assume (lower_numeric_regions.cc), and that every instruction of
+// the loop has its per-instruction translation (Lower emits it as usual): that translation is
+// where the loop goes whenever its fast path cannot go on.
+// A numeric loop is the range [head, end) of a backward jump's target (head) through the last
+// backward jump to it, reached from outside only at its head, whose instructions are LOAD_FAST,
+// LOAD_CONST of an int64 or float, BINARY_OP (the operators numeric regions compute),
+// STORE_FAST, COMPARE_OP + POP_JUMP, POP_JUMP on a number, JUMP_FORWARD, NOP, backward jumps to
+// the head, and FOR_ITER at the head; every way out leaves the stack as the head found it
+// (FOR_ITER's exhaustion less the iterator). Each local it uses has one kind (int or float, the
+// guess of GuessLocalKinds), which every store into it keeps.
+// Produces, at the head: an entry that requires every local the loop uses to hold an exact int
+// (fitting an int64) or float of its kind, and FOR_ITER's iterator to be a range iterator, and
+// unboxes them into stack slots of the native frame (which the optimizer promotes to registers);
+// the body on those machine values, a back edge that polls the eval breaker; and commits, which
+// box the locals the loop stored (each into its own object when only the local refers to it, a
+// result in -5..256 as the cached int) and write back the iterator's index:
+//   - at every exit (a jump out, the end of the range, the fall through of the last jump), the
+//     current values, then on to the exit's instruction;
+//   - when the eval breaker is set at a back edge, the current values, then the back edge's own
+//     translation (which handles it, then enters the head again);
+//   - when an operation cannot be done inline (overflow, a zero divisor, an int too large for a
+//     double), the values as the current iteration found them (a snapshot taken at the head),
+//     then the per-instruction translation of the head, which runs that iteration again;
+// an entry that fails goes to the per-instruction translation of the head too (each back edge
+// there comes back to the entry, so a loop whose locals change kind on the first iteration runs
+// that one iteration generically and the rest unboxed).
+//
+// Sound because: nothing in the body runs Python code or can be seen: the frame's locals and its
+// value stack are written only at commits, and no other thread runs before the eval breaker is
+// handled, which a commit precedes. An iteration changes nothing but the unboxed values until a
+// commit, so leaving with the snapshot is leaving before the iteration began; its operations are
+// the ones numeric regions do, exact for the reasons given there. The iterator is a range
+// iterator held by the value stack; its values are start + index * step as rangeiter_next makes
+// them, and its index is written back before anybody can look at it. The old objects a commit
+// releases are exact ints and floats (the entry checked them, and nothing else writes the
+// locals), whose deallocation runs no code.
+// Not exact: a MemoryError while boxing at a commit is raised at the head (the interpreter
+// would have raised it at some operation inside the loop), with the locals committed so far.
+#include <algorithm>
+#include <map>
+
+#include "jit/function_compiler.h"
+
+namespace fatjit::jit {
+
+namespace {
+
+using Kind = FunctionCompiler::NumKind;
+
+struct RangeIterFields {  // rangeobject.c's rangeiterobject
+  PyObject_HEAD
+  long index;
+  long start;
+  long step;
+  long len;
+};
+
+bool IsBackwardJumpOpcode(int opcode) {
+  return opcode == JUMP_BACKWARD || opcode == POP_JUMP_BACKWARD_IF_FALSE ||
+         opcode == POP_JUMP_BACKWARD_IF_TRUE;
+}
+
+Kind ConstKind(PyObject* constant) {
+  if (PyFloat_CheckExact(constant)) return Kind::kFloat;
+  if (!PyLong_CheckExact(constant)) return Kind::kOther;
+  int overflow = 0;
+  PyLong_AsLongLongAndOverflow(constant, &overflow);
+  if (PyErr_Occurred()) PyErr_Clear();
+  return overflow == 0 ? Kind::kInt : Kind::kOther;
+}
+
+constexpr int kMaxLoopInstructions = 256;
+constexpr int kMaxLoopLocals = 32;
+
+}  // namespace
+
+bool FunctionCompiler::NumericLoopShape(int head, int end,
+                                        std::vector<std::vector<NumKind>>* stacks,
+                                        std::vector<int>* locals,
+                                        std::vector<bool>* stored) const {
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  const int n = static_cast<int>(insts.size());
+  if (end - head > kMaxLoopInstructions || end > n) return false;
+  const bool ranged = insts[head].base_opcode == FOR_ITER;
+  if (ranged && (PyRangeIter_Type.tp_basicsize != sizeof(RangeIterFields) || depth_[head] < 1)) {
+    return false;
+  }
+  auto inside = [&](int j) { return j >= head && j < end; };
+  // Reached from outside only at the head.
+  for (int j = head + 1; j < end; ++j) {
+    if (!jump_target_[j]) continue;
+    auto [first, last] = jump_sources_.equal_range(j);
+    for (auto it = first; it != last; ++it) {
+      if (!inside(it->second)) return false;
+    }
+  }
+  auto kind_of_local = [&](int local) {
+    const Kind k = local_kind_[local];
+    return k == Kind::kUnknown ? Kind::kInt : k;
+  };
+  std::vector<std::vector<Kind>>& at = *stacks;
+  std::vector<bool> seen(end - head, false);
+  at.assign(end - head, {});
+  stored->assign(nlocalsplus_, false);
+  std::vector<bool> used(nlocalsplus_, false);
+  int operations = 0;
+  std::vector<int> work = {head};
+  seen[0] = true;
+  // Flows `stack` to instruction j: a merge must agree; leaving the loop needs an empty stack;
+  // the head is entered again only by a back edge with an empty stack.
+  auto flow = [&](int j, const std::vector<Kind>& stack, bool back_edge) {
+    if (!inside(j)) return stack.empty();
+    if (j == head) return back_edge && stack.empty();
+    if (back_edge) return false;
+    if (!seen[j - head]) {
+      seen[j - head] = true;
+      at[j - head] = stack;
+      work.push_back(j);
+      return true;
+    }
+    return at[j - head] == stack;
+  };
+  while (!work.empty()) {
+    const int j = work.back();
+    work.pop_back();
+    const Instruction& inst = insts[j];
+    if (blocks_[j] < 0 || depth_[j] == bytecode::kUnreachable) return false;
+    std::vector<Kind> stack = at[j - head];
+    const int op = inst.base_opcode;
+    auto target = [&] { return decoded_.IndexAt(inst.jump_target); };
+    if (op == FOR_ITER) {
+      if (j != head || inside(target())) return false;
+      if (!flow(target(), stack, false)) return false;  // exhausted: the iterator goes too
+      stack.push_back(Kind::kInt);
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == LOAD_FAST || op == STORE_FAST) {
+      if (inst.oparg < 0 || inst.oparg >= nlocalsplus_) return false;
+      const Kind k = kind_of_local(inst.oparg);
+      if (k != Kind::kInt && k != Kind::kFloat) return false;
+      used[inst.oparg] = true;
+      if (op == LOAD_FAST) {
+        stack.push_back(k);
+      } else {
+        if (stack.empty() || stack.back() != k) return false;
+        stack.pop_back();
+        (*stored)[inst.oparg] = true;
+      }
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == LOAD_CONST) {
+      const Kind k = ConstKind(PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg));
+      if (k == Kind::kOther) return false;
+      stack.push_back(k);
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == BINARY_OP) {
+      if (stack.size() < 2) return false;
+      const Kind right = stack.back();
+      stack.pop_back();
+      const Kind left = stack.back();
+      Kind result;
+      if (left == Kind::kInt && right == Kind::kInt && BaseOp(inst.oparg) != NB_TRUE_DIVIDE) {
+        if (!IntOpInline(inst.oparg)) return false;
+        result = Kind::kInt;
+      } else {
+        if (!FloatOpInline(inst.oparg)) return false;
+        result = Kind::kFloat;
+      }
+      stack.back() = result;
+      ++operations;
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == COMPARE_OP || IsPopJumpOnTruth(op)) {
+      int jump = j;
+      if (op == COMPARE_OP) {
+        if (stack.size() < 2 || inst.oparg < Py_LT || inst.oparg > Py_GE || j + 1 >= end ||
+            !IsPopJumpOnTruth(insts[j + 1].base_opcode) || jump_target_[j + 1]) {
+          return false;
+        }
+        stack.pop_back();
+        jump = j + 1;
+      }
+      if (stack.empty()) return false;
+      stack.pop_back();
+      const Instruction& jump_inst = insts[jump];
+      const int jump_target = decoded_.IndexAt(jump_inst.jump_target);
+      const bool backward = jump_inst.jump_target <= jump_inst.offset;
+      if (backward && jump_target != head) return false;
+      if (!flow(jump_target, stack, backward) || !flow(jump + 1, stack, false)) return false;
+    } else if (op == JUMP_FORWARD) {
+      if (!flow(target(), stack, false)) return false;
+    } else if (op == JUMP_BACKWARD) {
+      if (target() != head || !flow(head, stack, true)) return false;
+    } else if (op == NOP) {
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == POP_TOP) {
+      // `break` out of a range loop: the iterator popped, then a jump out of the loop.
+      if (!ranged || !stack.empty() || j + 1 >= end || insts[j + 1].base_opcode != JUMP_FORWARD ||
+          jump_target_[j + 1] || inside(decoded_.IndexAt(insts[j + 1].jump_target))) {
+        return false;
+      }
+    } else {
+      return false;
+    }
+  }
+  locals->clear();
+  for (int l = 0; l < nlocalsplus_; ++l) {
+    if (used[l]) locals->push_back(l);
+  }
+  return operations > 0 && static_cast<int>(locals->size()) <= kMaxLoopLocals;
+}
+
+void FunctionCompiler::FindNumericLoops() {
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  const int n = static_cast<int>(insts.size());
+  loop_end_.assign(n, -1);
+  if (!NumericFastPathsEnabled() || !NumericLoopsEnabled() || local_kind_.empty()) return;
+  std::vector<std::vector<NumKind>> stacks;
+  std::vector<int> locals;
+  std::vector<bool> stored;
+  // Per head, the last backward jump to it ends the loop.
+  std::map<int, int> ends;
+  for (int b = 0; b < n; ++b) {
+    if (blocks_[b] < 0 || !IsBackwardJumpOpcode(insts[b].base_opcode)) continue;
+    const int head = decoded_.IndexAt(insts[b].jump_target);
+    if (head < 0 || head > b) continue;
+    ends[head] = std::max(ends[head], b + 1);
+  }
+  for (auto [head, end] : ends) {
+    if (NumericLoopShape(head, end, &stacks, &locals, &stored)) loop_end_[head] = end;
+  }
+}
+
+void FunctionCompiler::LowerNumericLoop(int head) {
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  const int end = loop_end_[head];
+  std::vector<std::vector<NumKind>> stacks;
+  std::vector<int> locals;
+  std::vector<bool> stored;
+  if (!NumericLoopShape(head, end, &stacks, &locals, &stored)) return;
+  const int base = depth_[head];
+  const bool ranged = insts[head].base_opcode == FOR_ITER;
+  Block generic = e_.NewBlock("loop_generic");
+
+  auto kind_of_local = [&](int local) {
+    return local_kind_[local] == Kind::kFloat ? Kind::kFloat : Kind::kInt;
+  };
+  size_t max_stack = 0;
+  for (const auto& s : stacks) max_stack = std::max(max_stack, s.size() + 1);
+  std::vector<Value> stack_slots;
+  for (size_t k = 0; k < max_stack; ++k) stack_slots.push_back(e_.StackSlot());
+  struct LocalState {
+    Value old_object;  // the frame's object at entry: the frame is not written until a commit
+    Value value, dirty, saved_value, saved_dirty;  // stack slots (dirty: only if stored)
+  };
+  std::map<int, LocalState> state;
+  for (int l : locals) {
+    LocalState s{};
+    s.value = e_.StackSlot();
+    if (stored[l]) {
+      s.dirty = e_.StackSlot();
+      s.saved_value = e_.StackSlot();
+      s.saved_dirty = e_.StackSlot();
+    }
+    state[l] = s;
+  }
+  Value index_slot = ranged ? e_.StackSlot() : 0;
+  Value saved_index_slot = ranged ? e_.StackSlot() : 0;
+
+  // Entry (the current block, the head's own): every local of its kind, the range iterator.
+  for (int l : locals) {
+    LocalState& s = state[l];
+    s.old_object = FrameLoad(LocalOffset(l));
+    Block bound = e_.NewBlock("loop_local_bound");
+    e_.Branch(e_.Compare(Cmp::kNe, s.old_object, e_.Imm(0)), bound, generic);
+    Enter(bound);
+    e_.Store(s.value, 0, UnboxNumber(s.old_object, kind_of_local(l), generic));
+    if (stored[l]) e_.Store(s.dirty, 0, e_.Imm(0));
+  }
+  Value iter = 0, start = 0, step = 0, len = 0;
+  if (ranged) {
+    iter = LoadSlot(base - 1);
+    Block is_range = e_.NewBlock("loop_range_iter");
+    e_.Branch(IsType(TypeOf(iter), &PyRangeIter_Type), is_range, generic);
+    Enter(is_range);
+    e_.Store(index_slot, 0, Field(iter, offsetof(RangeIterFields, index)));
+    start = Field(iter, offsetof(RangeIterFields, start));
+    step = Field(iter, offsetof(RangeIterFields, step));
+    len = Field(iter, offsetof(RangeIterFields, len));
+  }
+  // A block per instruction some edge reaches, made when the first edge to it is (forward
+  // edges only, and back edges to the head, whose block comes first): instructions never reached
+  // from the head (after a break, say, or the POP_JUMP of a COMPARE_OP) get none.
+  std::vector<Block> body(end - head, -1);
+  auto body_block = [&](int j) {
+    if (body[j - head] < 0) body[j - head] = e_.NewBlock("loop_body");
+    return body[j - head];
+  };
+  e_.Jump(body_block(head));
+
+  // Commits: the locals stored (current values or the iteration's snapshot), the index.
+  auto commit = [&](bool snapshot) {
+    if (ranged) {
+      SetField(iter, offsetof(RangeIterFields, index),
+               e_.Load(snapshot ? saved_index_slot : index_slot, 0));
+    }
+    for (int l : locals) {
+      if (!stored[l]) continue;
+      const LocalState& s = state[l];
+      const Kind kind = kind_of_local(l);
+      Block write = e_.NewBlock("loop_commit_local");
+      Block next = e_.NewBlock("loop_committed");
+      e_.Branch(e_.Compare(Cmp::kNe, e_.Load(snapshot ? s.saved_dirty : s.dirty, 0), e_.Imm(0)),
+                write, next);
+      Enter(write);
+      Value v = e_.Load(snapshot ? s.saved_value : s.value, 0);
+      Value old = s.old_object;
+      Block in_place = e_.NewBlock("loop_commit_in_place");
+      Block replace = e_.NewBlock("loop_commit_replace");
+      Block allocate = e_.NewBlock("loop_commit_allocate");
+      Value replacement_slot = e_.StackSlot();
+      if (kind == Kind::kInt) {
+        Block not_small = e_.NewBlock("loop_commit_not_small");
+        e_.Store(replacement_slot, 0, CachedSmallInt(v, not_small));
+        e_.Jump(replace);
+        Enter(not_small);
+        InPlaceWrite writer = IntWriter(v);
+        e_.Branch(e_.And(e_.Compare(Cmp::kEq, Refcount(old), e_.Imm(1)), writer.can_hold(old)),
+                  in_place, allocate);
+        Enter(in_place);
+        writer.write(old);
+        e_.Jump(next);
+      } else {
+        e_.Branch(e_.Compare(Cmp::kEq, Refcount(old), e_.Imm(1)), in_place, allocate);
+        Enter(in_place);
+        SetField(old, kFloatValue, v);
+        e_.Jump(next);
+      }
+      Enter(allocate);
+      Value fresh = kind == Kind::kInt ? e_.Call(kLongFromInt64, {v}) : e_.Call(kBoxFloat, {v});
+      Block allocated = e_.NewBlock("loop_commit_allocated");
+      e_.BranchUnlikely(e_.Compare(Cmp::kEq, fresh, e_.Imm(0)), ErrorExit(base, insts[head]),
+                        allocated);
+      Enter(allocated);
+      e_.Store(replacement_slot, 0, fresh);
+      e_.Jump(replace);
+      Enter(replace);
+      FrameStore(LocalOffset(l), e_.Load(replacement_slot, 0));
+      Decref(old);  // an exact int or float: runs no code
+      e_.Jump(next);
+      Enter(next);
+    }
+  };
+  Block fail = e_.NewBlock("loop_fail");
+  {
+    const Block resume = current_;
+    Enter(fail);
+    commit(true);
+    e_.Jump(generic);
+    Enter(resume);
+  }
+  // Leaving the loop for instruction `target` (outside it), committing the current values.
+  auto leave_to = [&](int target) {
+    Block exit = e_.NewBlock("loop_exit");
+    const Block resume = current_;
+    Enter(exit);
+    commit(false);
+    e_.Jump(blocks_[target]);
+    Enter(resume);
+    return exit;
+  };
+  // A back edge at `latch`: polls the eval breaker; when set, commits and takes the latch's own
+  // back edge (which handles it, then comes to the entry again).
+  auto back_edge = [&](int latch) {
+    Block edge = e_.NewBlock("loop_back_edge");
+    const Block resume = current_;
+    Enter(edge);
+    Value interp = e_.Load(tstate_, kInterp);
+    Value breaker = e_.LoadVolatile(interp, kEvalBreakerFlag, Width::k32);
+    Block pending = e_.NewBlock("loop_eval_breaker");
+    e_.BranchUnlikely(e_.Compare(Cmp::kNe, breaker, e_.Imm(0)), pending, body_block(head));
+    Enter(pending);
+    commit(false);
+    e_.Jump(BackEdge(insts[latch], base));
+    Enter(resume);
+    return edge;
+  };
+  auto successor = [&](int j) {  // a fall through or forward jump from inside the loop
+    return j >= head && j < end ? body_block(j) : leave_to(j);
+  };
+
+  for (int j = head; j < end; ++j) {
+    if (body[j - head] < 0) continue;  // not reached from the head
+    const Instruction& inst = insts[j];
+    Enter(body[j - head]);
+    const std::vector<Kind>& kinds = stacks[j - head];
+    int depth = static_cast<int>(kinds.size());
+    auto pop = [&]() -> Num {
+      --depth;
+      return {kinds[depth], e_.Load(stack_slots[depth], 0)};
+    };
+    auto push = [&](Value v) { e_.Store(stack_slots[depth++], 0, v); };
+    auto jump_of = [&](const Instruction& jump_inst) {
+      const int target = decoded_.IndexAt(jump_inst.jump_target);
+      return jump_inst.jump_target <= jump_inst.offset ? back_edge(&jump_inst - insts.data())
+                                                       : successor(target);
+    };
+    if (j == head) {  // the snapshot of the iteration about to begin
+      for (int l : locals) {
+        if (!stored[l]) continue;
+        e_.Store(state[l].saved_value, 0, e_.Load(state[l].value, 0));
+        e_.Store(state[l].saved_dirty, 0, e_.Load(state[l].dirty, 0));
+      }
+      if (ranged) e_.Store(saved_index_slot, 0, e_.Load(index_slot, 0));
+    }
+    switch (inst.base_opcode) {
+      case FOR_ITER: {
+        Value index = e_.Load(index_slot, 0);
+        Block next_value = e_.NewBlock("loop_range_next");
+        Block exhausted = e_.NewBlock("loop_range_exhausted");
+        e_.Branch(e_.Compare(Cmp::kSlt, index, len), next_value, exhausted);
+        Enter(exhausted);
+        commit(false);
+        Decref(iter);  // a range iterator: runs no code
+        JumpTo(inst.jump_target);
+        Enter(next_value);
+        e_.Store(index_slot, 0, e_.Add(index, e_.Imm(1)));
+        push(e_.Add(start, e_.Mul(index, step)));
+        e_.Jump(successor(j + 1));
+        break;
+      }
+      case LOAD_FAST:
+        push(e_.Load(state[inst.oparg].value, 0));
+        e_.Jump(successor(j + 1));
+        break;
+      case LOAD_CONST: {
+        PyObject* constant = PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg);
+        if (PyFloat_CheckExact(constant)) {
+          const double d = PyFloat_AS_DOUBLE(constant);
+          int64_t bits;
+          std::memcpy(&bits, &d, sizeof bits);
+          push(e_.Imm(bits));
+        } else {
+          push(e_.Imm(PyLong_AsLongLong(constant)));
+        }
+        e_.Jump(successor(j + 1));
+        break;
+      }
+      case BINARY_OP: {
+        const Num right = pop();
+        const Num left = pop();
+        push(NumericBinary(inst.oparg, left, right, fail).value);
+        e_.Jump(successor(j + 1));
+        break;
+      }
+      case STORE_FAST: {
+        const Num v = pop();
+        e_.Store(state[inst.oparg].value, 0, v.value);
+        e_.Store(state[inst.oparg].dirty, 0, e_.Imm(1));
+        e_.Jump(successor(j + 1));
+        break;
+      }
+      case NOP:
+        e_.Jump(successor(j + 1));
+        break;
+      case POP_TOP: {  // a break out of the range loop: the iterator goes, then the jump out
+        commit(false);
+        Decref(iter);  // a range iterator: runs no code
+        JumpTo(insts[j + 1].jump_target);
+        ++j;
+        break;
+      }
+      case JUMP_FORWARD:
+      case JUMP_BACKWARD:
+        e_.Jump(jump_of(inst));
+        break;
+      default: {  // COMPARE_OP + POP_JUMP, or POP_JUMP on a number
+        int jump = j;
+        Value condition;
+        if (inst.base_opcode == COMPARE_OP) {
+          const Num right = pop();
+          const Num left = pop();
+          condition = NumericCompare(inst.oparg, left, right, fail);
+          jump = j + 1;
+        } else {
+          condition = NumericTruth(pop());
+        }
+        const Instruction& jump_inst = insts[jump];
+        Block taken = jump_of(jump_inst);
+        Block next = successor(jump + 1);
+        const bool if_true = jump_inst.base_opcode == POP_JUMP_FORWARD_IF_TRUE ||
+                             jump_inst.base_opcode == POP_JUMP_BACKWARD_IF_TRUE;
+        e_.Branch(condition, if_true ? taken : next, if_true ? next : taken);
+        if (jump != j) ++j;  // the POP_JUMP was lowered with its COMPARE_OP
+        break;
+      }
+    }
+  }
+  Enter(generic);
+}
+
+}  // namespace fatjit::jit

@@ -1,0 +1,324 @@
+"""Numeric loops in native code (jit/lower_numeric_loops.cc).
+
+A loop whose body is only int and float arithmetic on locals (range iteration at its head,
+comparisons, branches, break and continue) keeps those locals unboxed across iterations: they are
+type-tested and unboxed when the loop is entered, and boxed back into the frame when it is left,
+when the eval breaker is set, or when an operation cannot be done inline (then the iteration runs
+again in the per-instruction code, from a snapshot taken at its start). These tests run loop-shaped
+functions compiled and interpreted and require the same results, exceptions, traceback lines and
+frame locals, the same objects left to aliases and to the range iterator, small ints that are the
+cached ones, and unchanged reference counts.
+"""
+
+import math
+import signal
+import sys
+import threading
+import time
+import traceback
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import fatjit
+from support import new_module
+
+
+LOOPS = """
+def int_sum(a, n):
+    total = 0
+    for i in range(n):
+        total = total + a * i
+    return total
+
+def float_sum(a, n):
+    total = 0.0
+    x = 0.0
+    for i in range(1, n):
+        x = i * a
+        total += x * x / (1.0 + x)
+    return total, x
+
+def branches(a, n):
+    odd = 0
+    even = 0
+    for i in range(n):
+        if i % 2 == 1:
+            odd += a
+            continue
+        even = even - a
+    return odd, even
+
+def breaks(a, n):
+    found = -1
+    total = 0
+    for i in range(n):
+        total += i * a
+        if total > 1000:
+            found = i
+            break
+    return found, total
+
+def while_loop(a, b):
+    k = 0
+    x = a
+    while k < 50:
+        x = x * 3 + b
+        if x > 100000:
+            break
+        k += 1
+    return k, x
+
+def grows(a, n):
+    x = a
+    for i in range(n):
+        x = x * 7 + i
+    return x
+
+def divides(a, b, n):
+    q = 0
+    for i in range(n):
+        q = q + a // (b - i)
+    return q
+
+def kinds(a, n):
+    total = 0
+    for i in range(n):
+        total = total + a
+    return total
+
+def collatz(n):
+    steps = 0
+    while n != 1:
+        if n % 2 == 0:
+            n = n // 2
+        else:
+            n = 3 * n + 1
+        steps += 1
+    return steps
+
+def untouched(a, n):
+    x = a
+    y = a
+    for i in range(n):
+        if i > 1000000:
+            x = x + 1
+    return x is y, x
+
+def small_results(a, n):
+    x = a
+    for i in range(n):
+        x = x - x + 7
+    return x
+"""
+
+NAMES = [line[4:line.index("(")] for line in LOOPS.splitlines() if line.startswith("def ")]
+_PLAIN = new_module(LOOPS)
+_NATIVE = new_module(LOOPS)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compiled():
+    for name in NAMES:
+        fatjit.jit(getattr(_NATIVE, name))
+    yield
+    for name in NAMES:
+        fatjit.unspecialize(getattr(_NATIVE, name))
+
+
+def outcome(call):
+    try:
+        result = call()
+        return type(result), repr(result)
+    except Exception as e:  # noqa: BLE001 - comparing every kind of exit
+        frames = [(f, line) for f, line in traceback.walk_tb(e.__traceback__)
+                  if f.f_code.co_filename.startswith("<fatjit_test_mod")]
+        return (type(e), str(e), [line for _, line in frames],
+                repr(sorted(frames[-1][0].f_locals.items())) if frames else None)
+
+
+def same(name, *args):
+    got = outcome(lambda: getattr(_NATIVE, name)(*args))
+    want = outcome(lambda: getattr(_PLAIN, name)(*args))
+    assert got == want, (name, args)
+
+
+ARGS = {"int_sum": (3, 100), "float_sum": (0.5, 100), "branches": (3, 100), "breaks": (3, 100),
+        "while_loop": (1, 2), "grows": (3, 10), "divides": (100, 50, 10), "kinds": (2, 10),
+        "collatz": (27,), "untouched": (5, 10), "small_results": (2**40, 5)}
+
+
+def test_every_loop_is_native_and_unboxed():
+    for name in NAMES:
+        same(name, *ARGS[name])
+        native = getattr(_NATIVE, name)
+        assert "JIT: native code" in fatjit.explain(native), name
+        assert "loop_generic" in fatjit.explain(native, ir=True), name
+
+
+numbers = st.one_of(st.integers(-2**70, 2**70), st.integers(-1000, 1000),
+                    st.sampled_from([0, 1, -1, 2**62, -(2**63), 2**63 - 1, 2**53 + 1]),
+                    st.floats(allow_nan=True, allow_infinity=True),
+                    st.sampled_from([True, False, None, "s", 0.0, -0.0, 1.5]))
+counts = st.integers(0, 60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=numbers, n=counts)
+def test_loops_match_the_interpreter(a, n):
+    for name in ("int_sum", "float_sum", "branches", "breaks", "grows", "kinds", "untouched",
+                 "small_results"):
+        same(name, a, n)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=numbers, b=numbers)
+def test_while_loops_match_the_interpreter(a, b):
+    same("while_loop", a, b)
+
+
+def test_collatz():
+    for n in (1, 2, 3, 27, 97, 871, 2**40 + 1, 2**61 + 1):
+        same("collatz", n)
+
+
+def test_overflow_mid_loop_finishes_generically():
+    # x grows past int64 after a few rounds: that iteration runs again in the generic code, and
+    # the entry then refuses the big int at every back edge.
+    for a in (1, 3, -5, 2**40):
+        same("grows", a, 40)
+        assert _NATIVE.grows(a, 40) == _PLAIN.grows(a, 40)
+
+
+def test_an_error_inside_the_loop_has_the_interpreters_locals():
+    # a // (b - i) divides by zero at i == b: the frame holds q and i as the interpreter's.
+    for b in (0, 3, 7):
+        same("divides", 100, b, 10)
+    try:
+        _NATIVE.divides(100, 4, 10)
+    except ZeroDivisionError as e:
+        frame = list(traceback.walk_tb(e.__traceback__))[-1][0]
+        assert frame.f_locals["i"] == 4
+        assert frame.f_locals["q"] == 100 // 4 + 100 // 3 + 100 // 2 + 100 // 1
+    else:
+        raise AssertionError("no ZeroDivisionError")
+
+
+def test_unchanged_locals_keep_their_objects():
+    big = 2**50 + 3
+    same_object, value = _NATIVE.untouched(big, 20)
+    assert same_object and value == big
+
+
+def test_small_results_are_the_cached_ints():
+    seven = int("7")
+    for a in (2**40, 10**6, 3):
+        assert _NATIVE.small_results(a, 5) is seven
+
+
+def test_a_range_iterator_continues_where_the_loop_left_it():
+    module = new_module("def f(it, limit):\n    total = 0\n    for i in it:\n"
+                        "        total = total + i\n        if total > limit:\n"
+                        "            break\n    return total\n")
+    fatjit.jit(module.f)
+    try:
+        for _ in range(3):
+            it = iter(range(100))
+            assert module.f(it, 50) == sum(range(11))
+            assert next(it) == 11      # the index went back into the iterator
+            assert module.f(it, 10**9) == sum(range(12, 100))
+            assert list(it) == []
+        assert "loop_generic" in fatjit.explain(module.f, ir=True)
+    finally:
+        fatjit.unspecialize(module.f)
+
+
+def test_kinds_changing_between_calls():
+    for a in (1, 2.5, 2**62, True, 3, -0.0, 2**64, 7):
+        same("kinds", a, 30)
+        same("int_sum", a, 30)
+        same("float_sum", a, 30)
+
+
+def test_refcounts_are_unchanged():
+    big = int("98765432109876")
+    f = 3.25e10
+    counts = sys.getrefcount(big), sys.getrefcount(f)
+    for _ in range(100):
+        _NATIVE.int_sum(big, 20)
+        _NATIVE.float_sum(f, 20)
+        _NATIVE.kinds(big, 5)
+        _NATIVE.untouched(big, 3)
+        _NATIVE.breaks(big, 5)
+    assert (sys.getrefcount(big), sys.getrefcount(f)) == counts
+
+
+SPIN = """
+def spin(n):
+    total = 0
+    for i in range(n):
+        total = (total + i * 7) % 1000003
+    return total
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_a_signal_interrupts_a_numeric_loop():
+    module = new_module(SPIN)
+    fatjit.jit(module.spin)
+    try:
+        module.spin(100)
+        assert "loop_generic" in fatjit.explain(module.spin, ir=True)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt) as raised:
+            signal.signal(signal.SIGALRM, signal.default_int_handler)
+            module.spin(10**12)
+        assert time.perf_counter() - start < 10
+        frame = list(traceback.walk_tb(raised.value.__traceback__))[-1][0]
+        assert frame.f_code is module.spin.__code__ or frame.f_code.co_name == "spin"
+        assert isinstance(frame.f_locals["total"], int) and frame.f_locals["i"] > 0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        fatjit.unspecialize(module.spin)
+
+
+def test_another_thread_runs_while_a_numeric_loop_spins():
+    module = new_module(SPIN)
+    fatjit.jit(module.spin)
+    ticks = []
+    stop = threading.Event()
+
+    def other():
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0.001)
+
+    try:
+        module.spin(100)
+        thread = threading.Thread(target=other)
+        thread.start()
+        try:
+            module.spin(3_000_000)
+        finally:
+            stop.set()
+            thread.join()
+        assert len(ticks) > 5
+    finally:
+        fatjit.unspecialize(module.spin)
+
+
+def test_simpson_matches_pi():
+    source = ("def kernel(n):\n    h = 1.0 / n\n    total = 4.0 + 2.0\n    for i in range(1, n):\n"
+              "        x = i * h\n        weight = 4.0 if i % 2 == 1 else 2.0\n"
+              "        total += weight * 4.0 / (1.0 + x * x)\n    return total * h / 3.0\n")
+    plain, native = new_module(source), new_module(source)
+    fatjit.jit(native.kernel)
+    try:
+        for n in (2, 10, 1000, 100000):
+            assert native.kernel(n) == plain.kernel(n)
+        assert math.isclose(native.kernel(100000), math.pi, rel_tol=1e-12)
+        assert "loop_generic" in fatjit.explain(native.kernel, ir=True)
+    finally:
+        fatjit.unspecialize(native.kernel)
