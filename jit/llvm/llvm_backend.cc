@@ -55,6 +55,7 @@
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
+#include "llvm/Transforms/Utils/Mem2Reg.h"
 
 namespace fatjit::jit {
 namespace {
@@ -566,6 +567,9 @@ class LlvmBackend final : public Backend {
         o2_(builder, llvm::CodeGenOptLevel::Default) {}
 
   absl::Status Optimize(llvm::Module& module);
+  // Opt level 1: only the promotion of stack slots to registers (numeric loops keep their
+  // unboxed values in stack slots; the code generator alone would leave them in memory).
+  void PromoteStackSlots(llvm::Module& module);
   absl::StatusOr<std::unique_ptr<llvm::MemoryBuffer>> Codegen(llvm::Module& module,
                                                              TargetMachinePool& pool);
   absl::Status DefineHelpers(const llvm::StringMap<const void*>& helpers);
@@ -627,6 +631,17 @@ absl::StatusOr<std::unique_ptr<LlvmBackend>> LlvmBackend::Create() {
         absl::StrCat("cannot create the LLVM JIT: ", ErrorText(jit.takeError())));
   }
   return std::unique_ptr<LlvmBackend>(new LlvmBackend(std::move(*jit), *builder));
+}
+
+void LlvmBackend::PromoteStackSlots(llvm::Module& module) {
+  llvm::FunctionAnalysisManager functions;
+  llvm::PassBuilder passes;
+  passes.registerFunctionAnalyses(functions);
+  llvm::FunctionPassManager promote;
+  promote.addPass(llvm::PromotePass());
+  for (llvm::Function& function : module) {
+    if (!function.isDeclaration()) promote.run(function, functions);
+  }
 }
 
 absl::Status LlvmBackend::Optimize(llvm::Module& module) {
@@ -732,6 +747,8 @@ absl::StatusOr<CompiledFunction> LlvmBackend::Compile(std::unique_ptr<Emitter> e
   if (optimize) {
     absl::Status optimized = Optimize(module);
     if (!optimized.ok()) return optimized;
+  } else if (options.opt_level == 1) {
+    PromoteStackSlots(module);
   }
   CompiledFunction compiled;
   if (options.keep_ir) compiled.ir = ModuleText(module);
