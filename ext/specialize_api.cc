@@ -317,6 +317,15 @@ void AppendRewrites(std::string& text, const Specialization& spec) {
 
 namespace {
 
+// What of the native code runs on unboxed ints and floats (lower_numeric_loops.cc and
+// lower_numeric_regions.cc), when any does.
+void AppendNumericStatus(std::string& text, const jit::NativeCode& native) {
+  if (native.numeric_loops == 0 && native.numeric_regions == 0) return;
+  absl::StrAppendFormat(&text, "; unboxed ints and floats in %d numeric loop%s, %d region%s",
+                        native.numeric_loops, native.numeric_loops == 1 ? "" : "s",
+                        native.numeric_regions, native.numeric_regions == 1 ? "" : "s");
+}
+
 // The JIT's part of explain(): native code and its deopts, or why there is none.
 void AppendJitStatus(std::string& text, const Specialization& spec) {
   if (spec.native) {
@@ -327,6 +336,7 @@ void AppendJitStatus(std::string& text, const Specialization& spec) {
                           native.opt_level == 0 ? "baseline" : "optimized", native.code_size(),
                           native.compile_ns * 1e-6, native.calls,
                           native.deopt_sites().size());
+    AppendNumericStatus(text, native);
     for (const jit::DeoptSite& site : native.deopt_sites()) {
       if (site.count == 0) continue;
       absl::StrAppendFormat(&text, "\n      deopt to offset %d (%s): %u times", site.target * 2,
@@ -441,6 +451,7 @@ PyObject* Explain(PyObject*, PyObject* args, PyObject* kwargs) {
                                                            state->native_note,
                           native.opt_level == 0 ? "baseline" : "optimized", native.code_size(),
                           native.compile_ns * 1e-6, native.calls, native.deopt_sites().size());
+    AppendNumericStatus(text, native);
     for (const jit::DeoptSite& site : native.deopt_sites()) {
       if (site.count == 0) continue;
       absl::StrAppendFormat(&text, "\n    deopt to offset %d (%s): %u times", site.target * 2,

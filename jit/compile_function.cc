@@ -251,8 +251,14 @@ bool FunctionCompiler::Lower() {
   for (int i = 0; i < n; ++i) {
     if (!reachable[i]) continue;
     Enter(blocks_[i]);
-    if (loop_end_[i] >= 0) LowerNumericLoop(i);
-    if (region_end_[i] >= 0) LowerNumericRegion(i);
+    if (loop_end_[i] >= 0) {
+      LowerNumericLoop(i);
+      ++out_.numeric_loops;
+    }
+    if (region_end_[i] >= 0) {
+      LowerNumericRegion(i);
+      ++out_.numeric_regions;
+    }
     if (!LowerInstruction(i)) return false;
   }
   Enter(shared_exit_);
@@ -832,6 +838,8 @@ CompileResult FinishCompile(std::unique_ptr<LoweredFunction> lowered) {
   code->compile_ns = ns;
   code->opt_level = lowered->options.opt_level;
   ++counters.compiles;
+  counters.numeric_loops += code->numeric_loops;
+  counters.numeric_regions += code->numeric_regions;
   counters.compile_ns += ns;
   counters.compile_ns_max = std::max(counters.compile_ns_max, ns);
   counters.code_bytes += code->code_size();

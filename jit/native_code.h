@@ -78,6 +78,8 @@ struct JitCounters {
   uint64_t background_compiles = 0;  // codegen done on the compiler thread (compile_queue.h)
   uint64_t background_dropped = 0;   // queued compiles dropped at exit or fork
   uint64_t tier_ups = 0;  // baseline code replaced by the optimizing tier's (ext tier-up)
+  uint64_t numeric_loops = 0;    // numeric loops and regions in the functions compiled
+  uint64_t numeric_regions = 0;
   // Called at every deopt when set (FATJIT_LOG=deopt); runs no Python code.
   void (*on_deopt)(const DeoptSite& site, _PyInterpreterFrame* frame) = nullptr;
 };
@@ -118,6 +120,8 @@ class NativeCode {
   uint64_t calls = 0;
   uint64_t compile_ns = 0;
   int opt_level = 0;  // CompileOptions::opt_level it was generated at (0: baseline tier)
+  int numeric_loops = 0;    // loops whose locals run unboxed (lower_numeric_loops.cc)
+  int numeric_regions = 0;  // straight stretches that do (lower_numeric_regions.cc)
 
   // Visits each reference the code holds (embedded objects, scratch results), once per
   // reference, for an owner that shows them to the cycle collector (ext/function_traverse.h).

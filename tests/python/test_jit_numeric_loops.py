@@ -322,3 +322,20 @@ def test_simpson_matches_pi():
         assert "loop_generic" in fatjit.explain(native.kernel, ir=True)
     finally:
         fatjit.unspecialize(native.kernel)
+
+
+def test_explain_and_stats_count_numeric_loops():
+    before = fatjit.stats()["jit"]
+    module = new_module(SPIN + "\ndef plain(n):\n    return [n]\n")
+    fatjit.jit(module.spin)
+    fatjit.jit(module.plain)
+    try:
+        module.spin(10)
+        module.plain(1)
+        after = fatjit.stats()["jit"]
+        assert after["numeric_loops"] >= before["numeric_loops"] + 1
+        assert "unboxed ints and floats in 1 numeric loop" in fatjit.explain(module.spin)
+        assert "numeric loop" not in fatjit.explain(module.plain)
+    finally:
+        fatjit.unspecialize(module.spin)
+        fatjit.unspecialize(module.plain)
