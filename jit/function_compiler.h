@@ -60,6 +60,8 @@ inline const Helper kIsTrue{"fatjit_rt_is_true", reinterpret_cast<const void*>(&
 inline const Helper kDealloc{"_Py_Dealloc", reinterpret_cast<const void*>(&_Py_Dealloc), 1, false};
 inline const Helper kLongFromInt64{"PyLong_FromLongLong",
                             reinterpret_cast<const void*>(&PyLong_FromLongLong), 1};
+inline const Helper kPeekGlobal{"fatjit_rt_peek_global",
+                                reinterpret_cast<const void*>(&fatjit_rt_peek_global), 2};
 inline const Helper kClearError{"PyErr_Clear", reinterpret_cast<const void*>(&PyErr_Clear), 0,
                                 false};
 inline const Helper kBoxFloat{"fatjit_rt_box_float", reinterpret_cast<const void*>(&fatjit_rt_box_float),

@@ -6,7 +6,7 @@
 // where the loop goes whenever its fast path cannot go on.
 // A numeric loop is the range [head, end) of a backward jump's target (head) through the last
 // backward jump to it, reached from outside only at its head, whose instructions are LOAD_FAST,
-// LOAD_CONST of an int64 or float, BINARY_OP (the operators numeric regions compute),
+// LOAD_CONST of an int64 or float, LOAD_GLOBAL of an int (read once, at the entry), BINARY_OP (the operators numeric regions compute),
 // STORE_FAST, COMPARE_OP + POP_JUMP, POP_JUMP on a number, JUMP_FORWARD, NOP, backward jumps to
 // the head, and FOR_ITER at the head; every way out leaves the stack as the head found it
 // (FOR_ITER's exhaustion less the iterator). Each local it uses has one kind (int or float, the
@@ -154,6 +154,12 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
       if (k == Kind::kOther) return false;
       stack.push_back(k);
       if (!flow(j + 1, stack, false)) return false;
+    } else if (op == LOAD_GLOBAL) {
+      // Read once at the entry: nothing in the loop runs code that could rebind it. An int
+      // is guessed; the entry tests it.
+      if ((inst.oparg & 1) != 0) return false;  // pushes a NULL for a call too
+      stack.push_back(Kind::kInt);
+      if (!flow(j + 1, stack, false)) return false;
     } else if (op == BINARY_OP) {
       if (stack.size() < 2) return false;
       const Kind right = stack.back();
@@ -291,6 +297,19 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   // A block per instruction some edge reaches, made when the first edge to it is (forward
   // edges only, and back edges to the head, whose block comes first): instructions never reached
   // from the head (after a break, say, or the POP_JUMP of a COMPARE_OP) get none.
+  // Globals the loop reads: each looked up once here (the loop runs no code that could rebind
+  // one; a back edge that handles the eval breaker leaves the loop first).
+  std::map<int, Value> globals;  // co_names index -> unboxed value
+  for (int j = head; j < end; ++j) {
+    const Instruction& inst = insts[j];
+    if (inst.base_opcode != LOAD_GLOBAL || globals.count(inst.oparg >> 1) != 0) continue;
+    PyObject* name = PyTuple_GET_ITEM(request_.compiled->co_names, inst.oparg >> 1);
+    Value value = e_.Call(kPeekGlobal, {frame_, e_.Ptr(name)});
+    Block found = e_.NewBlock("loop_global_found");
+    e_.Branch(e_.Compare(Cmp::kNe, value, e_.Imm(0)), found, generic);
+    Enter(found);
+    globals[inst.oparg >> 1] = UnboxNumber(value, Kind::kInt, generic);
+  }
   std::vector<Block> body(end - head, -1);
   auto body_block = [&](int j) {
     if (body[j - head] < 0) body[j - head] = e_.NewBlock("loop_body");
@@ -431,6 +450,10 @@ void FunctionCompiler::LowerNumericLoop(int head) {
       }
       case LOAD_FAST:
         push(e_.Load(state[inst.oparg].value, 0));
+        e_.Jump(successor(j + 1));
+        break;
+      case LOAD_GLOBAL:
+        push(globals[inst.oparg >> 1]);
         e_.Jump(successor(j + 1));
         break;
       case LOAD_CONST: {

@@ -28,3 +28,17 @@ extern "C" int64_t fatjit_rt_LOAD_GLOBAL_CACHED(PyThreadState* tstate, _PyInterp
   }
   return 0;
 }
+
+extern "C" PyObject* fatjit_rt_peek_global(_PyInterpreterFrame* frame, PyObject* name) {
+  PyObject* globals = frame->f_globals;
+  PyObject* builtins = frame->f_builtins;
+  if (!PyDict_CheckExact(globals) || !PyDict_CheckExact(builtins) ||
+      !fatjit::compat::DictHasOnlyStrKeys(globals) ||
+      !fatjit::compat::DictHasOnlyStrKeys(builtins)) {
+    return nullptr;
+  }
+  PyObject* value = PyDict_GetItemWithError(globals, name);
+  if (value == nullptr && !PyErr_Occurred()) value = PyDict_GetItemWithError(builtins, name);
+  PyErr_Clear();  // none can be set by str-keyed lookups; never leave one behind
+  return value;
+}

@@ -29,6 +29,11 @@ struct GlobalCache {
 }  // namespace fatjit::jit
 
 // An OpHelper (runtime.h) for LOAD_GLOBAL whose aux is the site's GlobalCache.
+// The value LOAD_GLOBAL of `name` would push in `frame` (borrowed), found without running any
+// code: only when the globals and builtins are exact dicts with only str keys (whose lookups
+// compare nothing but str); null otherwise, and when the name is bound in neither.
+extern "C" PyObject* fatjit_rt_peek_global(_PyInterpreterFrame* frame, PyObject* name);
+
 extern "C" int64_t fatjit_rt_LOAD_GLOBAL_CACHED(PyThreadState* tstate, _PyInterpreterFrame* frame,
                                                 PyObject** sp, int64_t oparg, PyObject* aux);
 

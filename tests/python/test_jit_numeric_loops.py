@@ -339,3 +339,35 @@ def test_explain_and_stats_count_numeric_loops():
     finally:
         fatjit.unspecialize(module.spin)
         fatjit.unspecialize(module.plain)
+
+
+GLOBALS = """
+LIMIT = 50
+
+def escape(a, b):
+    k = 0
+    x = a
+    while k < LIMIT:
+        x = x * 3 + b
+        if x > 100000:
+            break
+        k += 1
+    return k, x
+"""
+
+
+def test_globals_read_in_a_loop_are_read_at_its_entry():
+    plain, native = new_module(GLOBALS), new_module(GLOBALS)
+    fatjit.jit(native.escape)
+    try:
+        for a, b in ((1, 2), (0, 0), (-3, 1), (2**40, 1), (1.5, 0.5)):
+            assert native.escape(a, b) == plain.escape(a, b)
+        assert "loop_generic" in fatjit.explain(native.escape, ir=True)
+        for limit in (3, 0, 2.5, 10**30, -1):   # rebound between calls, to other kinds too
+            native.LIMIT = plain.LIMIT = limit
+            assert native.escape(1, 1) == plain.escape(1, 1), limit
+        del native.LIMIT, plain.LIMIT
+        same_error = [outcome(lambda m=m: m.escape(0, 0)) for m in (native, plain)]
+        assert same_error[0] == same_error[1] and same_error[0][0] is NameError
+    finally:
+        fatjit.unspecialize(native.escape)
