@@ -294,6 +294,10 @@ class FunctionCompiler {
   // exact (a type other than `kind`, an int beyond int64 or 2^53 where a double is needed, an
   // overflow, a zero divisor), and continues in a new current block otherwise.
   Value UnboxNumber(Value object, NumKind kind, Block fail);  // object not null
+  // A constant's kind (an exact int that fits an int64, an exact float, or other) and, for the
+  // first two, its machine value as an immediate.
+  static NumKind ConstantKind(PyObject* constant);
+  Value NumericConstant(PyObject* constant);
   Value AsDouble(Num num, Block fail);
   Num NumericBinary(int oparg, Num left, Num right, Block fail);
   Value NumericCompare(int op, Num left, Num right, Block fail);  // i1

@@ -63,15 +63,6 @@ bool IsBackwardJumpOpcode(int opcode) {
          opcode == POP_JUMP_BACKWARD_IF_TRUE;
 }
 
-Kind ConstKind(PyObject* constant) {
-  if (PyFloat_CheckExact(constant)) return Kind::kFloat;
-  if (!PyLong_CheckExact(constant)) return Kind::kOther;
-  int overflow = 0;
-  PyLong_AsLongLongAndOverflow(constant, &overflow);
-  if (PyErr_Occurred()) PyErr_Clear();
-  return overflow == 0 ? Kind::kInt : Kind::kOther;
-}
-
 constexpr int kMaxLoopInstructions = 256;
 constexpr int kMaxLoopLocals = 32;
 
@@ -150,7 +141,7 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
       }
       if (!flow(j + 1, stack, false)) return false;
     } else if (op == LOAD_CONST) {
-      const Kind k = ConstKind(PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg));
+      const Kind k = ConstantKind(PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg));
       if (k == Kind::kOther) return false;
       stack.push_back(k);
       if (!flow(j + 1, stack, false)) return false;
@@ -457,15 +448,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         e_.Jump(successor(j + 1));
         break;
       case LOAD_CONST: {
-        PyObject* constant = PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg);
-        if (PyFloat_CheckExact(constant)) {
-          const double d = PyFloat_AS_DOUBLE(constant);
-          int64_t bits;
-          std::memcpy(&bits, &d, sizeof bits);
-          push(e_.Imm(bits));
-        } else {
-          push(e_.Imm(PyLong_AsLongLong(constant)));
-        }
+        push(NumericConstant(PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg)));
         e_.Jump(successor(j + 1));
         break;
       }

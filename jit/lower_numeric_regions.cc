@@ -47,16 +47,6 @@ bool JumpsIfTrue(int opcode) {
 
 using Kind = FunctionCompiler::NumKind;
 
-// A constant's kind: an exact int that fits an int64, an exact float, or neither.
-Kind ConstantKind(PyObject* constant) {
-  if (PyFloat_CheckExact(constant)) return Kind::kFloat;
-  if (!PyLong_CheckExact(constant)) return Kind::kOther;
-  int overflow = 0;
-  PyLong_AsLongLongAndOverflow(constant, &overflow);
-  if (PyErr_Occurred()) PyErr_Clear();
-  return overflow == 0 ? Kind::kInt : Kind::kOther;
-}
-
 // What an operation's result is, given its operands' kinds (kUnknown: a guess is still open).
 Kind ResultKind(int op, Kind left, Kind right) {
   if (left == Kind::kOther || right == Kind::kOther) return Kind::kOther;
@@ -139,6 +129,25 @@ FunctionCompiler::NumKind FunctionCompiler::KindAfter(int index, int depth, int&
       return Kind::kUnknown;
   }
   return depth < d ? KindBefore(index, depth, steps) : Kind::kUnknown;
+}
+
+FunctionCompiler::NumKind FunctionCompiler::ConstantKind(PyObject* constant) {
+  if (PyFloat_CheckExact(constant)) return Kind::kFloat;
+  if (!PyLong_CheckExact(constant)) return Kind::kOther;
+  int overflow = 0;
+  PyLong_AsLongLongAndOverflow(constant, &overflow);
+  if (PyErr_Occurred()) PyErr_Clear();
+  return overflow == 0 ? Kind::kInt : Kind::kOther;
+}
+
+Value FunctionCompiler::NumericConstant(PyObject* constant) {
+  if (PyFloat_CheckExact(constant)) {
+    const double d = PyFloat_AS_DOUBLE(constant);
+    int64_t bits;
+    std::memcpy(&bits, &d, sizeof bits);
+    return e_.Imm(bits);
+  }
+  return e_.Imm(PyLong_AsLongLong(constant));  // ConstantKind said it fits
 }
 
 void FunctionCompiler::GuessLocalKinds() {
@@ -397,14 +406,7 @@ void FunctionCompiler::LowerNumericRegion(int start) {
       }
       case LOAD_CONST: {
         PyObject* constant = PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg);
-        if (PyFloat_CheckExact(constant)) {
-          const double d = PyFloat_AS_DOUBLE(constant);
-          int64_t bits;
-          std::memcpy(&bits, &d, sizeof bits);
-          stack.push_back({Kind::kFloat, e_.Imm(bits)});
-        } else {
-          stack.push_back({Kind::kInt, e_.Imm(PyLong_AsLongLong(constant))});
-        }
+        stack.push_back({ConstantKind(constant), NumericConstant(constant)});
         break;
       }
       case BINARY_OP: {

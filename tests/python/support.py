@@ -4,6 +4,7 @@ import itertools
 import os
 import pathlib
 import textwrap
+import traceback
 import types
 import warnings
 
@@ -82,3 +83,17 @@ def run_paths(func):
         elif line == CALL:
             paths.append("call")
     return paths
+
+
+def outcome_with_locals(call):
+    """(type, repr) of call()'s result, or the exception's type, message, traceback lines in
+    new_module's modules and the raising frame's locals: what a compiled function and its
+    interpreted twin must agree on."""
+    try:
+        result = call()
+        return type(result), repr(result)
+    except Exception as e:  # noqa: BLE001 - comparing every kind of exit
+        frames = [(f, line) for f, line in traceback.walk_tb(e.__traceback__)
+                  if f.f_code.co_filename.startswith("<fatjit_test_mod")]
+        return (type(e), str(e), [line for _, line in frames],
+                repr(sorted(frames[-1][0].f_locals.items())) if frames else None)

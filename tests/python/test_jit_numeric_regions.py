@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import fatjit
-from support import new_module
+from support import new_module, outcome_with_locals as outcome
 
 
 REGIONS = """
@@ -141,17 +141,6 @@ def _compiled():
         fatjit.unspecialize(getattr(_NATIVE, name))
 
 
-def outcome(call):
-    """(type, repr) of the result, or the exception's type, message, traceback lines in the module
-    and the raising frame's locals."""
-    try:
-        result = call()
-        return type(result), repr(result)
-    except Exception as e:  # noqa: BLE001 - comparing every kind of exit
-        frames = [(f, line) for f, line in traceback.walk_tb(e.__traceback__)
-                  if f.f_code.co_filename.startswith("<fatjit_test_mod")]
-        return (type(e), str(e), [line for _, line in frames],
-                repr(sorted(frames[-1][0].f_locals.items())) if frames else None)
 
 
 def same(name, *args):
