@@ -362,3 +362,31 @@ def test_globals_read_in_a_loop_are_read_at_its_entry():
         assert same_error[0] == same_error[1] and same_error[0][0] is NameError
     finally:
         fatjit.unspecialize(native.escape)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_a_signal_handler_that_rebinds_a_global_ends_the_loop():
+    # The loop reads LIMIT once at its entry; a handler runs only after the loop committed and
+    # left, and the next entry reads LIMIT again, as the interpreter's next LOAD_GLOBAL would.
+    module = new_module("LIMIT = 10**15\ndef count():\n    k = 0\n    while k < LIMIT:\n"
+                        "        k = k + 1\n    return k\n")
+    fatjit.jit(module.count)
+
+    def handler(signum, frame):
+        module.LIMIT = 0
+
+    try:
+        module.LIMIT = 10
+        assert module.count() == 10
+        assert "loop_generic" in fatjit.explain(module.count, ir=True)
+        module.LIMIT = 10**15
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        start = time.perf_counter()
+        k = module.count()
+        assert time.perf_counter() - start < 10
+        assert 0 < k < 10**15 and module.LIMIT == 0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        fatjit.unspecialize(module.count)
