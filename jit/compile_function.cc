@@ -324,7 +324,8 @@ bool FunctionCompiler::MayBeUnbound(int index, int local) const {
   return (word >> (local % 64) & 1) == 0;
 }
 
-bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) {
+bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux,
+                                   const FastPath& fast) {
   const Instruction& inst = decoded_.instructions()[index];
   // The compiler charges PRECALL with popping the arguments and CALL with the rest; at run time
   // PRECALL leaves the stack as it is and CALL pops everything. Static depths follow the
@@ -349,7 +350,23 @@ bool FunctionCompiler::LowerHelper(int index, const OpEntry& op, PyObject* aux) 
   SetPrevInstr(inst.opcode_offset());
   e_.Store(exit_site_slot_, 0, e_.Ptr(&site));
   Value sp = e_.Add(frame_, e_.Imm(SlotOffset(d)));
-  Value r = e_.Call(op.helper, {tstate_, frame_, sp, e_.Imm(inst.oparg), e_.Ptr(aux)});
+  Value r;
+  if (fast) {
+    // The fast path's result and the helper's meet, then share what follows a helper call.
+    Block helper = e_.NewBlock("helper");
+    Block joined = e_.NewBlock("helper_done");
+    const Value fast_r = fast(helper);
+    const Block fast_end = current_;
+    e_.Jump(joined);
+    Enter(helper);
+    const Value helper_r =
+        e_.Call(op.helper, {tstate_, frame_, sp, e_.Imm(inst.oparg), e_.Ptr(aux)});
+    e_.Jump(joined);
+    Enter(joined);
+    r = e_.Phi({{fast_r, fast_end}, {helper_r, helper}});
+  } else {
+    r = e_.Call(op.helper, {tstate_, frame_, sp, e_.Imm(inst.oparg), e_.Ptr(aux)});
+  }
   Block next = NextBlock(index);
   if (op.kind == HelperKind::kForIter) {
     Block not_error = e_.NewBlock("not_error");
@@ -695,7 +712,11 @@ bool FunctionCompiler::LowerInstruction(int index) {
                  5},
           HelperKind::kRunsCode};
       DirectCallCache& cache = out_.call_caches_.emplace_back();
-      return LowerHelper(index, kCallCached, reinterpret_cast<PyObject*>(&cache));
+      FastPath direct_call;
+      if (DirectCallsInline()) {
+        direct_call = [&](Block miss) { return InlineDirectCall(index, cache, miss); };
+      }
+      return LowerHelper(index, kCallCached, reinterpret_cast<PyObject*>(&cache), direct_call);
     }
     case PRECALL:
       InlinePrecallOfMethod(index);

@@ -197,32 +197,33 @@ inline bool IsPopJumpOnTruth(int opcode) {
   }
 }
 
-// Switches for the numeric fast paths (LowerBinaryOp, LowerCompareOp). FATJIT_JIT_INLINE_NUMBERS=0
-// in the environment (read once) turns them off: BINARY_OP and COMPARE_OP are helper calls only,
-// as before they existed (for A/B measurements and bisecting). kFuseCompareAndJump off: a fast
-// compare pushes a bool for the POP_JUMP instead of branching itself.
+// Switches read once from the environment, for A/B measurements and bisecting: each is on
+// unless its variable is "0".
+inline bool SwitchOn(const char* variable) {
+  const char* setting = std::getenv(variable);
+  return setting == nullptr || std::string_view(setting) != "0";
+}
+// FATJIT_JIT_INLINE_NUMBERS=0 turns the numeric fast paths off (LowerBinaryOp, LowerCompareOp):
+// BINARY_OP and COMPARE_OP are helper calls only, as before they existed. kFuseCompareAndJump
+// off: a fast compare pushes a bool for the POP_JUMP instead of branching itself.
 inline bool NumericFastPathsEnabled() {
-  static const bool enabled = [] {
-    const char* setting = std::getenv("FATJIT_JIT_INLINE_NUMBERS");
-    return setting == nullptr || std::string_view(setting) != "0";
-  }();
+  static const bool enabled = SwitchOn("FATJIT_JIT_INLINE_NUMBERS");
   return enabled;
 }
 constexpr bool kFuseCompareAndJump = true;
-// FATJIT_JIT_NUMERIC_LOOPS=0 (read once) turns numeric loops off (lower_numeric_loops.cc).
+// FATJIT_JIT_NUMERIC_LOOPS=0 turns numeric loops off (lower_numeric_loops.cc).
 inline bool NumericLoopsEnabled() {
-  static const bool enabled = [] {
-    const char* setting = std::getenv("FATJIT_JIT_NUMERIC_LOOPS");
-    return setting == nullptr || std::string_view(setting) != "0";
-  }();
+  static const bool enabled = SwitchOn("FATJIT_JIT_NUMERIC_LOOPS");
   return enabled;
 }
-// FATJIT_JIT_NUMERIC_REGIONS=0 (read once) turns numeric regions off (lower_numeric_regions.cc).
+// FATJIT_JIT_NUMERIC_REGIONS=0 turns numeric regions off (lower_numeric_regions.cc).
 inline bool NumericRegionsEnabled() {
-  static const bool enabled = [] {
-    const char* setting = std::getenv("FATJIT_JIT_NUMERIC_REGIONS");
-    return setting == nullptr || std::string_view(setting) != "0";
-  }();
+  static const bool enabled = SwitchOn("FATJIT_JIT_NUMERIC_REGIONS");
+  return enabled;
+}
+// FATJIT_JIT_INLINE_CALLS=0 leaves cached direct calls to the CALL helper (InlineDirectCall).
+inline bool DirectCallsInline() {
+  static const bool enabled = SwitchOn("FATJIT_JIT_INLINE_CALLS");
   return enabled;
 }
 
@@ -251,7 +252,11 @@ class FunctionCompiler {
     return false;
   }
   bool LowerInstruction(int index);
-  bool LowerHelper(int index, const OpEntry& op, PyObject* aux);
+  // The helper call of `op` at instruction `index` (its site, the checks after it). `fast`, when
+  // set, emits a fast path first: it branches to its `miss` block when it does not apply, else
+  // computes what the helper would return (0, or -1 with an exception set) in the current block.
+  using FastPath = std::function<Value(Block miss)>;
+  bool LowerHelper(int index, const OpEntry& op, PyObject* aux, const FastPath& fast = {});
 
   // Numeric fast paths inline (the section "Numeric fast paths" below says why they are exact).
   bool LowerBinaryOp(int index);
@@ -270,6 +275,9 @@ class FunctionCompiler {
   // each leaves the current block in its miss path, which calls the helper.
   void InlinePrecallOfMethod(int index);
   void InlineListAppend(int index);
+  // CALL through its site's direct-call cache (native_call.h), the cache's first entry checked
+  // and the callee's frame pushed inline: LowerHelper's FastPath for CALL_CACHED.
+  Value InlineDirectCall(int index, DirectCallCache& cache, Block miss);
   void CountBuiltinCall();
   int LiveOpcode(const Instruction& inst) const;
 

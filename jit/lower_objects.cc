@@ -420,3 +420,128 @@ void FunctionCompiler::InlineStoreAttr(int index, AttrCache& cache) {
 }
 
 }  // namespace fatjit::jit
+
+namespace fatjit::jit {
+
+// CALL oparg [method-or-NULL, callable-or-self, args...] -> [result], as CallThroughCacheEntry
+// makes it for the site cache's first entry (native_call.h says why that call is the one the
+// interpreter makes): the same checks, in the same order of effect, emitted here so that a
+// monomorphic call to native code costs no dispatch through fatjit_rt_CALL_CACHED. Every check
+// reads the cache at run time (it is refilled by the helper's misses), so nothing of the callee
+// is assumed when compiling. Miss: nothing touched, the helper runs. Hit: the callee's frame is
+// pushed and filled (_PyFrame_InitializeSpecials, the arguments' and callable's references move
+// into it, the stack slots are nulled as the helper leaves them) and fatjit_rt_run_pushed_frame
+// runs the callee's native code, clears and pops the frame.
+Value FunctionCompiler::InlineDirectCall(int index, DirectCallCache& cache, Block miss) {
+  const Instruction& inst = decoded_.instructions()[index];
+  const int oparg = inst.oparg;
+  const int d = depth_[index] + oparg;  // CALL's run-time depth (static depths charge PRECALL)
+  const DirectCallCache::Entry& entry = cache.first;
+  auto load = [&](const void* address, Width width = Width::k64) {
+    return e_.Load(e_.Ptr(address), 0, width);
+  };
+  static const Helper kGuards{"fatjit_rt_direct_call_guards",
+                              reinterpret_cast<const void*>(&fatjit_rt_direct_call_guards), 3};
+  static const Helper kRunPushed{"fatjit_rt_run_pushed_frame",
+                                 reinterpret_cast<const void*>(&fatjit_rt_run_pushed_frame), 3};
+
+  // [method, self, args] when LOAD_METHOD found a method, else [NULL, callable, args].
+  Value method = LoadSlot(d - oparg - 2);
+  Value is_meth = e_.Compare(Cmp::kNe, method, e_.Imm(0));
+  Value callable = e_.Select(is_meth, method, LoadSlot(d - oparg - 1));
+  Value extra = e_.Select(is_meth, e_.Imm(1), e_.Imm(0));
+  Value nargs = e_.Add(e_.Imm(oparg), extra);
+  Value args = e_.Sub(e_.Add(frame_, e_.Imm(SlotOffset(d - oparg))), e_.Mul(extra, e_.Imm(8)));
+
+  Block function = e_.NewBlock("direct_call_function");
+  Block owner_test = e_.NewBlock("direct_call_owner");
+  Block owner_ok = e_.NewBlock("direct_call_owner_ok");
+  Block guards_test = e_.NewBlock("direct_call_guards");
+  Block guards_ok = e_.NewBlock("direct_call_guards_ok");
+  Block push = e_.NewBlock("direct_call_push");
+  e_.Branch(e_.And(e_.Compare(Cmp::kEq, load(&cache.epoch), load(&internal::g_direct_call_epoch)),
+                   IsType(TypeOf(callable), &PyFunction_Type)),
+            function, miss);
+  Enter(function);
+  Value code = e_.Load(callable, offsetof(PyFunctionObject, func_code), Width::k64, Mem::kField);
+  Value tracing = e_.LoadVolatile(e_.Load(tstate_, kCframe), kUseTracing, Width::k8);
+  Value hook = e_.Load(e_.Load(tstate_, kInterp), offsetof(PyInterpreterState, eval_frame));
+  Value same_call = e_.And(
+      e_.And(e_.Compare(Cmp::kEq, code, load(&entry.code)),
+             e_.Compare(Cmp::kEq, nargs, load(&entry.argcount, Width::k32))),
+      e_.And(e_.Compare(Cmp::kEq, tracing, e_.Imm(0)),
+             e_.Compare(Cmp::kEq, hook, load(DirectCallHookSlot()))));
+  e_.Branch(same_call, owner_test, miss);
+  Enter(owner_test);  // a specialization's owner must be this function (its weakref's referent)
+  Value owner = load(&entry.target.owner);
+  Block owner_alive = e_.NewBlock("direct_call_owner_alive");
+  e_.Branch(e_.Compare(Cmp::kEq, owner, e_.Imm(0)), owner_ok, owner_alive);
+  Enter(owner_alive);
+  e_.Branch(e_.Compare(Cmp::kEq, e_.Load(owner, offsetof(PyWeakReference, wr_object)), callable),
+            owner_ok, miss);
+  Enter(owner_ok);
+  Value guards = load(&entry.target.guards);
+  e_.Branch(e_.Compare(Cmp::kEq, guards, e_.Imm(0)), guards_ok, guards_test);
+  Enter(guards_test);
+  e_.Branch(e_.Compare(Cmp::kNe, e_.Call(kGuards, {guards, args, nargs}), e_.Imm(0)), guards_ok,
+            miss);
+  Enter(guards_ok);  // room in the data stack's chunk: BumpFramePointer's test
+  Value top = e_.Load(tstate_, offsetof(PyThreadState, datastack_top));
+  Value limit = e_.Load(tstate_, offsetof(PyThreadState, datastack_limit));
+  Value chunk = e_.Load(tstate_, offsetof(PyThreadState, datastack_chunk));
+  Value size = e_.Mul(load(&entry.frame_size), e_.Imm(sizeof(PyObject*)));
+  e_.Branch(e_.And(e_.And(e_.Compare(Cmp::kNe, top, e_.Imm(0)),
+                          e_.Compare(Cmp::kUlt, size, e_.Sub(limit, top))),
+                   e_.Compare(Cmp::kNe, top, e_.Add(chunk, e_.Imm(offsetof(_PyStackChunk, data))))),
+            push, miss);
+
+  Enter(push);
+  e_.Store(tstate_, offsetof(PyThreadState, datastack_top), e_.Add(top, size));
+  Value callee = top;
+  Value nlocalsplus = load(&entry.nlocalsplus, Width::k32);
+  auto set = [&](int64_t offset, Value v, Width width = Width::k64) {
+    e_.Store(callee, offset, v, width);
+  };
+  Incref(code);
+  set(offsetof(_PyInterpreterFrame, f_func), callable);  // the stack's reference moves
+  set(offsetof(_PyInterpreterFrame, f_code), code);
+  set(offsetof(_PyInterpreterFrame, f_builtins),
+      e_.Load(callable, offsetof(PyFunctionObject, func_builtins), Width::k64, Mem::kField));
+  set(offsetof(_PyInterpreterFrame, f_globals),
+      e_.Load(callable, offsetof(PyFunctionObject, func_globals), Width::k64, Mem::kField));
+  set(offsetof(_PyInterpreterFrame, f_locals), e_.Imm(0));
+  set(offsetof(_PyInterpreterFrame, stacktop), nlocalsplus, Width::k32);
+  set(offsetof(_PyInterpreterFrame, frame_obj), e_.Imm(0));
+  set(kPrevInstr,
+      e_.Add(code, e_.Imm(offsetof(PyCodeObject, co_code_adaptive) - sizeof(_Py_CODEUNIT))));
+  set(offsetof(_PyInterpreterFrame, is_entry), e_.Imm(0), Width::k8);
+  set(offsetof(_PyInterpreterFrame, owner), e_.Imm(FRAME_OWNED_BY_THREAD), Width::k8);
+  // The arguments move into the first locals: self first (written unconditionally: without a
+  // method, that slot is the callable, and the arguments or the nulling below overwrite it;
+  // with no locals at all it lies in the frame's value stack, above stacktop, never read).
+  set(kLocalsplus, LoadSlot(d - oparg - 1));
+  Value first_arg = e_.Add(callee, e_.Add(e_.Imm(kLocalsplus), e_.Mul(extra, e_.Imm(8))));
+  for (int k = 0; k < oparg; ++k) e_.Store(first_arg, 8 * k, LoadSlot(d - oparg + k));
+  // The other locals start unbound: locals[nargs .. nlocalsplus) = NULL.
+  Value i_slot = e_.StackSlot();
+  e_.Store(i_slot, 0, nargs);
+  Block null_test = e_.NewBlock("direct_call_null_test");
+  Block null_local = e_.NewBlock("direct_call_null_local");
+  Block call = e_.NewBlock("direct_call");
+  e_.Jump(null_test);
+  Enter(null_test);
+  Value i = e_.Load(i_slot, 0);
+  e_.Branch(e_.Compare(Cmp::kSlt, i, nlocalsplus), null_local, call);
+  Enter(null_local);
+  e_.Store(e_.Add(callee, e_.Mul(i, e_.Imm(8))), kLocalsplus, e_.Imm(0));
+  e_.Store(i_slot, 0, e_.Add(i, e_.Imm(1)));
+  e_.Jump(null_test);
+
+  Enter(call);
+  for (int j = d - oparg - 2; j < d; ++j) StoreSlot(j, e_.Imm(0));
+  Value result = e_.Call(kRunPushed, {tstate_, callee, e_.Ptr(&entry)});
+  StoreSlot(d - oparg - 2, result);
+  return e_.Select(e_.Compare(Cmp::kEq, result, e_.Imm(0)), e_.Imm(-1), e_.Imm(0));
+}
+
+}  // namespace fatjit::jit

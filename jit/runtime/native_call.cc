@@ -249,6 +249,25 @@ bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObj
   return true;
 }
 
+const _PyFrameEvalFunction* DirectCallHookSlot() { return &g_hook; }
+
+extern "C" int64_t fatjit_rt_direct_call_guards(GuardSet* guards, PyObject** args,
+                                                int64_t nargs) {
+  return guards->Check(CallArgs{args, static_cast<int>(nargs)}).result == GuardResult::kPass;
+}
+
+extern "C" PyObject* fatjit_rt_run_pushed_frame(PyThreadState* tstate,
+                                                _PyInterpreterFrame* frame,
+                                                const DirectCallCache::Entry* entry) {
+  const DirectCallTarget& target = entry->target;
+  ++*target.counts[0];
+  ++*target.counts[1];
+  ++*target.counts[2];
+  ++target.native->calls;
+  ++g_jit_counters.native_calls;
+  return RunNative(tstate, frame, target.native);
+}
+
 bool CallThroughCacheEntry(PyThreadState* tstate, const DirectCallCache::Entry& entry,
                            PyObject** slots, int64_t nargs, PyObject** result) {
   PyObject* callable = slots[0];

@@ -73,6 +73,21 @@ inline bool CallThroughCache(PyThreadState* tstate, const DirectCallCache& cache
   return entry != nullptr && CallThroughCacheEntry(tstate, *entry, slots, nargs, result);
 }
 
+// The state native code reads to make a cached direct call inline (FunctionCompiler's
+// InlineDirectCall, which checks in IR what CallThroughCacheEntry checks in C++): the hook the
+// resolver answers for (null while direct calls are off).
+const _PyFrameEvalFunction* DirectCallHookSlot();
+
+// The inline direct call's two helpers. Guards of `guards` on args[0..nargs): 1 when they all
+// pass, else 0 (the call then takes the ordinary path). Runs no Python code.
+extern "C" int64_t fatjit_rt_direct_call_guards(GuardSet* guards, PyObject** args, int64_t nargs);
+// After native code pushed and filled the callee's frame as CallThroughCacheEntry does, for
+// `entry` (checked to hold for this call): counts the run, runs entry's native code on the frame,
+// clears and pops it; returns the call's result (null with an exception set on error).
+extern "C" PyObject* fatjit_rt_run_pushed_frame(PyThreadState* tstate,
+                                                _PyInterpreterFrame* frame,
+                                                const DirectCallCache::Entry* entry);
+
 // CALL without KW_NAMES through the site's cache; otherwise exactly fatjit_rt_CALL (runtime.h).
 extern "C" int64_t fatjit_rt_CALL_CACHED(PyThreadState* tstate, _PyInterpreterFrame* frame,
                                          PyObject** sp, int64_t oparg, DirectCallCache* cache);

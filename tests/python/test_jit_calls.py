@@ -373,6 +373,43 @@ def test_bound_methods_and_closures(jit):
     assert direct_calls() - before >= 30  # add_twice, add (x2), captured per iteration
 
 
+def test_callee_locals_start_unbound_whatever_the_data_stack_held(jit):
+    # The callee's frame reuses the data-stack memory of the earlier calls from the same site,
+    # which bound every local; a local the last call does not bind must be unbound there (a
+    # stale value would be a wrong answer, or a crash once its object is freed).
+    native, plain = jit("""
+        def maybe(x, flag):
+            if flag:
+                y = [x * 2]
+                z = x
+            return y
+
+        class Box:
+            __jit__ = ("get",)
+
+            def get(self, flag):
+                if flag:
+                    w = [self]
+                return w
+
+        def caller(n, last_flag):
+            total = 0
+            box = Box()
+            for i in range(n):
+                flag = i < n - 1 or last_flag
+                total += maybe(i, flag)[0] + len(box.get(flag))
+            return total
+    """, "maybe", "Box", "caller")
+    assert warm(lambda: native.caller(5, True)) == plain.caller(5, True)
+    before = direct_calls()
+    assert native.caller(50, True) == plain.caller(50, True)
+    assert_direct_calls(direct_calls() - before, 2 * 50)
+    for _ in range(3):
+        got = outcome(lambda: native.caller(50, False))
+        assert got == outcome(lambda: plain.caller(50, False))
+        assert got[1][0] is UnboundLocalError
+
+
 def test_refcounts_of_arguments_unchanged_after_many_calls(jit):
     native, _ = jit("""
         def callee(a, b, c=None):
