@@ -55,7 +55,6 @@
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
-#include "llvm/Transforms/Utils/Mem2Reg.h"
 
 namespace fatjit::jit {
 namespace {
@@ -567,9 +566,8 @@ class LlvmBackend final : public Backend {
         o2_(builder, llvm::CodeGenOptLevel::Default) {}
 
   absl::Status Optimize(llvm::Module& module);
-  // Opt level 1: only the promotion of stack slots to registers (numeric loops keep their
-  // unboxed values in stack slots; the code generator alone would leave them in memory).
-  void PromoteStackSlots(llvm::Module& module);
+  // Opt level 1: a few cheap IR passes (kLevel1Passes), then the optimizing code generator.
+  absl::Status RunLevel1Passes(llvm::Module& module);
   absl::StatusOr<std::unique_ptr<llvm::MemoryBuffer>> Codegen(llvm::Module& module,
                                                              TargetMachinePool& pool);
   absl::Status DefineHelpers(const llvm::StringMap<const void*>& helpers);
@@ -633,15 +631,37 @@ absl::StatusOr<std::unique_ptr<LlvmBackend>> LlvmBackend::Create() {
   return std::unique_ptr<LlvmBackend>(new LlvmBackend(std::move(*jit), *builder));
 }
 
-void LlvmBackend::PromoteStackSlots(llvm::Module& module) {
+// The optimizing tier's IR passes (opt level 1): stack slots to SSA values, then the cheap
+// scalar cleanups that matter for translated bytecode: frame and object loads after stores to
+// the same place forwarded (the translation reloads every stack slot it just wrote), repeated
+// loads and checks merged, folded branches removed. FATJIT_JIT_L1_PASSES (a textual pass
+// pipeline, as `opt -passes=` takes) replaces it, for measurements.
+constexpr char kLevel1Passes[] =
+    "function(mem2reg,instcombine<no-verify-fixpoint>,simplifycfg,early-cse<memssa>,gvn,dse,"
+    "simplifycfg)";
+
+absl::Status LlvmBackend::RunLevel1Passes(llvm::Module& module) {
+  static const std::string pipeline = [] {
+    const char* text = std::getenv("FATJIT_JIT_L1_PASSES");
+    return std::string(text != nullptr ? text : kLevel1Passes);
+  }();
+  llvm::LoopAnalysisManager loops;
   llvm::FunctionAnalysisManager functions;
+  llvm::CGSCCAnalysisManager sccs;
+  llvm::ModuleAnalysisManager modules;
   llvm::PassBuilder passes;
+  passes.registerModuleAnalyses(modules);
+  passes.registerCGSCCAnalyses(sccs);
   passes.registerFunctionAnalyses(functions);
-  llvm::FunctionPassManager promote;
-  promote.addPass(llvm::PromotePass());
-  for (llvm::Function& function : module) {
-    if (!function.isDeclaration()) promote.run(function, functions);
+  passes.registerLoopAnalyses(loops);
+  passes.crossRegisterProxies(loops, functions, sccs, modules);
+  llvm::ModulePassManager manager;
+  if (llvm::Error error = passes.parsePassPipeline(manager, pipeline)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad pass pipeline \"", pipeline, "\": ", ErrorText(std::move(error))));
   }
+  manager.run(module, modules);
+  return absl::OkStatus();
 }
 
 absl::Status LlvmBackend::Optimize(llvm::Module& module) {
@@ -748,7 +768,8 @@ absl::StatusOr<CompiledFunction> LlvmBackend::Compile(std::unique_ptr<Emitter> e
     absl::Status optimized = Optimize(module);
     if (!optimized.ok()) return optimized;
   } else if (options.opt_level == 1) {
-    PromoteStackSlots(module);
+    absl::Status optimized = RunLevel1Passes(module);
+    if (!optimized.ok()) return optimized;
   }
   CompiledFunction compiled;
   if (options.keep_ir) compiled.ir = ModuleText(module);

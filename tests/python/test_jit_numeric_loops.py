@@ -288,10 +288,15 @@ def test_another_thread_runs_while_a_numeric_loop_spins():
 
     try:
         module.spin(100)
+        # A loop of about half a second, whatever the speed of the code (the optimizing tier
+        # runs 3 million iterations in a few milliseconds, less than the GIL's switch interval).
+        start = time.perf_counter()
+        module.spin(100_000)
+        n = int(100_000 * 0.5 / max(time.perf_counter() - start, 1e-6))
         thread = threading.Thread(target=other)
         thread.start()
         try:
-            module.spin(3_000_000)
+            module.spin(n)
         finally:
             stop.set()
             thread.join()
