@@ -1,7 +1,8 @@
 // Native-to-native calls: see native_call.h for what it assumes and why it is sound. Each piece
 // below mirrors the CPython 3.11 function named in its comment; pyenv's libpython does not export
 // those (_PyEvalFramePushAndInit, _PyFrame_Clear, _PyThreadState_PopFrame,
-// _PyThreadState_BumpFramePointerSlow), so they are rewritten here for the one case handled.
+// _PyThreadState_BumpFramePointerSlow, push_chunk), so they are rewritten here for the one case
+// handled.
 #include "jit/runtime/native_call.h"
 
 #include <cstring>
@@ -85,15 +86,88 @@ bool BindsDirectly(PyFunctionObject* func, PyCodeObject* code, int64_t nargs, Py
   return true;
 }
 
-// _PyThreadState_BumpFramePointer's fast path (pycore_frame.h: _PyThreadState_HasStackSpace),
-// refusing instead of calling the slow path. It also refuses the first slot of a chunk, which
-// _PyThreadState_PopFrame would treat as the chunk's own frame (never the case below a live
-// caller frame: kept for safety).
+// The data stack's chunks (pystate.c's push_chunk and _PyThreadState_PopFrame, which pyenv's
+// libpython does not export). When a frame does not fit in the current chunk, CPython allocates
+// a new one for it and frees that chunk when the frame pops: a call made in a loop from a frame
+// near a chunk's end pays an allocation and a release (mmap, munmap) per call, or not, depending
+// on how deep the loop's frame happens to sit (globals_builtins ran 0.7x or 1.2x of CPython by
+// process). Here the chunk a direct call pushed is kept, one per thread, for the next such push.
+// Chunks come from the allocator CPython's own come from (PyObject_GetArenaAllocator), so that
+// either side may free what the other allocated.
+constexpr size_t kDataStackChunkSize = 16 * 1024;  // pystate.c's DATA_STACK_CHUNK_SIZE
+constexpr size_t kMinimumOverhead = 1000;          // ... and MINIMUM_OVERHEAD, in slots
+
+void FreeChunk(_PyStackChunk* chunk) {
+  PyObjectArenaAllocator arena;
+  PyObject_GetArenaAllocator(&arena);
+  arena.free(arena.ctx, chunk, chunk->size);
+}
+
+struct SpareChunk {
+  _PyStackChunk* chunk = nullptr;
+  ~SpareChunk() {
+    if (chunk != nullptr) FreeChunk(chunk);
+  }
+};
+thread_local SpareChunk t_spare_chunk;
+
+// push_chunk for a frame of `size` slots, below a live frame (the current chunk exists, so the
+// new one is never the root chunk): the frame starts the new chunk. Null, nothing touched, if no
+// memory could be had (the ordinary path then raises MemoryError where CPython would).
+_PyInterpreterFrame* PushFrameInNewChunk(PyThreadState* tstate, size_t size) {
+  _PyStackChunk* current = tstate->datastack_chunk;
+  if (current == nullptr) return nullptr;
+  size_t allocate = kDataStackChunkSize;
+  while (allocate < sizeof(PyObject*) * (size + kMinimumOverhead)) allocate *= 2;
+  _PyStackChunk* chunk = t_spare_chunk.chunk;
+  if (chunk != nullptr && chunk->size >= allocate) {
+    t_spare_chunk.chunk = nullptr;
+  } else {
+    PyObjectArenaAllocator arena;
+    PyObject_GetArenaAllocator(&arena);
+    chunk = static_cast<_PyStackChunk*>(arena.alloc(arena.ctx, allocate));
+    if (chunk == nullptr) return nullptr;
+    chunk->size = allocate;
+  }
+  chunk->previous = current;
+  chunk->top = 0;
+  current->top = static_cast<size_t>(tstate->datastack_top - &current->data[0]);
+  tstate->datastack_chunk = chunk;
+  tstate->datastack_limit =
+      reinterpret_cast<PyObject**>(reinterpret_cast<char*>(chunk) + chunk->size);
+  tstate->datastack_top = &chunk->data[0] + size;
+  return reinterpret_cast<_PyInterpreterFrame*>(&chunk->data[0]);
+}
+
+// _PyThreadState_PopFrame: a frame that starts its chunk takes the chunk with it (kept as the
+// thread's spare, or freed when there is one already).
+void PopFrame(PyThreadState* tstate, _PyInterpreterFrame* frame) {
+  PyObject** base = reinterpret_cast<PyObject**>(frame);
+  _PyStackChunk* chunk = tstate->datastack_chunk;
+  if (base != &chunk->data[0]) {
+    tstate->datastack_top = base;
+    return;
+  }
+  _PyStackChunk* previous = chunk->previous;
+  tstate->datastack_top = &previous->data[previous->top];
+  tstate->datastack_chunk = previous;
+  tstate->datastack_limit =
+      reinterpret_cast<PyObject**>(reinterpret_cast<char*>(previous) + previous->size);
+  if (t_spare_chunk.chunk == nullptr) {
+    t_spare_chunk.chunk = chunk;
+  } else {
+    FreeChunk(chunk);
+  }
+}
+
+// _PyThreadState_BumpFramePointer (pycore_frame.h): the current chunk when the frame fits,
+// else a new chunk. A top at the first slot of a chunk (pushed by CPython, its frames all
+// popped: transient) takes a new chunk too, so that PopFrame's test stays exact.
 _PyInterpreterFrame* BumpFramePointer(PyThreadState* tstate, size_t size) {
   PyObject** top = tstate->datastack_top;
   if (top == nullptr || size >= static_cast<size_t>(tstate->datastack_limit - top) ||
       top == &tstate->datastack_chunk->data[0]) {
-    return nullptr;
+    return PushFrameInNewChunk(tstate, size);
   }
   tstate->datastack_top = top + size;
   return reinterpret_cast<_PyInterpreterFrame*>(top);
@@ -177,13 +251,12 @@ void ClearFrame(_PyInterpreterFrame* frame) {
   Py_DECREF(frame->f_code);
 }
 
-// ceval.c's _PyEvalFrameClearAndPop, with pystate.c's _PyThreadState_PopFrame for a frame that
-// is not the first of its chunk (BumpFramePointer never hands one out).
+// ceval.c's _PyEvalFrameClearAndPop.
 void ClearAndPopFrame(PyThreadState* tstate, _PyInterpreterFrame* frame) {
   --tstate->recursion_remaining;
   ClearFrame(frame);
   ++tstate->recursion_remaining;
-  tstate->datastack_top = reinterpret_cast<PyObject**>(frame);
+  PopFrame(tstate, frame);
 }
 
 // _PyEval_EvalFrame (pycore_ceval.h): the PEP 523 hook if one is set, else the interpreter.
@@ -223,7 +296,7 @@ bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObj
   const size_t size =
       static_cast<size_t>(code->co_nlocalsplus + code->co_stacksize) + FRAME_SPECIALS_SIZE;
   _PyInterpreterFrame* frame = BumpFramePointer(tstate, size);
-  if (frame == nullptr) return false;  // the chunk is full: the ordinary path grows the stack
+  if (frame == nullptr) return false;  // out of memory: the ordinary path raises
 
   // The frame takes over the callable's and the arguments' references (CALL consumes them).
   InitializeFrame(frame, func, code, slots + 1, binding);

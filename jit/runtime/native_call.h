@@ -10,15 +10,16 @@
 // given positionally, every other parameter with a default in func_defaults or, matched by
 // identity, func_kwdefaults), the call that PyObject_Vectorcall -> _PyFunction_Vectorcall ->
 // _PyEval_Vector makes:
-//   - the frame push of _PyEvalFramePushAndInit (fast path of _PyThreadState_BumpFramePointer
-//     within the current data-stack chunk, _PyFrame_InitializeSpecials, initialize_locals for
-//     such arguments); when the chunk is full nothing is touched and the caller takes the
-//     ordinary path;
+//   - the frame push of _PyEvalFramePushAndInit (_PyThreadState_BumpFramePointer, with
+//     push_chunk's new chunk when the current one is full, _PyFrame_InitializeSpecials,
+//     initialize_locals for such arguments); if no memory is left nothing is touched and the
+//     caller takes the ordinary path;
 //   - _PyEval_EvalFrame(tstate, frame, 0), except that when the installed resolver (ext/'s
 //     dispatcher) says the PEP 523 hook would run a native entry on this fresh frame, the entry
 //     is called directly (no hook, no dispatch loop);
 //   - _PyEvalFrameClearAndPop: _PyFrame_Clear (with frame.c's take_ownership when a frame object
-//     outlives the call) and _PyThreadState_PopFrame.
+//     outlives the call) and _PyThreadState_PopFrame (which keeps a chunk the call pushed as
+//     the thread's spare for the next one instead of freeing it).
 // Why it is sound: the callee sees the frame _PyEval_Vector would have pushed, bit for bit, and
 // the same eval function runs it unless the resolver returns exactly what the hook would pick;
 // the resolver runs no Python code and leaves every case with a side effect (a dead owner, a

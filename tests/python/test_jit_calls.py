@@ -410,6 +410,53 @@ def test_callee_locals_start_unbound_whatever_the_data_stack_held(jit):
         assert got[1][0] is UnboundLocalError
 
 
+def test_direct_calls_from_every_depth_of_the_data_stack(jit):
+    # Frames live in chunks of the thread's data stack; a call whose frame does not fit in the
+    # current chunk starts a new one (native_call.cc keeps it for the next such call). Calls
+    # made from every depth cross every position of a chunk boundary: results, the frames a
+    # callee keeps (their f_back chain) and exceptions must be the interpreter's.
+    native, plain = jit("""
+        import sys
+
+        def callee(x, keep):
+            a, b, c, d = x, x + 1, x + 2, x + 3
+            frame = sys._getframe()
+            if keep is not None:
+                keep.append(frame)
+            if x == -1:
+                raise ValueError(a)
+            return a + b + c + d + (frame.f_back.f_code.co_name == "loop")
+
+        def loop(n, keep):
+            total = 0
+            for i in range(n):
+                total += callee(i, keep if i % 7 == 0 else None)
+            return total
+
+        def deep(k, n, keep):
+            if k == 0:
+                return loop(n, keep)
+            return deep(k - 1, n, keep)
+
+        def recurse(k):
+            if k == 0:
+                return callee(-1, None)
+            return k + recurse(k - 1)
+    """, "callee", "loop", "recurse")
+    warm(lambda: native.loop(20, []))
+    before = direct_calls()
+    for k in range(0, 300):
+        kept_native, kept_plain = [], []
+        assert native.deep(k, 30, kept_native) == plain.deep(k, 30, kept_plain)
+        assert [f.f_locals["x"] for f in kept_native] == [f.f_locals["x"] for f in kept_plain]
+        assert [f.f_back.f_code.co_name for f in kept_native] == ["loop"] * len(kept_plain)
+    assert_direct_calls(direct_calls() - before, 30 * 300)
+    for k in (10, 250, 600):  # native recursion across several chunks, an error at the bottom
+        got = outcome(lambda: native.recurse(k))
+        assert got == outcome(lambda: plain.recurse(k))
+        assert got[1][0] is ValueError
+
+
 def test_refcounts_of_arguments_unchanged_after_many_calls(jit):
     native, _ = jit("""
         def callee(a, b, c=None):
