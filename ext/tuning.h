@@ -79,11 +79,10 @@ inline constexpr int32_t kMaxAttempts = 4;
 // against runaway compilation (closures re-made in a loop, exec'd code), not a working limit.
 inline constexpr uint64_t kDefaultCodeLimitBytes = 256ull << 20;
 
-// The optimizing tier's CompileOptions::opt_level (jit/emitter.h): LLVM's optimizing codegen
-// (SelectionDAG, the greedy register allocator) without the IR pass pipeline. Measured with
-// FATJIT_JIT_OPT on the benchmarks (one build, same load): nbody 313 -> 146 ms per run, int_loop
-// 199 -> 156 ms, fib(27) 39 -> 29 ms against the baseline (0); the IR pipeline (2) adds nothing
-// measurable over 1 and compiles 1.5x longer (nbody: 78 ms at 0, 800 ms at 1, 1260 ms at 2).
+// The optimizing tier's CompileOptions::opt_level (jit/emitter.h): a few cheap IR passes
+// (jit/llvm/llvm_backend.cc's kLevel1Passes) and LLVM's optimizing codegen (SelectionDAG, the
+// greedy register allocator). Measured with FATJIT_JIT_OPT: fib(27) 26 ms with mem2reg alone,
+// 17 ms with the passes, 16 ms with the whole O2 pipeline (2), which compiles about 1.5x longer.
 inline constexpr int kOptimizingTier = 1;
 
 }  // namespace fatjit::tuning
