@@ -106,6 +106,9 @@ class Emitter {
   // Calls helper.address with args.size() == helper.nargs int64 arguments; returns its int64
   // result (an unusable value when !helper.returns_value).
   virtual Value Call(const Helper& helper, absl::Span<const Value> args) = 0;
+  // Calls the native function at run-time address `address` (another compiled function's
+  // entry: int64 (*)(int64...) of args.size() arguments) and returns its int64 result.
+  virtual Value CallAddress(Value address, absl::Span<const Value> args) = 0;
 
   // Blocks. The entry block exists and is current when the emitter is created. Every block must
   // end in exactly one terminator (Jump, Branch, Return) before Finish.

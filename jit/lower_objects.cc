@@ -430,8 +430,8 @@ namespace fatjit::jit {
 // reads the cache at run time (it is refilled by the helper's misses), so nothing of the callee
 // is assumed when compiling. Miss: nothing touched, the helper runs. Hit: the callee's frame is
 // pushed and filled (_PyFrame_InitializeSpecials, the arguments' and callable's references move
-// into it, the stack slots are nulled as the helper leaves them) and fatjit_rt_run_pushed_frame
-// runs the callee's native code, clears and pops the frame.
+// into it, the stack slots are nulled as the helper leaves them), the callee's native code is
+// called directly, counted and pinned as RunNative does, and a helper clears and pops the frame.
 Value FunctionCompiler::InlineDirectCall(int index, DirectCallCache& cache, Block miss) {
   const Instruction& inst = decoded_.instructions()[index];
   const int oparg = inst.oparg;
@@ -442,8 +442,11 @@ Value FunctionCompiler::InlineDirectCall(int index, DirectCallCache& cache, Bloc
   };
   static const Helper kGuards{"fatjit_rt_direct_call_guards",
                               reinterpret_cast<const void*>(&fatjit_rt_direct_call_guards), 3};
-  static const Helper kRunPushed{"fatjit_rt_run_pushed_frame",
-                                 reinterpret_cast<const void*>(&fatjit_rt_run_pushed_frame), 3};
+  static const Helper kUnpinned{"fatjit_rt_unpinned",
+                                reinterpret_cast<const void*>(&fatjit_rt_unpinned), 1, false};
+  static const Helper kClearAndPop{
+      "fatjit_rt_clear_and_pop_frame",
+      reinterpret_cast<const void*>(&fatjit_rt_clear_and_pop_frame), 2, false};
 
   // [method, self, args] when LOAD_METHOD found a method, else [NULL, callable, args].
   Value method = LoadSlot(d - oparg - 2);
@@ -539,8 +542,32 @@ Value FunctionCompiler::InlineDirectCall(int index, DirectCallCache& cache, Bloc
 
   Enter(call);
   for (int j = d - oparg - 2; j < d; ++j) StoreSlot(j, e_.Imm(0));
-  Value result = e_.Call(kRunPushed, {tstate_, callee, e_.Ptr(&entry)});
+  // The run, counted as the hook counts it (the resolver's counts, the code's calls, the JIT's
+  // native and direct calls), the callee's code pinned around it (RunNative's Enter, Leave).
+  // Everything about the callee is read before the call: the callee may refill this cache.
+  auto increment = [&](Value address) {
+    e_.Store(address, 0, e_.Add(e_.Load(address, 0), e_.Imm(1)));
+  };
+  for (uint64_t* const& count : entry.target.counts) increment(load(&count));
+  increment(load(&entry.code_calls));
+  increment(e_.Ptr(&GlobalJitCounters().native_calls));
+  increment(e_.Ptr(&GlobalJitCounters().direct_calls));
+  Value native = load(&entry.target.native);
+  Value pin = load(&entry.pin);
+  Value code_entry = load(&entry.code_entry);
+  increment(pin);
+  Value result = e_.CallAddress(code_entry, {tstate_, callee, e_.Imm(0)});
   StoreSlot(d - oparg - 2, result);
+  Value pins_left = e_.Sub(e_.Load(pin, 0), e_.Imm(1));
+  e_.Store(pin, 0, pins_left);
+  Block unpinned = e_.NewBlock("direct_call_unpinned");
+  Block pop = e_.NewBlock("direct_call_pop");
+  e_.Branch(e_.Compare(Cmp::kEq, pins_left, e_.Imm(0)), unpinned, pop);
+  Enter(unpinned);
+  e_.Call(kUnpinned, {native});
+  e_.Jump(pop);
+  Enter(pop);
+  e_.Call(kClearAndPop, {tstate_, callee});
   return e_.Select(e_.Compare(Cmp::kEq, result, e_.Imm(0)), e_.Imm(-1), e_.Imm(0));
 }
 

@@ -110,6 +110,12 @@ class NativeCode {
   void Leave() {
     if (--running_ == 0 && orphaned_) delete this;
   }
+  // The same for native code that pins the code it calls itself (InlineDirectCall): the count
+  // Enter and Leave change, and what Leave does once the count it decremented is zero.
+  int64_t* pin_count() { return &running_; }
+  void Unpinned() {
+    if (running_ == 0 && orphaned_) delete this;
+  }
 
   using Entry = PyObject* (*)(PyThreadState*, _PyInterpreterFrame*, int);
   Entry entry() const { return reinterpret_cast<Entry>(compiled_.entry); }

@@ -291,6 +291,7 @@ class LlvmEmitter final : public Emitter {
   }
 
   Value Call(const Helper& helper, absl::Span<const Value> args) override;
+  Value CallAddress(Value address, absl::Span<const Value> args) override;
 
   Block NewBlock(std::string_view name) override {
     blocks_.push_back(llvm::BasicBlock::Create(
@@ -526,6 +527,17 @@ Value LlvmEmitter::Call(const Helper& helper, absl::Span<const Value> args) {
   for (Value arg : args) operands.push_back(AsI64(arg));
   llvm::CallInst* call = builder_.CreateCall(callee, operands);
   return Push(helper.returns_value ? call : nullptr);
+}
+
+Value LlvmEmitter::CallAddress(Value address, absl::Span<const Value> args) {
+  if (!CanEmit("CallAddress")) return Push(llvm::PoisonValue::get(i64_));
+  std::vector<llvm::Type*> params(args.size(), i64_);
+  llvm::FunctionType* type = llvm::FunctionType::get(i64_, params, false);
+  std::vector<llvm::Value*> operands;
+  operands.reserve(args.size());
+  for (Value arg : args) operands.push_back(AsI64(arg));
+  llvm::Value* function = builder_.CreateIntToPtr(AsI64(address), builder_.getPtrTy());
+  return Push(builder_.CreateCall(type, function, operands));
 }
 
 class LlvmBackend final : public Backend {

@@ -62,6 +62,11 @@ struct DirectCallCache {
     int32_t nlocalsplus = 0;
     size_t frame_size = 0;
     DirectCallTarget target;
+    // From target.native, for native code that makes the call itself (InlineDirectCall): its
+    // entry point, its call count and its pin count (NativeCode::pin_count).
+    const void* code_entry = nullptr;
+    uint64_t* code_calls = nullptr;
+    int64_t* pin = nullptr;
   };
   uint64_t epoch = 0;  // every entry was filled at this epoch (0: none was)
   Entry first;         // a monomorphic site needs no more

@@ -311,8 +311,14 @@ bool TryDirectCall(PyThreadState* tstate, PyObject** slots, int64_t nargs, PyObj
   }
   if (cache != nullptr && kwnames == nullptr && nargs == code->co_argcount &&
       code->co_kwonlyargcount == 0) {
-    DirectCallCache::Entry entry{code, static_cast<int32_t>(nargs), code->co_nlocalsplus, size,
-                                 target};
+    DirectCallCache::Entry entry{code,
+                                 static_cast<int32_t>(nargs),
+                                 code->co_nlocalsplus,
+                                 size,
+                                 target,
+                                 reinterpret_cast<const void*>(target.native->entry()),
+                                 &target.native->calls,
+                                 target.native->pin_count()};
     for (uint64_t*& count : entry.target.counts) {
       if (count == nullptr) count = &g_count_sink;
     }
@@ -329,16 +335,11 @@ extern "C" int64_t fatjit_rt_direct_call_guards(GuardSet* guards, PyObject** arg
   return guards->Check(CallArgs{args, static_cast<int>(nargs)}).result == GuardResult::kPass;
 }
 
-extern "C" PyObject* fatjit_rt_run_pushed_frame(PyThreadState* tstate,
-                                                _PyInterpreterFrame* frame,
-                                                const DirectCallCache::Entry* entry) {
-  const DirectCallTarget& target = entry->target;
-  ++*target.counts[0];
-  ++*target.counts[1];
-  ++*target.counts[2];
-  ++target.native->calls;
-  ++g_jit_counters.native_calls;
-  return RunNative(tstate, frame, target.native);
+extern "C" void fatjit_rt_unpinned(NativeCode* native) { native->Unpinned(); }
+
+extern "C" void fatjit_rt_clear_and_pop_frame(PyThreadState* tstate,
+                                              _PyInterpreterFrame* frame) {
+  ClearAndPopFrame(tstate, frame);
 }
 
 bool CallThroughCacheEntry(PyThreadState* tstate, const DirectCallCache::Entry& entry,

@@ -79,15 +79,14 @@ inline bool CallThroughCache(PyThreadState* tstate, const DirectCallCache& cache
 // resolver answers for (null while direct calls are off).
 const _PyFrameEvalFunction* DirectCallHookSlot();
 
-// The inline direct call's two helpers. Guards of `guards` on args[0..nargs): 1 when they all
+// The inline direct call's helpers. Guards of `guards` on args[0..nargs): 1 when they all
 // pass, else 0 (the call then takes the ordinary path). Runs no Python code.
 extern "C" int64_t fatjit_rt_direct_call_guards(GuardSet* guards, PyObject** args, int64_t nargs);
-// After native code pushed and filled the callee's frame as CallThroughCacheEntry does, for
-// `entry` (checked to hold for this call): counts the run, runs entry's native code on the frame,
-// clears and pops it; returns the call's result (null with an exception set on error).
-extern "C" PyObject* fatjit_rt_run_pushed_frame(PyThreadState* tstate,
-                                                _PyInterpreterFrame* frame,
-                                                const DirectCallCache::Entry* entry);
+// After native code pushed and filled the callee's frame as CallThroughCacheEntry does, ran the
+// callee's code (pinned, counted) and unpinned it: NativeCode::Unpinned when the pin count it
+// left is zero, then _PyEvalFrameClearAndPop of the callee's frame.
+extern "C" void fatjit_rt_unpinned(NativeCode* native);
+extern "C" void fatjit_rt_clear_and_pop_frame(PyThreadState* tstate, _PyInterpreterFrame* frame);
 
 // CALL without KW_NAMES through the site's cache; otherwise exactly fatjit_rt_CALL (runtime.h).
 extern "C" int64_t fatjit_rt_CALL_CACHED(PyThreadState* tstate, _PyInterpreterFrame* frame,
