@@ -189,12 +189,31 @@ bool TimesItsCalls(CodeState* state, PyCodeObject* code) {
   return state->has_loop == 1;
 }
 
-void CreditLoopTime(CodeState* state, int64_t elapsed_ns) {
+namespace {
+
+// A wait of `calls` less the calls `elapsed_ns` of loop time is worth, down to 1.
+int32_t CreditedWait(int32_t calls, int64_t elapsed_ns) {
   const int64_t credit = elapsed_ns / tuning::kLoopTimePerCallNs;
-  if (credit <= 0 || state->calls_until_attempt <= 1) return;
-  const int64_t left = std::max<int64_t>(1, state->calls_until_attempt - credit);
-  GlobalStats().loop_time_credit += state->calls_until_attempt - left;
-  state->calls_until_attempt = static_cast<int32_t>(left);
+  if (credit <= 0 || calls <= 1) return calls;
+  const int64_t left = std::max<int64_t>(1, calls - credit);
+  GlobalStats().loop_time_credit += calls - left;
+  return static_cast<int32_t>(left);
+}
+
+}  // namespace
+
+void CreditLoopTime(CodeState* state, int64_t elapsed_ns) {
+  state->calls_until_attempt = CreditedWait(state->calls_until_attempt, elapsed_ns);
+}
+
+bool TimesItsRuns(Specialization* spec) {
+  if (spec->runs_until_compile <= 1 || !spec->code) return false;
+  if (spec->has_loop < 0) spec->has_loop = HasBackwardJump(spec->code.get()) ? 1 : 0;
+  return spec->has_loop == 1;
+}
+
+void CreditLoopTime(Specialization* spec, int64_t elapsed_ns) {
+  spec->runs_until_compile = CreditedWait(spec->runs_until_compile, elapsed_ns);
 }
 
 int32_t SpecializeThreshold() { return g_specialize_threshold; }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "ext/auto_mode.h"
 #include "ext/event_log.h"
 #include "ext/guard_objects.h"
 #include "ext/specialize_api.h"
@@ -128,6 +129,21 @@ jit::CompileRequest RequestForSpecialization(PyFunctionObject* func, PyCodeObjec
   return request;
 }
 
+// The compile of a specialization's code for frames of `func`: the specializer's code keeps the
+// original's offsets and deopts into the original (above); a caller-supplied code object has
+// offsets of its own, so its native code runs it in the frame's place (CompileGivenCode).
+jit::CompileRequest RequestForCode(PyFunctionObject* func, const Specialization& spec) {
+  if (spec.automatic) {
+    return RequestForSpecialization(func, spec.code.get(), spec.rewrites, spec.guard_objects,
+                                    spec.assume);
+  }
+  jit::CompileRequest request;
+  request.original = spec.code.get();
+  request.compiled = spec.code.get();
+  request.entered_with = reinterpret_cast<PyCodeObject*>(func->func_code);
+  return request;
+}
+
 std::string RefusalText(const jit::CompileResult& compiled) {
   if (compiled.code) return "";
   return absl::StrFormat("%s%s%s", jit::JitRefusalName(compiled.refusal),
@@ -209,8 +225,7 @@ void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
   }
   spec->tier_up_queued = true;
   const uint64_t id = spec->id;
-  jit::CompileRequest request = RequestForSpecialization(func, spec->code.get(), spec->rewrites,
-                                                         spec->guard_objects, spec->assume);
+  jit::CompileRequest request = RequestForCode(func, *spec);
   request.keep_alive.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(spec->code.get())));
   request.options.opt_level = tuning::kOptimizingTier;
   request.parameter_kinds = spec->parameter_kinds;
@@ -389,6 +404,54 @@ bool AttachCodeLevel(CodeState* state, size_t* index, Specialization* spec,
 }
 
 }  // namespace
+
+Specialization* CompileGivenCode(CodeState* state, size_t index, PyFunctionObject* func,
+                                 PyObject* const* args) {
+  Specialization* spec = state->specializations[index].get();
+  const uint64_t id = spec->id;
+  spec->jit = true;
+  spec->runs_until_compile = 0;
+  spec->parameter_kinds = jit::ParameterKinds(spec->code.get(), args);
+  jit::CompileRequest request = RequestForCode(func, *spec);
+  request.parameter_kinds = spec->parameter_kinds;
+  jit::CompileResult compiled;
+  std::unique_ptr<jit::LoweredFunction> lowered;
+  // The job holds the code object whose state holds the specialization (see QueueTierUp).
+  Ref<> code_ref;
+  if (JitBackground()) {
+    code_ref = Ref<>::Create(func->func_code);
+    if (TierUpEnabled()) request.options.opt_level = tuning::kOptimizingTier;
+    jit::LowerResult l = jit::LowerFunction(std::move(request));
+    lowered = std::move(l.lowered);
+    compiled.refusal = l.refusal;
+    compiled.detail = std::move(l.detail);
+  } else {
+    compiled = jit::CompileFunction(std::move(request));
+  }
+  if (!lowered) {
+    RecordCompile(func, compiled);
+    state->last_jit_refusal = RefusalText(compiled);
+  }
+  spec = FindSpecialization(state, id, &index);
+  if (spec == nullptr) return nullptr;  // dropped meanwhile: `compiled` or `lowered` goes too
+  if (lowered) {
+    spec->jit_in_flight = true;
+    auto finish = [code_ref, id](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
+      FinishBackgroundCompile(code_ref, id, std::move(done), dropped, true);
+    };
+    if (!jit::CompileQueue::Get().Submit(lowered, finish)) {
+      if (TierUpEnabled()) jit::SetCodegenLevel(*lowered, 0);  // baseline here; tier-up later
+      FinishBackgroundCompile(code_ref, id, std::move(lowered), false, false);
+    }
+    return FindSpecialization(state, id, &index);
+  }
+  spec->jit_refusal = state->last_jit_refusal;
+  if (!compiled.code) return spec;
+  spec->native = std::move(compiled.code);
+  jit::InvalidateDirectCalls();  // call sites may hold the code it replaces
+  QueueTierUp(func, spec);  // may run the collector
+  return FindSpecialization(state, id, &index);
+}
 
 bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
                         PyObject* const* args) {

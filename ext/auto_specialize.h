@@ -35,6 +35,19 @@ bool AddPendingAutomatic(CodeState* state, PyObject* func, specializer::Assume a
 bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
                         PyObject* const* args = nullptr);
 
+// Automatic mode compiles caller-supplied code too (fatjit.specialize(func, code, guards), the
+// AST import hook's registrations): a specialization that swaps in a code object of the
+// caller's, once it has run JitThreshold() times (loop time counting as runs, auto_mode.h), is
+// compiled as automatic mode compiles (on the background thread unless JitBackground() is off;
+// then tiered up). Its native code swaps the frame's code itself and exits and deopts into that
+// code (jit::CompileRequest::entered_with): exactly what the interpreter ran before. Its guards
+// are the caller's, checked at entry as before; nothing is re-checked mid-function, as nothing
+// is when the interpreter runs it. `spec` is state->specializations[index], with code and
+// without native code; `args` the frame's arguments (hints). Compiling allocates, so the
+// collector may drop the specialization: returns it as found afterwards, or null.
+Specialization* CompileGivenCode(CodeState* state, size_t index, PyFunctionObject* func,
+                                 PyObject* const* args);
+
 // fatjit._fatjit._specialize_report(func, *, assume="stable") -> dict: runs the specializer on
 // func now and reports (refused, reason, detail, rewrites, active, guards, by_pass, code)
 // without attaching anything. For tests, the stdlib sweep and benchmarks of the specializer.

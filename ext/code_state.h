@@ -71,6 +71,10 @@ struct Specialization {
   bool jit_background = false;
   bool jit_in_flight = false;
   bool tier_up_queued = false;  // the optimizing tier's compile was handed to the thread
+  // Automatic mode compiles a caller-supplied `code` too (auto_specialize.h, CompileGivenCode):
+  // runs left until then, this one included (1: this run compiles); -1 not counted yet; 0 done.
+  int32_t runs_until_compile = -1;
+  int8_t has_loop = -1;  // whether `code` has a backward jump (loop time counts as runs)
 
   // The owning function, or null once it died.
   PyObject* owner_function() const;

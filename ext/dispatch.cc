@@ -1,6 +1,7 @@
 // The PEP 523 dispatcher: see dispatch.h for what it assumes and guarantees.
 #include "ext/dispatch.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -129,6 +130,33 @@ void RegisterAtFirstCall(CodeState* state, size_t index, PyObject* func) {
   PyErr_Restore(type, value, traceback);
 }
 
+// A run of a caller-supplied code object (spec = state->specializations[index], guards passed,
+// no native code yet) while automatic mode compiles: counted, timed when its code loops, and
+// compiled at the run that makes it hot (auto_specialize.h, CompileGivenCode).
+[[gnu::noinline]] PyObject* RunGivenCode(PyThreadState* tstate, _PyInterpreterFrame* frame,
+                                         CodeState* state, size_t index, PyFunctionObject* func) {
+  Specialization* spec = state->specializations[index].get();
+  if (spec->runs_until_compile < 0) spec->runs_until_compile = std::max(JitThreshold(), 1);
+  if (spec->runs_until_compile > 1) {
+    --spec->runs_until_compile;
+    if (!TimesItsRuns(spec)) return RunSwapped(tstate, frame, spec->code.get());
+    const uint64_t id = spec->id;
+    const auto start = std::chrono::steady_clock::now();
+    PyObject* result = RunSwapped(tstate, frame, spec->code.get());
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    // The frame holds its code object, hence `state`; the run may have dropped `spec`.
+    if (Specialization* ran = FindSpecialization(state, id, &index)) {
+      CreditLoopTime(ran,
+                     std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count());
+    }
+    return result;
+  }
+  Ref<PyCodeObject> code = spec->code;  // the specialization may go while compiling
+  spec = CompileGivenCode(state, index, func, compat::FrameLocals(frame));
+  if (spec != nullptr && spec->native) return RunNative(tstate, frame, spec->native.get());
+  return RunSwapped(tstate, frame, code.get());  // its guards passed at this call's entry
+}
+
 // A call: a fresh frame of a thread (Dispatch below sends everything else to the interpreter).
 // Kept out of line: its prologue, the price of its size, is paid per call, not per resume.
 [[gnu::noinline]] PyObject* DispatchCall(PyThreadState* tstate, _PyInterpreterFrame* frame,
@@ -214,7 +242,13 @@ void RegisterAtFirstCall(CodeState* state, size_t index, PyObject* func) {
       ++stats.specialized_runs;
       ++spec->runs;
       if (spec->native) return RunNative(tstate, frame, spec->native.get());
-      if (spec->code) return RunSwapped(tstate, frame, spec->code.get());
+      if (spec->code) {
+        if (spec->runs_until_compile != 0 && !spec->automatic && !spec->jit_in_flight &&
+            AutoModeOn() && JitRequested()) {
+          return RunGivenCode(tstate, frame, state, i, compat::FrameFunction(frame));
+        }
+        return RunSwapped(tstate, frame, spec->code.get());
+      }
       return RunCallable(frame, spec->callable);  // a reference of its own, held for the call
     }
     int kind = static_cast<int>(outcome.failed->kind());

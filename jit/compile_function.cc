@@ -141,6 +141,12 @@ bool FunctionCompiler::Lower() {
       compiled->co_stacksize > original->co_stacksize || compiled->co_flags != original->co_flags) {
     return Refuse(JitRefusal::kLayoutMismatch, "locals, stack size or flags differ");
   }
+  if (PyCodeObject* entered_with = request_.entered_with; entered_with != nullptr &&
+      (entered_with->co_nlocalsplus != original->co_nlocalsplus ||
+       entered_with->co_stacksize < original->co_stacksize || entered_with->co_flags != flags ||
+       ParameterCount(entered_with) != ParameterCount(original))) {
+    return Refuse(JitRefusal::kLayoutMismatch, "the frames it is entered on do not fit it");
+  }
   nlocalsplus_ = original->co_nlocalsplus;
   nparams_ = ParameterCount(original);
   code_units_ = _PyCode_CODE(original);
@@ -228,6 +234,7 @@ bool FunctionCompiler::Lower() {
   // while levels remain (_Py_EnterRecursiveCallTstate's decrement and test); at the limit the
   // helper does the same and raises RecursionError as the interpreter would.
   current_ = 0;
+  if (request_.entered_with != nullptr) SwapFrameCode();
   Value remaining = e_.Load(tstate_, kRecursionRemaining, Width::k32);
   Block inline_enter = e_.NewBlock("enter");
   Block helper_enter = e_.NewBlock("enter_at_limit");
@@ -265,6 +272,21 @@ bool FunctionCompiler::Lower() {
   e_.Return(e_.Call(kExit, {tstate_, frame_, e_.Load(exit_site_slot_, 0)}));
   if (!layout_error_.empty()) return Refuse(JitRefusal::kLayoutMismatch, layout_error_);
   return true;
+}
+
+// The entry of code run in place of the frame's own (CompileRequest::entered_with): the frame
+// takes a reference to the code it now runs and drops the one to its own code, as
+// compat::SwapFrameCode does for the interpreter. That reference cannot be the last: the frame's
+// function (f_func, held by the frame) has it as __code__, since the frame was pushed from it
+// (were __code__ replaced by a finalizer the dispatcher's allocations ran in between, the old
+// code would leak rather than be freed under the frame). prev_instr moves to the new code's start, where exits compute offsets.
+void FunctionCompiler::SwapFrameCode() {
+  Value code = e_.Ptr(request_.original);
+  Incref(code);
+  Value own = FrameLoad(offsetof(_PyInterpreterFrame, f_code));
+  FrameStore(offsetof(_PyInterpreterFrame, f_code), code);
+  FrameStore(kPrevInstr, e_.Ptr(code_units_ - 1));
+  DecrefNoDealloc(own);
 }
 
 // Definite assignment: the locals that hold a value at each instruction on every path native

@@ -63,6 +63,12 @@ std::vector<ParameterKind> ParameterKinds(PyCodeObject* code, PyObject* const* a
 struct CompileRequest {
   PyCodeObject* original = nullptr;  // the code object of the frames the entry will run on
   PyCodeObject* compiled = nullptr;  // what to translate: `original` or its specialization
+  // Set when the entry is called on frames of another code object (a function whose
+  // caller-supplied specialization `original` is: fatjit.specialize(func, code, guards)): the
+  // entry first swaps the frame's code for `original`, as the dispatcher does to run such code
+  // interpreted, so that exits and deopts resume `original`, whose offsets are its own. The
+  // frames must fit `original` (same locals, stack no deeper): checked, else kLayoutMismatch.
+  PyCodeObject* entered_with = nullptr;
   // Guards to re-check after arbitrary code, or null; the compiled function takes both the set
   // and the references that keep its guards alive (it may outlive the specialization's).
   std::unique_ptr<GuardSet> recheck;

@@ -346,6 +346,7 @@ class FunctionCompiler {
   // the generic helper or an error exit first takes the reference the stack is expected to hold
   // (OwnBorrowedOperands), so the interpreter and the helpers see the usual stack.
   void FindBorrowedOperands();
+  void SwapFrameCode();  // the entry's swap to CompileRequest::entered_with's replacement
   void FindBoundLocals();
   bool MayBeUnbound(int index, int local) const;
   bool Borrowed(Value v) const { return borrowed_values_.count(v) != 0; }

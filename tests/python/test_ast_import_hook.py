@@ -81,7 +81,8 @@ PROGRAM = """
 """
 
 
-def run(tmp_path, module, calls, names, ast_hook=True, prelude="", consts_probe="None"):
+def run(tmp_path, module, calls, names, ast_hook=True, prelude="", consts_probe="None",
+        **environment):
     program = textwrap.dedent(PROGRAM).format(module=module, calls=calls, names=names,
                                               prelude=prelude, consts_probe=consts_probe)
     (tmp_path / "program.py").write_text(program)
@@ -90,6 +91,7 @@ def run(tmp_path, module, calls, names, ast_hook=True, prelude="", consts_probe=
     # Every .pyc and AST cache file goes under tmp_path, none into the interpreter's own tree.
     env.update(PYTHONPATH=PACKAGE_ROOT, FATJIT="auto",
                PYTHONPYCACHEPREFIX=str(tmp_path / "pycache"))
+    env.update(environment)
     if ast_hook:
         env["FATJIT_AST"] = "1"
     else:
@@ -207,6 +209,18 @@ def test_guards_protect_the_imported_specialization(tmp_path):
               "[mod_a.f(2), setattr(mod_a, 'N', 10), mod_a.f(2), mod_a.g(1), "
               "setattr(mod_a, 'pair', lambda x, y: 'rebound'), mod_a.g(1)]", NAMES_A)
     assert out["results"] == [36, None, 2 + 18 + 30 + 4, [1, 10], None, "rebound"]
+
+
+def test_automatic_mode_compiles_the_specialized_code_once_hot(tmp_path):
+    # The hook's code runs natively like any function's (tests/python/test_jit_given_code.py):
+    # at the JIT threshold's call, here the first, also from the cache.
+    write(tmp_path, "mod_a", MODULE_A)
+    probe = "[mod_a.f(2), mod_a.f(2), 'JIT: native code' in fatjit.explain(mod_a.f)]"
+    for _ in range(2):  # the cache's miss, then its hit
+        out = run(tmp_path, "mod_a", probe, NAMES_A, FATJIT_JIT_THRESHOLD="0",
+                  FATJIT_JIT_BACKGROUND="0")
+        assert out["results"] == [36, 36, True]
+        assert "f" in out["specialized"]
 
 
 def test_registration_waits_for_each_functions_first_call(tmp_path):
