@@ -11,6 +11,10 @@ that drift hits all three alike:
   jit-off   python3 -m fatjit with FATJIT_JIT_THRESHOLD=off: automatic mode's specializer only
   default   python3 -m fatjit with fatjit's defaults: specialized and compiled at 1,000 calls,
             codegen on the background thread, straight at the optimizing tier
+and with --ast a fourth:
+  ast       the default setting plus FATJIT_AST=1: the suite module imported through the AST
+            specializer's import hook (its cache in a private PYTHONPYCACHEPREFIX, filled by the
+            first process), its specialized code compiled once hot like any function's
 Per program: the median over processes of each process's median timed call, and the speed
 relative to cpython; then the geometric mean of the speeds. The timed calls are not held back
 for compiles still under way (worker.py does not wait in the cpython mode): what a program sees.
@@ -24,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -39,6 +44,8 @@ def run_once(program, n, setting, package, warmups, runs):
     (the worker checks that every call returned the same value)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FATJIT")}
     env.pop("PYTHONPATH", None)
+    if setting == "ast":
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # the hook's cache is written like a .pyc
     command = [sys.executable]
     if SETTINGS[setting] is not None:
         env.update(PYTHONPATH=package, FATJIT="auto", **SETTINGS[setting])
@@ -63,7 +70,12 @@ def main():
     parser.add_argument("--size", choices=["quick", "full"], default="full")
     parser.add_argument("--package", default=os.path.join(ROOT, "build", "python"),
                         help="the directory holding the fatjit package (default: build/python)")
+    parser.add_argument("--ast", action="store_true",
+                        help="also run the default setting with FATJIT_AST=1 (setting 'ast')")
     args = parser.parse_args()
+    if args.ast:
+        SETTINGS["ast"] = {"FATJIT_AST": "1",
+                           "PYTHONPYCACHEPREFIX": tempfile.mkdtemp(prefix="fatjit-ast-cache-")}
     programs = args.only.split(",") if args.only else PROGRAMS
     sys.path.insert(0, HERE)
     speeds = {setting: [] for setting in SETTINGS if setting != "cpython"}
