@@ -220,7 +220,7 @@ void FinishTierUp(const Ref<>& code_ref, uint64_t id, std::unique_ptr<jit::Lower
 // needs from `spec` first and finds it again by id when the code is done.
 void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
   if (!TierUpEnabled() || !spec->native || spec->native->opt_level != 0 || spec->tier_up_queued ||
-      !spec->code) {
+      !spec->code || !spec->native->optimizable) {
     return;
   }
   spec->tier_up_queued = true;
@@ -326,7 +326,8 @@ void FinishCodeLevelTierUp(const Ref<>& code, std::unique_ptr<jit::LoweredFuncti
 // collector to see) and finds its state again when done.
 void QueueCodeLevelTierUp(PyCodeObject* code, CodeState* state) {
   if (!TierUpEnabled() || !state->native || state->native->opt_level != 0 ||
-      state->native_tier_up_queued || !state->native_source) {
+      state->native_tier_up_queued || !state->native_source ||
+      !state->native->optimizable) {
     return;
   }
   state->native_tier_up_queued = true;

@@ -841,6 +841,11 @@ LowerResult LowerFunction(CompileRequest request) {
   lowered->keep_alive = std::move(request.keep_alive);
   lowered->recheck = std::move(request.recheck);
   lowered->options = request.options;
+  lowered->ir_instructions = lowered->emitter->InstructionCount();
+  if (lowered->ir_instructions > kMaxOptimizedInstructions) {
+    lowered->options.opt_level = 0;
+    lowered->code->optimizable = false;
+  }
   lowered->lower_ns = NanosecondsSince(start);
   result.lowered = std::move(lowered);
   return result;

@@ -79,6 +79,15 @@ struct CompileRequest {
   std::vector<ParameterKind> parameter_kinds;
 };
 
+// Functions whose IR has more instructions than this are generated at the baseline even when the
+// optimizing tier is asked for (CompileOptions::opt_level 1 or more), and never tiered up
+// (NativeCode::optimizable): the optimizing codegen costs 25-100 us per IR instruction against
+// ~4 at the baseline (measured: 21,000-68,000 instructions, the benchmarks' hot kernels, 0.25-0.85
+// s; 108,000 of dense conditional expressions 2.9 s; re._parser._parse's 137,000 13.5 s, 0.54 s
+// at the baseline), and the one compiler thread compiles nothing else meanwhile. Optimizing is
+// worth it below (nbody's 68,000-instruction kernel runs 2-3.5x faster optimized).
+inline constexpr int64_t kMaxOptimizedInstructions = 100000;
+
 struct CompileResult {
   std::shared_ptr<NativeCode> code;  // set on success (NativeCode::Share)
   JitRefusal refusal = JitRefusal::kCount;
@@ -103,6 +112,7 @@ struct LoweredFunction {
   uint64_t lower_ns = 0;
   uint64_t codegen_ns = 0;
   bool generated = false;
+  int64_t ir_instructions = 0;  // the IR's size (CompileQueue's cost estimate)
   CompiledFunction compiled;
   std::string codegen_error;  // set when the backend failed
 };

@@ -27,6 +27,14 @@ bool CompileQueue::Submit(std::unique_ptr<LoweredFunction>& lowered, Finish fini
   return true;
 }
 
+namespace {
+
+int64_t EstimatedCost(const LoweredFunction& lowered) {
+  return lowered.ir_instructions * (lowered.options.opt_level >= 1 ? 10 : 1);
+}
+
+}  // namespace
+
 void CompileQueue::WorkerLoop() {
   // The worker's thread state lives as long as the thread (made at its first finish): taking the
   // GIL through PyGILState_Ensure for each job would make and free a thread state each time, and
@@ -41,8 +49,12 @@ void CompileQueue::WorkerLoop() {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [this] { return stopped_ || (!paused_ && !queued_.empty()); });
       if (stopped_) break;  // Shutdown drops what still waits
-      job = std::move(queued_.front());
-      queued_.pop_front();
+      auto cheapest = queued_.begin();
+      for (auto it = queued_.begin(); it != queued_.end(); ++it) {
+        if (EstimatedCost(*it->lowered) < EstimatedCost(*cheapest->lowered)) cheapest = it;
+      }
+      job = std::move(*cheapest);
+      queued_.erase(cheapest);
       busy_ = true;
     }
     GenerateCode(*job.lowered);

@@ -55,6 +55,8 @@ class Emitter {
 
   // Parameters of the function: 0 tstate, 1 frame, 2 throwflag.
   virtual Value Param(int index) = 0;
+  // The IR instructions emitted so far (the optimizing tier's cost measure, compile_function.h).
+  virtual int64_t InstructionCount() const = 0;
   virtual Value Imm(int64_t value) = 0;
   Value Ptr(const void* p) { return Imm(reinterpret_cast<int64_t>(p)); }
 

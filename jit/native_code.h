@@ -126,6 +126,7 @@ class NativeCode {
   uint64_t calls = 0;
   uint64_t compile_ns = 0;
   int opt_level = 0;  // CompileOptions::opt_level it was generated at (0: baseline tier)
+  bool optimizable = true;  // false past kMaxOptimizedInstructions: never tiered up
   int numeric_loops = 0;    // loops whose locals run unboxed (lower_numeric_loops.cc)
   int numeric_regions = 0;  // straight stretches that do (lower_numeric_regions.cc)
 

@@ -157,6 +157,9 @@ class LlvmEmitter final : public Emitter {
     }
     return Push(function_->getArg(index));
   }
+  int64_t InstructionCount() const override {
+    return static_cast<int64_t>(function_->getInstructionCount());
+  }
 
   Value Imm(int64_t value) override { return Push(builder_.getInt64(value)); }
 

@@ -268,6 +268,37 @@ print("ok")
     assert out.strip() == "ok"
 
 
+def test_the_cheapest_waiting_compile_goes_first_and_huge_code_stays_baseline():
+    # The worker is held (as before a fork) while a huge function and then a small one are
+    # queued: let go, it compiles the small one first. Past kMaxOptimizedInstructions of IR
+    # (compile_function.h) code is generated at the baseline and never tiered up.
+    done = run("""
+import fatjit, fatjit._fatjit as native
+
+def make(name, lines):
+    body = "".join(f"    y = y * 3 + {i} if y < 1000 else y - {i}\\n" for i in range(lines))
+    namespace = {}
+    exec(f"def {name}(x):\\n    y = x\\n{body}    return y\\n", namespace)
+    return namespace[name]
+
+huge, small = make("huge", 50), make("small", 1)
+fatjit.enable(specialize_threshold=0, jit_threshold=0)
+native._jit_before_fork()           # the worker idles until let go
+huge(1); small(1)
+native._jit_after_fork_in_parent()
+fatjit.wait_for_compiles()
+for f in (huge, small):
+    line = [l for l in fatjit.explain(f).splitlines() if "native code" in l][0]
+    print(f.__name__, "baseline" if "baseline" in line else "optimized")
+print(huge(1) == make("again", 50)(1), small(5))
+""", FATJIT_LOG="compile")
+    out = check(done)
+    compiled = [line.split()[2] for line in done.stderr.splitlines()
+                if line.startswith("fatjit: compile")]
+    assert compiled[:2] == ["small", "huge"], done.stderr
+    assert out.splitlines() == ["huge baseline", "small optimized", "True 15"]
+
+
 def test_code_limit_refuses_new_compiles_once_reached():
     out = check(run(PROGRAM + """
 fatjit.enable(specialize_threshold=0, jit_threshold=0, jit_background=False)
