@@ -38,10 +38,13 @@ void FindBootCounts() {
   PyErr_Clear();  // no module, or a stranger's module of that name: counting starts at 0
 }
 
-// Calls to wait before the attempt after `attempts` attempts, or 0 for none.
-int32_t CallsBeforeNextAttempt(int32_t attempts) {
+// Calls to wait before the attempt after `attempts` attempts, or 0 for none; the threshold grows
+// with the size of the code (tuning::kCodeUnitsPerThreshold).
+int32_t CallsBeforeNextAttempt(PyCodeObject* code, int32_t attempts) {
   if (attempts >= tuning::kMaxAttempts) return 0;
-  int64_t wait = std::max<int32_t>(g_threshold, 1);
+  // A threshold of 0 means the first call, whatever the size (the stress setting).
+  const int64_t size_scale = 1 + Py_SIZE(code) / tuning::kCodeUnitsPerThreshold;
+  int64_t wait = g_threshold == 0 ? 1 : std::min<int64_t>(g_threshold * size_scale, INT32_MAX);
   for (int32_t i = 0; i < attempts; ++i) {
     wait = std::min<int64_t>(wait * tuning::kRetryBackoff, INT32_MAX);
   }
@@ -74,7 +77,8 @@ bool OwnPackage(_PyInterpreterFrame* frame) {
 // or a specialization dropped later, is retried only after it.
 bool Attempt(CodeState* state, PyFunctionObject* func) {
   ++state->attempts;
-  state->calls_until_attempt = CallsBeforeNextAttempt(state->attempts);
+  state->calls_until_attempt =
+      CallsBeforeNextAttempt(reinterpret_cast<PyCodeObject*>(func->func_code), state->attempts);
   if (!AddPendingAutomatic(state, reinterpret_cast<PyObject*>(func),
                            specializer::Assume::kStable, JitRequested(), g_jit_background,
                            /*code_level_if_unchanged=*/true)) {
@@ -141,7 +145,8 @@ bool CountCallSlow(CodeState* state, _PyInterpreterFrame* frame) {
   }
   if (state->calls_until_attempt == kNotCounted) {
     state->calls_until_attempt =
-        Countable(code) && !OwnPackage(frame) ? CallsBeforeNextAttempt(state->attempts) : 0;
+        Countable(code) && !OwnPackage(frame) ? CallsBeforeNextAttempt(code, state->attempts)
+                                               : 0;
     // The first wait goes on from where the start-up counter stopped.
     if (state->calls_until_attempt > 0 && state->attempts == 0 && g_boot_counts != nullptr) {
       const int64_t counted = g_boot_counts->calls_counted(reinterpret_cast<PyObject*>(code));

@@ -119,6 +119,25 @@ def test_a_function_called_past_the_threshold_gets_specialized(auto_mode):
     assert mod.f("ab") == ref.f("ab") == 103
 
 
+def test_big_functions_wait_a_threshold_more_per_500_code_units(auto_mode):
+    # What an attempt costs grows with the code (tuning.h, kCodeUnitsPerThreshold): 1,000-1,499
+    # code units of bytecode wait three thresholds; a threshold of 0 stays the first call.
+    lines = "".join(f"    y = y * 3 + {i} if y < 1000 else y - {i}\n" for i in range(55))
+    mod = new_module(f"K = 1\ndef big(x):\n    y = x + K\n{lines}    return y\n")
+    assert 1000 <= len(mod.big.__code__.co_code) // 2 < 1500
+    auto_mode.made(mod.big)
+    auto_mode(10)
+    mod.big(1)
+    assert "automatic mode: specialized 29 calls from now" in fatjit.explain(mod.big)
+    fatjit.disable()
+    other = new_module(f"K = 1\ndef big(x):\n    y = x + K\n{lines}    return y\n")
+    auto_mode.made(other.big)
+    auto_mode(0)
+    other.big(1)
+    fatjit.disable()
+    assert specialized(other.big)
+
+
 def test_threshold_zero_specializes_at_the_first_call(auto_mode):
     mod = new_module(HOT)
     auto_mode.made(mod.f)
