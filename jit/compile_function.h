@@ -112,7 +112,7 @@ struct LoweredFunction {
   uint64_t lower_ns = 0;
   uint64_t codegen_ns = 0;
   bool generated = false;
-  int64_t ir_instructions = 0;  // the IR's size (CompileQueue's cost estimate)
+  int64_t ir_instructions = 0;  // the IR's size (kMaxOptimizedInstructions)
   CompiledFunction compiled;
   std::string codegen_error;  // set when the backend failed
 };

@@ -27,14 +27,6 @@ bool CompileQueue::Submit(std::unique_ptr<LoweredFunction>& lowered, Finish fini
   return true;
 }
 
-namespace {
-
-int64_t EstimatedCost(const LoweredFunction& lowered) {
-  return lowered.ir_instructions * (lowered.options.opt_level >= 1 ? 10 : 1);
-}
-
-}  // namespace
-
 void CompileQueue::WorkerLoop() {
   // The worker's thread state lives as long as the thread (made at its first finish): taking the
   // GIL through PyGILState_Ensure for each job would make and free a thread state each time, and
@@ -49,12 +41,8 @@ void CompileQueue::WorkerLoop() {
       std::unique_lock<std::mutex> lock(mu_);
       wake_.wait(lock, [this] { return stopped_ || (!paused_ && !queued_.empty()); });
       if (stopped_) break;  // Shutdown drops what still waits
-      auto cheapest = queued_.begin();
-      for (auto it = queued_.begin(); it != queued_.end(); ++it) {
-        if (EstimatedCost(*it->lowered) < EstimatedCost(*cheapest->lowered)) cheapest = it;
-      }
-      job = std::move(*cheapest);
-      queued_.erase(cheapest);
+      job = std::move(queued_.back());  // the newest (compile_queue.h: why)
+      queued_.pop_back();
       busy_ = true;
     }
     GenerateCode(*job.lowered);

@@ -12,10 +12,12 @@
 // Sound because codegen reads nothing but the job's IR, and everything that touches Python
 // objects (making the job, finish, destroying a job) happens under the GIL.
 //
-// Order: the cheapest waiting job first (EstimatedCost: IR instructions, times ten at the
-// optimizing tier), ties in submission order. A hot function that got hot late then waits for
-// the compile under way at most, not for every big compile queued before it (a program's start-up
-// can queue seconds of them: re._parser._parse alone took 13.5 s at the optimizing tier).
+// Order: the newest waiting job first. The function that got hot last is the one the program
+// runs now; those queued before it got hot in a phase that may be over (a program's start-up
+// queues seconds of compiles: argparse's gettext and re functions, re._parser._parse alone 13.5
+// s at the optimizing tier). So a hot kernel waits for the compile under way at most. Cheapest
+// first was tried: the start-up's small functions then went before the kernel (int_loop ran
+// interpreted for 5-7 of its 8 calls).
 // Bounded: at most kMaxQueued jobs wait; Submit refuses beyond that (the caller compiles in its
 // own thread instead). Shutdown at interpreter exit (Python's atexit runs it, before
 // finalization) drops what waits and joins the worker. Fork: BeforeFork waits until the worker is

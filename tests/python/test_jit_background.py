@@ -268,9 +268,9 @@ print("ok")
     assert out.strip() == "ok"
 
 
-def test_the_cheapest_waiting_compile_goes_first_and_huge_code_stays_baseline():
+def test_the_newest_waiting_compile_goes_first_and_huge_code_stays_baseline():
     # The worker is held (as before a fork) while a huge function and then a small one are
-    # queued: let go, it compiles the small one first. Past kMaxOptimizedInstructions of IR
+    # queued: let go, it compiles the newest, the small one, first. Past kMaxOptimizedInstructions of IR
     # (compile_function.h) code is generated at the baseline and never tiered up.
     done = run("""
 import fatjit, fatjit._fatjit as native
