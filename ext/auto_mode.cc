@@ -38,13 +38,19 @@ void FindBootCounts() {
   PyErr_Clear();  // no module, or a stranger's module of that name: counting starts at 0
 }
 
-// Calls to wait before the attempt after `attempts` attempts, or 0 for none; the threshold grows
-// with the size of the code (tuning::kCodeUnitsPerThreshold).
+// `threshold` calls, one more per tuning::kCodeUnitsPerThreshold code units of `code` (what an
+// attempt costs grows with the code); a threshold of 0 means the first call whatever the size
+// (the stress setting).
+int64_t ScaledThreshold(PyCodeObject* code, int32_t threshold) {
+  if (threshold <= 0) return 1;
+  const int64_t size_scale = 1 + Py_SIZE(code) / tuning::kCodeUnitsPerThreshold;
+  return std::min<int64_t>(threshold * size_scale, INT32_MAX);
+}
+
+// Calls to wait before the attempt after `attempts` attempts, or 0 for none.
 int32_t CallsBeforeNextAttempt(PyCodeObject* code, int32_t attempts) {
   if (attempts >= tuning::kMaxAttempts) return 0;
-  // A threshold of 0 means the first call, whatever the size (the stress setting).
-  const int64_t size_scale = 1 + Py_SIZE(code) / tuning::kCodeUnitsPerThreshold;
-  int64_t wait = g_threshold == 0 ? 1 : std::min<int64_t>(g_threshold * size_scale, INT32_MAX);
+  int64_t wait = ScaledThreshold(code, g_threshold);
   for (int32_t i = 0; i < attempts; ++i) {
     wait = std::min<int64_t>(wait * tuning::kRetryBackoff, INT32_MAX);
   }
@@ -209,6 +215,10 @@ int32_t CreditedWait(int32_t calls, int64_t elapsed_ns) {
 
 void CreditLoopTime(CodeState* state, int64_t elapsed_ns) {
   state->calls_until_attempt = CreditedWait(state->calls_until_attempt, elapsed_ns);
+}
+
+int32_t RunsBeforeCompile(PyCodeObject* code) {
+  return static_cast<int32_t>(ScaledThreshold(code, JitThreshold()));
 }
 
 bool TimesItsRuns(Specialization* spec) {

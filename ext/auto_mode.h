@@ -65,7 +65,9 @@ inline bool CountCall(CodeState* state, _PyInterpreterFrame* frame, int throwfla
 // Reads the clock twice per such call (~40 ns), only until the attempt.
 bool TimesItsCalls(CodeState* state, PyCodeObject* code);  // false once no longer counting
 void CreditLoopTime(CodeState* state, int64_t elapsed_ns);
-// The same for a caller-supplied specialization's runs before its compile (CompileGivenCode).
+// The same for a caller-supplied specialization's runs before its compile (CompileGivenCode),
+// which waits JitThreshold() runs, scaled with the size of its code as attempts are.
+int32_t RunsBeforeCompile(PyCodeObject* code);
 bool TimesItsRuns(Specialization* spec);
 void CreditLoopTime(Specialization* spec, int64_t elapsed_ns);
 

@@ -1,7 +1,6 @@
 // The PEP 523 dispatcher: see dispatch.h for what it assumes and guarantees.
 #include "ext/dispatch.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -136,7 +135,9 @@ void RegisterAtFirstCall(CodeState* state, size_t index, PyObject* func) {
 [[gnu::noinline]] PyObject* RunGivenCode(PyThreadState* tstate, _PyInterpreterFrame* frame,
                                          CodeState* state, size_t index, PyFunctionObject* func) {
   Specialization* spec = state->specializations[index].get();
-  if (spec->runs_until_compile < 0) spec->runs_until_compile = std::max(JitThreshold(), 1);
+  if (spec->runs_until_compile < 0) {
+    spec->runs_until_compile = RunsBeforeCompile(spec->code.get());
+  }
   if (spec->runs_until_compile > 1) {
     --spec->runs_until_compile;
     if (!TimesItsRuns(spec)) return RunSwapped(tstate, frame, spec->code.get());

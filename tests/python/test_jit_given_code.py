@@ -209,6 +209,27 @@ def test_a_failed_guard_runs_the_original_again_also_from_compiled_callers():
     assert out.splitlines() == ["9000 True", "4500 45", "9000"]
 
 
+def test_big_given_code_waits_a_threshold_more_per_500_code_units():
+    # As automatic mode's attempts do (test_auto_mode.py): compiling costs more for more code.
+    out = run("""
+        lines = "".join(f"    y = y * 3 + {i} if y < 1000 else y - {i}\\n" for i in range(55))
+        source = f"def big(x):\\n    y = x\\n{lines}    return y\\n"
+        big, big_given = {}, {}
+        exec(source, big)
+        exec(source.replace("y * 3", "y * 2"), big_given)
+        big, given_code = big["big"], big_given["big"].__code__
+        assert 1000 <= len(given_code.co_code) // 2 < 1500
+        fatjit.specialize(big, given_code, [fatjit.GuardFunc(big)])
+        fatjit.enable(jit_threshold=2, jit_background=False)
+        for _ in range(5):
+            big(1)
+        print(native_code(big), big(1) == big_given["big"](1))
+        big(1)                                   # the sixth run: three thresholds of 2
+        print(native_code(big), big(1) == big_given["big"](1))
+    """)
+    assert out.split() == ["False", "True", "True", "True"]
+
+
 def test_a_function_called_twice_with_a_long_loop_is_compiled_for_its_next_call():
     # The default threshold (1,000 runs) is reached through loop time, as for code objects.
     out = run("""
