@@ -60,6 +60,10 @@ print("AST-COST " + json.dumps(out))
 """
 
 
+# FATJIT_* settings given to every fatjit mode (--jit-threshold).
+FATJIT_SETTINGS = {}
+
+
 def environment(package, prefix, mode):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("FATJIT") and k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
@@ -67,6 +71,7 @@ def environment(package, prefix, mode):
     env["PYTHONPYCACHEPREFIX"] = prefix
     if mode != "cpython":
         env["FATJIT"] = "auto"
+        env.update(FATJIT_SETTINGS)
     if mode.startswith("ast"):
         env["FATJIT_AST"] = "1"
     return env
@@ -220,7 +225,12 @@ def main():
     parser.add_argument("--suite", help="comma-separated suite programs: run those instead")
     parser.add_argument("--n", default="quick", choices=("quick", "full"))
     parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--jit-threshold", metavar="CALLS",
+                        help="FATJIT_JIT_THRESHOLD for the fatjit modes (e.g. off: the hook's "
+                             "own cost without the compiler thread's CPU time)")
     args = parser.parse_args()
+    if args.jit_threshold is not None:
+        FATJIT_SETTINGS["FATJIT_JIT_THRESHOLD"] = args.jit_threshold
     if args.suite:
         suite(args)
     elif args.together:
