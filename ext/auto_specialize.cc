@@ -403,6 +403,21 @@ bool AttachCodeLevel(CodeState* state, size_t* index, Specialization* spec,
   QueueCodeLevelTierUp(original, state);  // `state` lives as long as the frame's code object
   return false;
 }
+// Hands the codegen of `spec`'s lowered code to the compiler thread (the job holds `code_ref`, the
+// code object whose state holds `spec`, and finds `spec` again by id). The queue takes the job
+// unless it is full or shut down; then codegen runs here, at the baseline (tier-up later).
+void SubmitBackgroundCompile(const Ref<>& code_ref, Specialization* spec,
+                             std::unique_ptr<jit::LoweredFunction> lowered) {
+  const uint64_t id = spec->id;
+  spec->jit_in_flight = true;
+  auto finish = [code_ref, id](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
+    FinishBackgroundCompile(code_ref, id, std::move(done), dropped, true);
+  };
+  if (!jit::CompileQueue::Get().Submit(lowered, finish)) {
+    if (TierUpEnabled()) jit::SetCodegenLevel(*lowered, 0);
+    FinishBackgroundCompile(code_ref, id, std::move(lowered), false, false);
+  }
+}
 
 }  // namespace
 
@@ -436,14 +451,7 @@ Specialization* CompileGivenCode(CodeState* state, size_t index, PyFunctionObjec
   spec = FindSpecialization(state, id, &index);
   if (spec == nullptr) return nullptr;  // dropped meanwhile: `compiled` or `lowered` goes too
   if (lowered) {
-    spec->jit_in_flight = true;
-    auto finish = [code_ref, id](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
-      FinishBackgroundCompile(code_ref, id, std::move(done), dropped, true);
-    };
-    if (!jit::CompileQueue::Get().Submit(lowered, finish)) {
-      if (TierUpEnabled()) jit::SetCodegenLevel(*lowered, 0);  // baseline here; tier-up later
-      FinishBackgroundCompile(code_ref, id, std::move(lowered), false, false);
-    }
+    SubmitBackgroundCompile(code_ref, spec, std::move(lowered));
     return FindSpecialization(state, id, &index);
   }
   spec->jit_refusal = state->last_jit_refusal;
@@ -570,16 +578,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
   spec->materializing = false;
   spec->pending = false;
   if (lowered) {
-    const uint64_t spec_id = spec->id;
-    spec->jit_in_flight = true;
-    // The queue takes the job unless it is full or shut down; then codegen runs here.
-    auto finish = [code_ref, spec_id](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
-      FinishBackgroundCompile(code_ref, spec_id, std::move(done), dropped, true);
-    };
-    if (!jit::CompileQueue::Get().Submit(lowered, finish)) {
-      if (TierUpEnabled()) jit::SetCodegenLevel(*lowered, 0);  // baseline here; tier-up later
-      FinishBackgroundCompile(code_ref, spec_id, std::move(lowered), false, false);
-    }
+    SubmitBackgroundCompile(code_ref, spec, std::move(lowered));
     return true;
   }
   QueueTierUp(func, spec);  // may run the collector: `spec` is not used after it
