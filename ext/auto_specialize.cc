@@ -403,6 +403,22 @@ bool AttachCodeLevel(CodeState* state, size_t* index, Specialization* spec,
   QueueCodeLevelTierUp(original, state);  // `state` lives as long as the frame's code object
   return false;
 }
+// A compile for the background thread (`background`: lowered now, at the optimizing tier when
+// tiering up, codegen left to the thread: *lowered, or the refusal in *compiled) or compiled now
+// (*compiled).
+void LowerOrCompile(jit::CompileRequest request, bool background, jit::CompileResult* compiled,
+                    std::unique_ptr<jit::LoweredFunction>* lowered) {
+  if (!background) {
+    *compiled = jit::CompileFunction(std::move(request));
+    return;
+  }
+  if (TierUpEnabled()) request.options.opt_level = tuning::kOptimizingTier;
+  jit::LowerResult result = jit::LowerFunction(std::move(request));
+  *lowered = std::move(result.lowered);
+  compiled->refusal = result.refusal;
+  compiled->detail = std::move(result.detail);
+}
+
 // Hands the codegen of `spec`'s lowered code to the compiler thread (the job holds `code_ref`, the
 // code object whose state holds `spec`, and finds `spec` again by id). The queue takes the job
 // unless it is full or shut down; then codegen runs here, at the baseline (tier-up later).
@@ -434,16 +450,8 @@ Specialization* CompileGivenCode(CodeState* state, size_t index, PyFunctionObjec
   std::unique_ptr<jit::LoweredFunction> lowered;
   // The job holds the code object whose state holds the specialization (see QueueTierUp).
   Ref<> code_ref;
-  if (JitBackground()) {
-    code_ref = Ref<>::Create(func->func_code);
-    if (TierUpEnabled()) request.options.opt_level = tuning::kOptimizingTier;
-    jit::LowerResult l = jit::LowerFunction(std::move(request));
-    lowered = std::move(l.lowered);
-    compiled.refusal = l.refusal;
-    compiled.detail = std::move(l.detail);
-  } else {
-    compiled = jit::CompileFunction(std::move(request));
-  }
+  if (JitBackground()) code_ref = Ref<>::Create(func->func_code);
+  LowerOrCompile(std::move(request), JitBackground(), &compiled, &lowered);
   if (!lowered) {
     RecordCompile(func, compiled);
     state->last_jit_refusal = RefusalText(compiled);
@@ -511,15 +519,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
       // A background compile goes straight to the optimizing tier: its codegen time is the
       // compiler thread's, and meanwhile the function runs its bytecode, which is faster than
       // baseline native code on call-heavy functions (README "Background compilation").
-      if (code_ref && TierUpEnabled()) request.options.opt_level = tuning::kOptimizingTier;
-      if (code_ref) {
-        jit::LowerResult l = jit::LowerFunction(std::move(request));
-        lowered = std::move(l.lowered);
-        compiled.refusal = l.refusal;
-        compiled.detail = std::move(l.detail);
-      } else {
-        compiled = jit::CompileFunction(std::move(request));
-      }
+      LowerOrCompile(std::move(request), static_cast<bool>(code_ref), &compiled, &lowered);
     } else {
       compiled.refusal = jit::JitRefusal::kLayoutMismatch;
       compiled.detail = "the specialized code does not fit the frame";
