@@ -56,6 +56,10 @@ inline bool CountCall(CodeState* state, _PyInterpreterFrame* frame, int throwfla
   return internal::CountCallSlow(state, frame);
 }
 
+// Caller-supplied code (a PEP 510 specialization swapping in the caller's code object, the AST
+// hook's) is counted per specialization instead, and compiled once hot (auto_specialize.h,
+// CompileGivenCode).
+//
 // Loop time counts as calls. Automatic mode's counter only sees calls, so a function called a
 // few times whose loops run long would never get hot (there is no on-stack replacement: README
 // "Automatic mode"). For a code object with a backward jump, still counting, the dispatcher

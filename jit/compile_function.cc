@@ -279,7 +279,8 @@ bool FunctionCompiler::Lower() {
 // compat::SwapFrameCode does for the interpreter. That reference cannot be the last: the frame's
 // function (f_func, held by the frame) has it as __code__, since the frame was pushed from it
 // (were __code__ replaced by a finalizer the dispatcher's allocations ran in between, the old
-// code would leak rather than be freed under the frame). prev_instr moves to the new code's start, where exits compute offsets.
+// code would leak rather than be freed under the frame). prev_instr moves to the new code's
+// start, from which exits compute offsets.
 void FunctionCompiler::SwapFrameCode() {
   Value code = e_.Ptr(request_.original);
   Incref(code);

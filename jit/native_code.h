@@ -5,7 +5,10 @@
 // that the caller pushed (arguments in localsplus, prologue not yet run, prev_instr before the
 // first instruction). It leaves the frame as the interpreter would: on return with an empty
 // value stack; on an error or a deopt by handing the frame to _PyEval_EvalFrameDefault at the
-// same offset (jit/runtime/frame_exits.h).
+// same offset (jit/runtime/frame_exits.h). One exception: code compiled for frames of another
+// code object (CompileRequest::entered_with, a caller-supplied PEP 510 code object) swaps the
+// frame's code for itself at entry, and its exits resume that code, as running it interpreted
+// would.
 #ifndef FATJIT_JIT_NATIVE_CODE_H_
 #define FATJIT_JIT_NATIVE_CODE_H_
 

@@ -239,3 +239,35 @@ def test_a_function_called_twice_with_a_long_loop_is_compiled_for_its_next_call(
         print(native_code(total))
     """)
     assert out.split() == ["True"]
+
+
+def test_a_global_rebound_by_a_callee_mid_run_is_seen_by_the_given_codes_native_code():
+    out = run("""
+        fatjit.enable(jit_threshold=0, jit_background=False)
+        STEP = 1
+
+        def rebind(i):
+            global STEP
+            if i == 5:
+                STEP = 100
+            return i
+
+        def walk(n):
+            t = 0
+            for i in range(n):
+                t += rebind(i) * 0 + STEP
+            return t
+
+        def given_walk(n):
+            t = 0
+            for i in range(n):
+                t += rebind(i) * 1 + STEP
+            return t
+
+        fatjit.specialize(walk, given_walk.__code__, [fatjit.GuardFunc(walk)])
+        STEP = 1
+        print(walk(3), native_code(walk))
+        STEP = 1
+        print(walk(10))                 # 0..9 plus STEP: 1 for i <= 4, 100 from i = 5 on
+    """)
+    assert out.splitlines() == [f"{sum(range(3)) + 3} True", str(sum(range(10)) + 5 * 1 + 5 * 100)]
