@@ -47,7 +47,7 @@ from .options import normalize_options, options_key
 # loaded with the hook: a cached import that registers must import nothing
 from .registration import register_module
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
 _CODE_TYPE = type((lambda: None).__code__)
 _UNREAD = object()
 _state = {"options": None, "installed": False, "version": _UNREAD, "tags": {}}
@@ -282,10 +282,13 @@ def prepared_entries(entries, module_code):
     """The entries worth registering against `module_code`, checked once, before caching, for
     everything that depends only on the two code objects: an entry whose code CPython's
     compiler produced already (its own folding did the same) is dropped, and so is one that
-    could not run in the original's frame (code_layout.check_compatible). Each kept entry's
-    requirements gain const_path (where the original sits in `module_code`: a cached import
-    checks a function's identity with it) and placeholders ((constant, kind, name) of each
-    placeholder constant). A cached import then only checks what depends on the live module
+    could not run in the original's frame (code_layout.check_compatible). Each kept entry is
+    (qualname, firstlineno, const_path, payload): const_path is where the original sits in
+    `module_code` (a cached import checks a function's identity with it), payload the
+    marshalled (specialized code, requirements), the requirements gaining placeholders
+    ((constant, kind, name) of each placeholder constant). The payload is unmarshalled at the
+    function's first call only: an import does not decode the code of functions it never
+    calls. A cached import then only checks what depends on the live module
     (registration.py)."""
     if not entries:
         return ()
@@ -309,8 +312,8 @@ def prepared_entries(entries, module_code):
             continue
         placeholders = tuple((value,) + parse_placeholder(value)
                              for value in placeholders_in(entry[2]))
-        requirements = dict(entry[3], const_path=path, placeholders=placeholders)
-        kept.append((entry[0], entry[1], entry[2], requirements))
+        requirements = dict(entry[3], placeholders=placeholders)
+        kept.append((entry[0], entry[1], path, marshal.dumps((entry[2], requirements))))
     return tuple(kept)
 
 
@@ -398,8 +401,6 @@ def _specialize(module, module_code, outcome, location, path):
         if not outcome:
             count("modules_untouched", "nothing_to_specialize")
             return
-    for entry in outcome:
-        _fix_co_filename(entry[2], path)
     start = time.perf_counter()
     try:
         register_module(module, module_code, outcome)

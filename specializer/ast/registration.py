@@ -8,7 +8,7 @@ depend on the two code objects alone and so need not be repeated on every cached
 Produces: for each entry, the function bound under the entry's qualname (a module-level
 function, or a function, staticmethod or classmethod of a module-level class, nested classes
 included) if its code object is the one the module's code holds where the entry says
-(requirements["const_path"], found by code_layout.const_path when the entry was prepared),
+(the entry's const_path, found by code_layout.const_path when the entry was prepared),
 a pending registration (fatjit._fatjit.specialize_at_first_call) that becomes, at the
 function's first call, a fatjit.specialize(func, code, guards) call with the placeholder
 constants swapped for the
@@ -26,7 +26,9 @@ placeholder must resolve (the frame fit was checked with the entry, for this mod
 """
 
 import builtins
+import marshal
 import types
+from _imp import _fix_co_filename
 
 from .counters import count
 
@@ -60,24 +62,23 @@ def code_at(module_code, path):
     return current
 
 
-def _functions(module, module_code, by_key):
-    """(func, code, requirements) for each entry whose function is bound under its own
-    qualname in the module (a module-level function, or a function, staticmethod or
-    classmethod of a class bound there, at any depth) and whose code object is the one the
-    module's code holds at the entry's const_path. Looked up by name, not by scanning the
-    namespace: a cached import must stay cheap. (A function bound only under another name is
-    not found, and so not specialized.)"""
+def _functions(module, module_code, entries):
+    """(func, payload) for each entry whose function is bound under its own qualname in the
+    module (a module-level function, or a function, staticmethod or classmethod of a class
+    bound there, at any depth) and whose code object is the one the module's code holds at
+    the entry's const_path. Looked up by name, not by scanning the namespace: a cached import
+    must stay cheap. (A function bound only under another name is not found, and so not
+    specialized.)"""
     namespace = vars(module)
-    for (qualname, _), (code, requirements) in by_key.items():
+    for qualname, _, path, payload in entries:
         parts = qualname.split(".")
         value = namespace.get(parts[0])
         for part in parts[1:]:
             value = vars(value).get(part) if isinstance(value, type) else None
         if isinstance(value, (staticmethod, classmethod)):
             value = value.__func__
-        if type(value) is types.FunctionType and \
-                code_at(module_code, requirements["const_path"]) is value.__code__:
-            yield value, code, requirements
+        if type(value) is types.FunctionType and code_at(module_code, path) is value.__code__:
+            yield value, payload
 
 
 def _same_literal(a, b):
@@ -140,28 +141,30 @@ def register_module(module, module_code, entries):
     import fatjit
     if module_code is None or not entries:
         return
-    by_key = {(qualname, first): (code, requirements)
-              for qualname, first, code, requirements in entries}
     later = fatjit._fatjit.specialize_at_first_call
     shared = [module_code, None]  # the module's code, and its index of code objects once built
     deferred = 0
-    for func, code, requirements in _functions(module, module_code, by_key):
-        later(func, _Deferred(shared, code, requirements))
+    for func, payload in _functions(module, module_code, entries):
+        later(func, _Deferred(shared, payload))
         deferred += 1
     if deferred:
         count("functions_deferred", amount=deferred)
 
 
 class _Deferred:
-    """The callable specialize_at_first_call runs at the function's first call."""
-    __slots__ = ("shared", "code", "requirements")
+    """The callable specialize_at_first_call runs at the function's first call: decodes the
+    entry's payload (the specialized code, named after the module's file as a .pyc read names
+    its code, and the requirements), then registers."""
+    __slots__ = ("shared", "payload")
 
-    def __init__(self, shared, code, requirements):
-        self.shared, self.code, self.requirements = shared, code, requirements
+    def __init__(self, shared, payload):
+        self.shared, self.payload = shared, payload
 
     def __call__(self, func):
         try:
-            _register(func, self.code, self.requirements, self.shared)
+            code, requirements = marshal.loads(self.payload)
+            _fix_co_filename(code, self.shared[0].co_filename)
+            _register(func, code, requirements, self.shared)
         except _Refused as why:
             count("functions_refused", str(why))
         except Exception as exc:  # noqa: BLE001 - the function runs unspecialized
