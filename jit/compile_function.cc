@@ -467,7 +467,7 @@ bool FunctionCompiler::LowerInstruction(int index) {
     case LOAD_CONST: {
       PyObject* constant = PyTuple_GET_ITEM(compiled->co_consts, oparg);
       Value v = e_.Ptr(constant);
-      Incref(v);
+      if (!borrowed_push_[index]) Incref(v);  // else co_consts keeps it alive (borrowed)
       StoreSlot(d, v);
       e_.Jump(NextBlock(index));
       return true;

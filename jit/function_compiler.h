@@ -334,11 +334,12 @@ class FunctionCompiler {
     return it == constant_values_.end() ? nullptr : it->second;
   }
 
-  // Borrowed operands. A LOAD_FAST whose value the very next BINARY_OP, COMPARE_OP,
-  // BINARY_SUBSCR or LOAD_ATTR (of its owner) consumes, with only LOAD_CONST and LOAD_FAST of
-  // bound locals between (nothing that can exit or run code) and no jump into the stretch,
-  // pushes the local's object without a reference of its own: the local keeps it alive until
-  // the operation, which runs no code on its inline paths. Native code never exposes value-stack
+  // Borrowed operands. A LOAD_FAST or LOAD_CONST whose value the very next BINARY_OP,
+  // COMPARE_OP, BINARY_SUBSCR or LOAD_ATTR (of its owner) consumes, with only LOAD_CONST and
+  // LOAD_FAST of bound locals between (nothing that can exit or run code) and no jump into the
+  // stretch, pushes the object without a reference of its own: the local, or the code object's
+  // co_consts (the frame holds its code), keeps it alive until the operation, which runs no
+  // code on its inline paths. Native code never exposes value-stack
   // slots to the collector (stacktop stays at co_nlocalsplus until an exit sets it, DESIGN.md),
   // so a borrowed slot is seen by nobody before the operation or an exit takes the reference.
   // The inline paths skip its decref, never write a result into it (its count says nothing of

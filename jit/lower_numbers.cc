@@ -505,14 +505,18 @@ Value FunctionCompiler::OperandAt(int index, int depth) {
       constant != nullptr &&
       ((PyLong_CheckExact(constant) && std::abs(Py_SIZE(constant)) <= 2) ||
        PyFloat_CheckExact(constant));
+  const int side = depth == depth_[index] - 2 ? 1 : 2;
+  const bool borrowed = (borrow_mask_[index] & side) != 0;
   if (!foldable) {
     Value v = LoadSlot(depth);
-    const int side = depth == depth_[index] - 2 ? 1 : 2;
-    if ((borrow_mask_[index] & side) != 0) borrowed_values_.insert(v);
+    if (borrowed) borrowed_values_.insert(v);
     return v;
   }
-  Value v = e_.Ptr(constant);
+  // A borrowed constant is read from its slot, a value of its own: the immediate e_.Ptr makes
+  // is shared by every use of that constant, borrowed or not.
+  Value v = borrowed ? LoadSlot(depth) : e_.Ptr(constant);
   constant_values_[v] = constant;
+  if (borrowed) borrowed_values_.insert(v);
   return v;
 }
 
@@ -537,7 +541,8 @@ void FunctionCompiler::FindBorrowedOperands() {
       for (int i = c - 1; i >= 0 && !jump_target_[i + 1] && blocks_[i] >= 0; --i) {
         const Instruction& inst = insts[i];
         if (depth_[i] == depth) {
-          if (inst.base_opcode == LOAD_FAST && inst.oparg >= 0 && inst.oparg < nlocalsplus_) {
+          if ((inst.base_opcode == LOAD_FAST && inst.oparg >= 0 && inst.oparg < nlocalsplus_) ||
+              inst.base_opcode == LOAD_CONST) {
             borrowed_push_[i] = true;
             borrow_mask_[c] |= side;
           }

@@ -234,6 +234,64 @@ def test_refcounts_are_unchanged(mods):
     assert sys.getrefcount(small) == count
 
 
+CONSTANT_OPERANDS = """
+def const_right(a):
+    return a + 100000
+def const_left(a):
+    return 2.5 * a
+def const_compare(a):
+    if a < 123456:
+        return "below"
+    return "not below"
+def const_subscr(i):
+    return "abcdef"[i]
+def const_both():
+    return 700000 + 800000
+def const_loop(n):
+    s = 0
+    for i in range(n):
+        s = s + 100001
+    return s
+"""
+
+
+def test_constant_operands_keep_their_counts():
+    # A LOAD_CONST consumed by the next operation pushes a borrowed reference (co_consts keeps
+    # the object alive): the inline path, the generic helper (another type), an error exit
+    # (TypeError, IndexError) and a deopt must each leave every constant's count as it was.
+    native = new_module(CONSTANT_OPERANDS)
+    plain = new_module(CONSTANT_OPERANDS)
+    names = ["const_right", "const_left", "const_compare", "const_subscr", "const_both",
+             "const_loop"]
+    args = {"const_right": [1, 2**70, 1.5, "x", [1], None],
+            "const_left": [2, 0.5, "ab", None, 2**80],
+            "const_compare": [5, 10**6, 2.5, "x", None],
+            "const_subscr": [0, -1, 5, 6, "x", 2**70],
+            "const_both": [],
+            "const_loop": [3, 0]}
+    # (Small ints are shared by the whole process: their counts move with anything.)
+    constants = [c for name in names for c in getattr(native, name).__code__.co_consts
+                 if c is not None and not (type(c) is int and -5 <= c <= 256)]
+    try:
+        for name in names:
+            fatjit.jit(getattr(native, name))
+            getattr(native, name)(*args[name][:1])  # compiled (a specialized copy of the code
+            # object, when the specializer rewrote something, holds the constants too)
+        before = [sys.getrefcount(c) for c in constants]
+        for _ in range(3):
+            for name in names:
+                calls = [()] if not args[name] else [(a,) for a in args[name]]
+                for call_args in calls:
+                    got = outcome(lambda: getattr(native, name)(*call_args))
+                    assert got == outcome(lambda: getattr(plain, name)(*call_args)), name
+        assert [sys.getrefcount(c) for c in constants] == before
+        for name in names:
+            assert "JIT: native code" in fatjit.explain(getattr(native, name)), name
+    finally:
+        for name in names:
+            fatjit.unspecialize(getattr(native, name))
+
+
 TYPE_CHANGE = """
 class Num:
     def __init__(self, v):
