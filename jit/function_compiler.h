@@ -278,6 +278,7 @@ class FunctionCompiler {
   // CALL through its site's direct-call cache (native_call.h), the cache's first entry checked
   // and the callee's frame pushed inline: LowerHelper's FastPath for CALL_CACHED.
   Value InlineDirectCall(int index, DirectCallCache& cache, Block miss);
+  void ClearAndPopDirectFrame(Value callee, const Helper& clear_and_pop);
   void CountBuiltinCall();
   int LiveOpcode(const Instruction& inst) const;
 

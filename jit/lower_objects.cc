@@ -431,7 +431,8 @@ namespace fatjit::jit {
 // is assumed when compiling. Miss: nothing touched, the helper runs. Hit: the callee's frame is
 // pushed and filled (_PyFrame_InitializeSpecials, the arguments' and callable's references move
 // into it, the stack slots are nulled as the helper leaves them), the callee's native code is
-// called directly, counted and pinned as RunNative does, and a helper clears and pops the frame.
+// called directly, counted and pinned as RunNative does, and the frame is cleared and popped
+// inline (ClearAndPopDirectFrame).
 Value FunctionCompiler::InlineDirectCall(int index, DirectCallCache& cache, Block miss) {
   const Instruction& inst = decoded_.instructions()[index];
   const int oparg = inst.oparg;
@@ -567,8 +568,58 @@ Value FunctionCompiler::InlineDirectCall(int index, DirectCallCache& cache, Bloc
   e_.Call(kUnpinned, {native});
   e_.Jump(pop);
   Enter(pop);
-  e_.Call(kClearAndPop, {tstate_, callee});
+  ClearAndPopDirectFrame(callee, kClearAndPop);
   return e_.Select(e_.Compare(Cmp::kEq, result, e_.Imm(0)), e_.Imm(-1), e_.Imm(0));
+}
+
+// ceval.c's _PyEvalFrameClearAndPop for the frame InlineDirectCall pushed, inline: a frame
+// object made during the call (sys._getframe, a traceback) needs take_ownership, so that case
+// calls the helper; otherwise the frame's references are released as _PyFrame_Clear releases
+// them (localsplus up to stacktop, f_locals, f_func, f_code), with recursion_remaining lowered
+// around it as there, and the frame is popped by putting datastack_top back: the push found
+// room in the current chunk and the frame does not start it (BumpFramePointer's test), and the
+// callee popped whatever it pushed, so that chunk is current again.
+void FunctionCompiler::ClearAndPopDirectFrame(Value callee, const Helper& clear_and_pop) {
+  Block with_frame_object = e_.NewBlock("pop_frame_object");
+  Block clear = e_.NewBlock("pop_clear");
+  Block popped = e_.NewBlock("popped");
+  e_.BranchUnlikely(
+      e_.Compare(Cmp::kNe, e_.Load(callee, offsetof(_PyInterpreterFrame, frame_obj)), e_.Imm(0)),
+      with_frame_object, clear);
+  Enter(with_frame_object);
+  e_.Call(clear_and_pop, {tstate_, callee});
+  e_.Jump(popped);
+
+  Enter(clear);
+  constexpr int64_t kRecursion = offsetof(PyThreadState, recursion_remaining);
+  e_.Store(tstate_, kRecursion, e_.Sub(e_.Load(tstate_, kRecursion, Width::k32), e_.Imm(1)),
+           Width::k32);
+  Value stacktop = e_.Load(callee, offsetof(_PyInterpreterFrame, stacktop), Width::k32);
+  Value i_slot = e_.StackSlot();
+  e_.Store(i_slot, 0, e_.Imm(0));
+  Block test = e_.NewBlock("pop_local_test");
+  Block release = e_.NewBlock("pop_local");
+  Block next = e_.NewBlock("pop_local_next");
+  Block rest = e_.NewBlock("pop_rest");
+  e_.Jump(test);
+  Enter(test);
+  Value i = e_.Load(i_slot, 0);
+  e_.Branch(e_.Compare(Cmp::kSlt, i, stacktop), release, rest);
+  Enter(release);
+  XDecref(e_.Load(e_.Add(callee, e_.Mul(i, e_.Imm(8))), kLocalsplus));
+  e_.Jump(next);
+  Enter(next);
+  e_.Store(i_slot, 0, e_.Add(e_.Load(i_slot, 0), e_.Imm(1)));
+  e_.Jump(test);
+  Enter(rest);
+  XDecref(e_.Load(callee, offsetof(_PyInterpreterFrame, f_locals)));
+  Decref(e_.Load(callee, offsetof(_PyInterpreterFrame, f_func)));
+  Decref(e_.Load(callee, offsetof(_PyInterpreterFrame, f_code)));
+  e_.Store(tstate_, kRecursion, e_.Add(e_.Load(tstate_, kRecursion, Width::k32), e_.Imm(1)),
+           Width::k32);
+  e_.Store(tstate_, offsetof(PyThreadState, datastack_top), callee);
+  e_.Jump(popped);
+  Enter(popped);
 }
 
 }  // namespace fatjit::jit

@@ -491,6 +491,49 @@ def test_refcounts_of_arguments_unchanged_after_many_calls(jit):
             sys.getrefcount(native.callee.__code__)] == counts
 
 
+def test_callee_frame_released_at_its_pop(jit):
+    # The caller's inline pop releases what the callee's frame holds: its locals (a finalizer
+    # runs there, seeing the caller's frame as the interpreter shows it), and the dict locals()
+    # stored in the frame (f_locals).
+    native, plain = jit("""
+        import sys
+
+        seen = []
+
+        class Noisy:
+            def __del__(self):
+                frame = sys._getframe(1)
+                seen.append((frame.f_code.co_name, frame.f_lineno))
+
+        def callee_with_finalizer(n):
+            o = Noisy()
+            return n + 1
+
+        def callee_with_locals(a, b):
+            d = locals()
+            return len(d)
+
+        def caller(a, n):
+            t = 0
+            for i in range(n):
+                t = t + callee_with_finalizer(i)
+                t = t + callee_with_locals(a, i)
+            return t
+    """, "callee_with_finalizer", "callee_with_locals", "caller")
+    a = object()
+    warm(lambda: native.caller(a, 2))
+    warm(lambda: plain.caller(a, 2))
+    native.seen.clear()
+    plain.seen.clear()
+    gc.collect()
+    count = sys.getrefcount(a)
+    before = direct_calls()
+    assert native.caller(a, 100) == plain.caller(a, 100)
+    assert direct_calls() - before >= 200
+    assert sys.getrefcount(a) == count
+    assert len(native.seen) == 100 and native.seen == plain.seen
+
+
 def test_settrace_switched_on_inside_a_callee(jit):
     native, plain = jit("""
         import sys
