@@ -741,6 +741,12 @@ bool FunctionCompiler::LowerInstruction(int index) {
       }
       return LowerHelper(index, kCallCached, reinterpret_cast<PyObject*>(&cache), direct_call);
     }
+    case UNPACK_SEQUENCE:
+      InlineUnpackSequence(index);
+      return LowerHelper(index, OpTable()[UNPACK_SEQUENCE], nullptr);
+    case FORMAT_VALUE:
+      InlineFormatOfStr(index);
+      return LowerHelper(index, OpTable()[FORMAT_VALUE], nullptr);
     case PRECALL:
       InlinePrecallOfMethod(index);
       return LowerHelper(index, OpTable()[PRECALL], nullptr);

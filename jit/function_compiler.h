@@ -275,6 +275,10 @@ class FunctionCompiler {
   // each leaves the current block in its miss path, which calls the helper.
   void InlinePrecallOfMethod(int index);
   void InlineListAppend(int index);
+  // UNPACK_SEQUENCE of an exact tuple or list of the right size, and FORMAT_VALUE of an exact
+  // str without a spec: inline, before the helper call that serves every other case.
+  void InlineUnpackSequence(int index);
+  void InlineFormatOfStr(int index);
   // CALL through its site's direct-call cache (native_call.h), the cache's first entry checked
   // and the callee's frame pushed inline: LowerHelper's FastPath for CALL_CACHED.
   Value InlineDirectCall(int index, DirectCallCache& cache, Block miss);

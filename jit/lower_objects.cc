@@ -391,6 +391,56 @@ void FunctionCompiler::InlineListAppend(int index) {
   Enter(miss);
 }
 
+// UNPACK_SEQUENCE count [seq] -> [item count-1, ..., item 0]: what UNPACK_SEQUENCE_TUPLE and
+// _LIST do, for an exact tuple or list of exactly `count` items (iterating them runs no code, so
+// copying the items is the generic result). The sequence's release runs no code either: its
+// items, each with a new reference on the stack, outlive it, and neither type has a finalizer.
+// Anything else, an error included, takes the helper.
+void FunctionCompiler::InlineUnpackSequence(int index) {
+  const int count = decoded_.instructions()[index].oparg;
+  if (!NumericFastPathsEnabled() || count < 1 || count > 16) return;
+  const int d = depth_[index];
+  Value seq = LoadSlot(d - 1);
+  Value type = TypeOf(seq);
+  Value right_size = e_.Compare(Cmp::kEq, Field(seq, kObSize), e_.Imm(count));
+  Block tuple = e_.NewBlock("unpack_tuple");
+  Block list_test = e_.NewBlock("unpack_list_test");
+  Block list = e_.NewBlock("unpack_list");
+  Block miss = e_.NewBlock("unpack_generic");
+  e_.Branch(e_.And(IsType(type, &PyTuple_Type), right_size), tuple, list_test);
+  Enter(list_test);
+  e_.Branch(e_.And(IsType(type, &PyList_Type), right_size), list, miss);
+  auto unpack = [&](Value items) {
+    for (int i = 0; i < count; ++i) {
+      Value item = e_.Load(items, 8 * i, Width::k64, Mem::kField);
+      Incref(item);
+      StoreSlot(d + count - 2 - i, item);  // the first item on top
+    }
+    Decref(seq);
+    e_.Jump(NextBlock(index));
+  };
+  Enter(tuple);
+  unpack(e_.Add(seq, e_.Imm(offsetof(PyTupleObject, ob_item))));
+  Enter(list);
+  unpack(Field(seq, offsetof(PyListObject, ob_item)));
+  Enter(miss);
+}
+
+// FORMAT_VALUE [value] -> [formatted] with no format spec and no conversion or !s: an exact str
+// is its own result (ceval's test; str(s) of an exact str is s), so the instruction does
+// nothing. Everything else takes the helper.
+void FunctionCompiler::InlineFormatOfStr(int index) {
+  const int oparg = decoded_.instructions()[index].oparg;
+  const int conversion = oparg & FVC_MASK;
+  if (!NumericFastPathsEnabled() || (oparg & FVS_MASK) == FVS_HAVE_SPEC ||
+      (conversion != FVC_NONE && conversion != FVC_STR)) {
+    return;
+  }
+  Block miss = e_.NewBlock("format_generic");
+  e_.Branch(IsType(TypeOf(LoadSlot(depth_[index] - 1)), &PyUnicode_Type), NextBlock(index), miss);
+  Enter(miss);
+}
+
 // [value, owner] -> []: only over an existing value whose release runs nothing (other references
 // remain, or an exact int or float); a new attribute (insertion order to record) or a value
 // with a finalizer takes the helper.

@@ -500,6 +500,37 @@ def test_refcounts_unchanged_after_many_calls(jit):
     assert [sys.getrefcount(x) for x in (a, b, *items)] == counts
 
 
+@pytest.mark.parametrize("make_arg", [
+    lambda: (1, 2, 3), lambda: [4, 5, 6], lambda: (1, 2), lambda: [1, 2, 3, 4], lambda: "abc",
+    lambda: iter((7, 8, 9)), lambda: range(3), lambda: type("T", (tuple,), {})((1, 2, 3)),
+    lambda: type("L", (list,), {})([1, 2, 3]), lambda: None])
+def test_unpacking_and_str_formatting_match_the_interpreter(jit, make_arg):
+    # UNPACK_SEQUENCE of an exact tuple or list of the right size and FORMAT_VALUE of an exact
+    # str are inline; every other case (wrong size, subclasses, iterators, errors) is the helper.
+    native, plain = jit("""
+        class S(str):
+            def __format__(self, spec):
+                return "formatted"
+            def __str__(self):
+                return "converted"
+
+        def f(seq):
+            a, b, c = seq
+            return f"{a}|{b!s}|{c!r}|{S('x')}|{S('y')!s}|{'z'}|{c:>3}"
+    """, "f")
+    assert outcome(lambda: native.f(make_arg())) == outcome(lambda: plain.f(make_arg()))
+    objects = [object(), "s1", "s2"]
+    for seq in (tuple(objects), list(objects)):
+        native.f(seq)
+        gc.collect()
+        counts = [sys.getrefcount(x) for x in (seq, *objects)]
+        for _ in range(100):
+            native.f(seq)
+        gc.collect()
+        assert [sys.getrefcount(x) for x in (seq, *objects)] == counts
+    assert_compiled(native.f)
+
+
 def test_explain_dumps_ir_and_stats_count(jit):
     native, _ = jit("""
         def f(x):
