@@ -335,13 +335,11 @@ bool ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* frame,
   PyCodeObject* code = compat::FrameCode(frame);
   CodeState* state = CodeStateOf(code);
   if (state == nullptr) return false;
-  static jit::JitCounters& jit_counters = jit::GlobalJitCounters();
   if (state->specializations.empty()) {
     jit::NativeCode* native = state->native.get();
     if (native == nullptr) return false;
     static CodeLevelCounters& code_level = GlobalCodeLevelCounters();
     ++native->calls;
-    ++jit_counters.native_calls;
     ++code_level.runs;
     *target = jit::DirectCallTarget{native, nullptr, nullptr, {&code_level.runs}};
     return true;
@@ -354,14 +352,12 @@ bool ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* frame,
     if (spec->guards.Check(args).result != GuardResult::kPass) return false;
   }
   static Stats& stats = GlobalStats();
-  ++stats.guard_checks;
-  ++stats.specialized_runs;
+  ++stats.direct_specialized_runs;
   ++spec->runs;
   ++spec->native->calls;
-  ++jit_counters.native_calls;
   *target = jit::DirectCallTarget{spec->native.get(), spec->owner.obj(),
                                   spec->guards.size() != 0 ? &spec->guards : nullptr,
-                                  {&stats.guard_checks, &stats.specialized_runs, &spec->runs}};
+                                  {&stats.direct_specialized_runs, &spec->runs}};
   return true;
 }
 

@@ -54,7 +54,7 @@ bool SetJit(PyObject* dict, const Stats& s) {
          SetFloat(j.obj(), "compile_time_max_s", c.compile_ns_max * 1e-9) &&
          SetFloat(j.obj(), "backend_load_s", c.backend_load_ns * 1e-9) &&
          SetInt(j.obj(), "code_bytes", c.code_bytes) &&
-         SetInt(j.obj(), "native_calls", c.native_calls) &&
+         SetInt(j.obj(), "native_calls", c.native_calls + c.direct_calls) &&
          SetInt(j.obj(), "direct_calls", c.direct_calls) &&
          SetInt(j.obj(), "builtin_calls", c.builtin_calls) &&
          SetInt(j.obj(), "raises", c.raises) &&
@@ -120,8 +120,8 @@ PyObject* StatsAsDict(PyObject*, PyObject*) {
       PyDict_SetItemString(dict.obj(), "rewrites_by_pass", by_pass.obj()) < 0 ||
       !SetInt(dict.obj(), "specializations_added", s.specializations_added) ||
       !SetInt(dict.obj(), "specializations_dropped", s.specializations_dropped) ||
-      !SetInt(dict.obj(), "specialized_runs", s.specialized_runs) ||
-      !SetInt(dict.obj(), "guard_checks", s.guard_checks) ||
+      !SetInt(dict.obj(), "specialized_runs", s.specialized_runs + s.direct_specialized_runs) ||
+      !SetInt(dict.obj(), "guard_checks", s.guard_checks + s.direct_specialized_runs) ||
       !SetKindCounts(dict.obj(), "guard_failures", s.guard_failures) ||
       !SetKindCounts(dict.obj(), "guard_failures_forever", s.guard_failures_forever) ||
       PyDict_SetItemString(dict.obj(), "fallbacks", fallbacks.obj()) < 0 ||

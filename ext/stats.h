@@ -36,6 +36,9 @@ struct Stats {
   uint64_t specializations_dropped = 0;  // unspecialize(), fail-forever guard, owner gone
   uint64_t specialized_runs = 0;         // calls that ran a specialization
   uint64_t guard_checks = 0;             // GuardSet checks at call time
+  // Direct calls (jit/runtime/native_call.h) that ran a specialization: each is a guard check
+  // and a specialized run too, which fatjit.stats() adds (one counter for both at every call).
+  uint64_t direct_specialized_runs = 0;
   uint64_t guard_failures[kNumGuardKinds] = {};
   uint64_t guard_failures_forever[kNumGuardKinds] = {};
   uint64_t fallbacks[static_cast<int>(FallbackReason::kCount)] = {};

@@ -601,8 +601,7 @@ Value FunctionCompiler::InlineDirectCall(int index, DirectCallCache& cache, Bloc
   };
   for (uint64_t* const& count : entry.target.counts) increment(load(&count));
   increment(load(&entry.code_calls));
-  increment(e_.Ptr(&GlobalJitCounters().native_calls));
-  increment(e_.Ptr(&GlobalJitCounters().direct_calls));
+  increment(e_.Ptr(&GlobalJitCounters().direct_calls));  // native_calls counts them too
   Value native = load(&entry.target.native);
   Value pin = load(&entry.pin);
   Value code_entry = load(&entry.code_entry);

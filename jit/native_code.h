@@ -71,6 +71,8 @@ struct JitCounters {
   uint64_t compile_ns_max = 0;
   uint64_t backend_load_ns = 0;  // loading libfatjit_llvm.so and libLLVM, once
   uint64_t code_bytes = 0;  // native code of live compiled functions
+  // Native calls made through the hook; fatjit.stats() reports these plus direct_calls (a
+  // direct call counts one increment fewer).
   uint64_t native_calls = 0;
   uint64_t direct_calls = 0;  // native calls made by CALL without the hook (native_call.h)
   uint64_t builtin_calls = 0;  // C functions and methods called directly (builtin_call.h)

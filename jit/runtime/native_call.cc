@@ -369,9 +369,7 @@ bool CallThroughCacheEntry(PyThreadState* tstate, const DirectCallCache::Entry& 
   for (int64_t i = 0; i <= nargs; ++i) slots[i] = nullptr;
   ++*target.counts[0];
   ++*target.counts[1];
-  ++*target.counts[2];
   ++target.native->calls;
-  ++g_jit_counters.native_calls;
   *result = RunNative(tstate, frame, target.native);
   return true;
 }
