@@ -239,8 +239,9 @@ void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
   auto finish = [code_ref, id](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
     FinishTierUp(code_ref, id, std::move(done), dropped);
   };
-  // A full queue skips the tier-up: the baseline code goes on running.
-  jit::CompileQueue::Get().Submit(lowered.lowered, finish);
+  // Optional: a full queue skips it, or drops it later for a newer job; the baseline code goes on
+  // running then.
+  jit::CompileQueue::Get().Submit(lowered.lowered, finish, /*optional=*/true);
 }
 
 // Runs on the compiler thread with the GIL (compile_queue.h): attaches the machine code to the
@@ -257,7 +258,7 @@ void FinishBackgroundCompile(const Ref<>& code_ref, uint64_t id,
     ++counters.background_dropped;
     if (spec != nullptr) {
       spec->jit_in_flight = false;
-      spec->jit_refusal = "background compile dropped (interpreter exit or fork)";
+      spec->jit_refusal = "background compile dropped (interpreter exit, fork, or a full queue)";
     }
     return;
   }
@@ -342,7 +343,7 @@ void QueueCodeLevelTierUp(PyCodeObject* code, CodeState* state) {
   auto finish = [keep](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
     FinishCodeLevelTierUp(keep, std::move(done), dropped);
   };
-  jit::CompileQueue::Get().Submit(lowered.lowered, finish);  // a full queue skips the tier-up
+  jit::CompileQueue::Get().Submit(lowered.lowered, finish, /*optional=*/true);
 }
 
 // The first code-level compile, finished on the compiler thread with the GIL (or in the caller
@@ -356,7 +357,8 @@ void FinishCodeLevelCompile(const Ref<>& code, std::unique_ptr<jit::LoweredFunct
     ++counters.background_dropped;
     if (state != nullptr) {
       state->native_in_flight = false;  // automatic mode attempts again later
-      state->last_jit_refusal = "background compile dropped (interpreter exit or fork)";
+      state->last_jit_refusal =
+          "background compile dropped (interpreter exit, fork, or a full queue)";
     }
     return;
   }

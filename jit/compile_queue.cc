@@ -11,19 +11,35 @@ CompileQueue& CompileQueue::Get() {
   return *queue;
 }
 
-bool CompileQueue::Submit(std::unique_ptr<LoweredFunction>& lowered, Finish finish) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stopped_ || queued_.size() >= kMaxQueued) return false;
-  if (worker_ == nullptr) {
-    try {
-      worker_ = new std::thread([this] { WorkerLoop(); });
-    } catch (const std::system_error&) {
-      return false;  // no thread to be had: the caller compiles in its own
+bool CompileQueue::Submit(std::unique_ptr<LoweredFunction>& lowered, Finish finish,
+                          bool optional) {
+  Job evicted;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return false;
+    if (queued_.size() >= kMaxQueued) {
+      // A job the caller can do without (or compile itself) is refused; an optional one takes the
+      // place of the job that waited longest (the front: the back goes first).
+      if (!optional) return false;
+      evicted = std::move(queued_.front());
+      queued_.pop_front();
     }
+    if (worker_ == nullptr) {
+      try {
+        worker_ = new std::thread([this] { WorkerLoop(); });
+      } catch (const std::system_error&) {
+        if (evicted.lowered) queued_.push_front(std::move(evicted));  // put back: nothing changes
+        return false;  // no thread to be had: the caller compiles in its own
+      }
+    }
+    queued_.push_back(Job{std::move(lowered), std::move(finish), optional});
+    ++in_flight_;
+    wake_.notify_one();
   }
-  queued_.push_back(Job{std::move(lowered), std::move(finish)});
-  ++in_flight_;
-  wake_.notify_one();
+  if (evicted.lowered) {  // under the GIL, outside the lock: the callback may touch Python
+    --in_flight_;
+    evicted.finish(std::move(evicted.lowered), true);
+  }
   return true;
 }
 

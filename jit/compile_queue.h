@@ -18,9 +18,15 @@
 // s at the optimizing tier). So a hot kernel waits for the compile under way at most. Cheapest
 // first was tried: the start-up's small functions then went before the kernel (int_loop ran
 // interpreted for 5-7 of its 8 calls).
-// Bounded: at most kMaxQueued jobs wait; Submit refuses beyond that (the caller compiles in its
-// own thread instead). Shutdown at interpreter exit (Python's atexit runs it, before
-// finalization) drops what waits and joins the worker. Fork: BeforeFork waits until the worker is
+// Bounded: at most kMaxQueued jobs wait. Beyond that Submit refuses a job the caller needs (the
+// caller compiles in its own thread instead, at the baseline), and makes room for an `optional`
+// one (a tier-up of baseline code) by dropping the job that waited longest, whose finish runs
+// with dropped = true (a dropped first compile is attempted again later; a dropped tier-up
+// leaves the baseline code running). Refusing tier-ups kept the functions that got hot last,
+// the ones the program runs now, on baseline code for good once start-up had filled the queue
+// (fib under FATJIT_JIT_THRESHOLD=0: 0.94x of CPython instead of 2x).
+// Shutdown at interpreter exit (Python's atexit runs it, before finalization) drops what waits
+// and joins the worker. Fork: BeforeFork waits until the worker is
 // idle and keeps it so; AfterForkInParent lets it go on; AfterForkInChild starts the child with
 // an empty queue and no worker (one starts at the next Submit), dropping what waited: the
 // child recompiles on demand.
@@ -49,8 +55,9 @@ class CompileQueue {
   static CompileQueue& Get();
 
   // Needs the GIL. Takes `lowered` and returns true, or leaves it and returns false when
-  // kMaxQueued jobs wait, after Shutdown, or when no thread can be started.
-  bool Submit(std::unique_ptr<LoweredFunction>& lowered, Finish finish);
+  // kMaxQueued jobs wait and none of them is optional, after Shutdown, or when no thread can be
+  // started. A job dropped to make room gets its finish called with dropped = true.
+  bool Submit(std::unique_ptr<LoweredFunction>& lowered, Finish finish, bool optional = false);
   // Jobs submitted and not finished yet (queued or being generated). Needs the GIL.
   size_t InFlight() const { return in_flight_; }
 
@@ -66,6 +73,7 @@ class CompileQueue {
   struct Job {
     std::unique_ptr<LoweredFunction> lowered;
     Finish finish;
+    bool optional = false;
   };
   CompileQueue() = default;
   void WorkerLoop();

@@ -299,6 +299,34 @@ print(huge(1) == make("again", 50)(1), small(5))
     assert out.splitlines() == ["huge baseline", "small optimized", "True 15"]
 
 
+def test_a_full_queue_drops_the_oldest_tier_up_for_the_newest():
+    # The worker is held while 70 functions get baseline code at their first call, each queueing
+    # its tier-up: the queue holds 64, so the 6 that waited longest are dropped (their baseline
+    # code goes on running) and the function made hot last is among those tiered up.
+    done = run("""
+import fatjit, fatjit._fatjit as native
+
+functions = []
+for k in range(70):
+    namespace = {}
+    exec(f"def f{k}(x):\\n    return x * {k} + 1\\n", namespace)
+    functions.append(fatjit.jit(namespace[f"f{k}"]))
+native._jit_before_fork()           # the worker idles until let go
+for f in functions:
+    f(1)
+native._jit_after_fork_in_parent()
+fatjit.wait_for_compiles()
+def tier(f):
+    line = [l for l in fatjit.explain(f).splitlines() if "native code" in l][0]
+    return "baseline" if "baseline" in line else "optimized"
+jit = fatjit.stats()["jit"]
+print(tier(functions[0]), tier(functions[5]), tier(functions[6]), tier(functions[-1]))
+print(jit["tier_ups"], jit["background_dropped"], [f(2) for f in functions[:3]])
+""")
+    out = check(done)
+    assert out.splitlines() == ["baseline baseline optimized optimized", "64 6 [1, 3, 5]"]
+
+
 def test_code_limit_refuses_new_compiles_once_reached():
     out = check(run(PROGRAM + """
 fatjit.enable(specialize_threshold=0, jit_threshold=0, jit_background=False)
