@@ -283,6 +283,7 @@ class FunctionCompiler {
   // and the callee's frame pushed inline: LowerHelper's FastPath for CALL_CACHED.
   Value InlineDirectCall(int index, DirectCallCache& cache, Block miss);
   void ClearAndPopDirectFrame(Value callee, const Helper& clear_and_pop);
+  void CountedLoop(Value begin, Value end, const std::function<void(Value)>& body);
   void CountBuiltinCall();
   int LiveOpcode(const Instruction& inst) const;
 

@@ -577,21 +577,9 @@ Value FunctionCompiler::InlineDirectCall(int index, DirectCallCache& cache, Bloc
   Value first_arg = e_.Add(callee, e_.Add(e_.Imm(kLocalsplus), e_.Mul(extra, e_.Imm(8))));
   for (int k = 0; k < oparg; ++k) e_.Store(first_arg, 8 * k, LoadSlot(d - oparg + k));
   // The other locals start unbound: locals[nargs .. nlocalsplus) = NULL.
-  Value i_slot = e_.StackSlot();
-  e_.Store(i_slot, 0, nargs);
-  Block null_test = e_.NewBlock("direct_call_null_test");
-  Block null_local = e_.NewBlock("direct_call_null_local");
-  Block call = e_.NewBlock("direct_call");
-  e_.Jump(null_test);
-  Enter(null_test);
-  Value i = e_.Load(i_slot, 0);
-  e_.Branch(e_.Compare(Cmp::kSlt, i, nlocalsplus), null_local, call);
-  Enter(null_local);
-  e_.Store(e_.Add(callee, e_.Mul(i, e_.Imm(8))), kLocalsplus, e_.Imm(0));
-  e_.Store(i_slot, 0, e_.Add(i, e_.Imm(1)));
-  e_.Jump(null_test);
-
-  Enter(call);
+  CountedLoop(nargs, nlocalsplus, [&](Value i) {
+    e_.Store(e_.Add(callee, e_.Mul(i, e_.Imm(8))), kLocalsplus, e_.Imm(0));
+  });
   for (int j = d - oparg - 2; j < d; ++j) StoreSlot(j, e_.Imm(0));
   // The run, counted as the hook counts it (the resolver's counts, the code's calls, the JIT's
   // native and direct calls), the callee's code pinned around it (RunNative's Enter, Leave).
@@ -621,6 +609,25 @@ Value FunctionCompiler::InlineDirectCall(int index, DirectCallCache& cache, Bloc
   return e_.Select(e_.Compare(Cmp::kEq, result, e_.Imm(0)), e_.Imm(-1), e_.Imm(0));
 }
 
+// for (i = begin; i < end; ++i) body(i), where `body` may branch as long as it ends in one
+// block; the code after it continues in a new block.
+void FunctionCompiler::CountedLoop(Value begin, Value end, const std::function<void(Value)>& body) {
+  Value i_slot = e_.StackSlot();
+  e_.Store(i_slot, 0, begin);
+  Block test = e_.NewBlock("loop_test");
+  Block iteration = e_.NewBlock("loop_body");
+  Block done = e_.NewBlock("loop_done");
+  e_.Jump(test);
+  Enter(test);
+  Value i = e_.Load(i_slot, 0);
+  e_.Branch(e_.Compare(Cmp::kSlt, i, end), iteration, done);
+  Enter(iteration);
+  body(i);
+  e_.Store(i_slot, 0, e_.Add(e_.Load(i_slot, 0), e_.Imm(1)));
+  e_.Jump(test);
+  Enter(done);
+}
+
 // ceval.c's _PyEvalFrameClearAndPop for the frame InlineDirectCall pushed, inline: a frame
 // object made during the call (sys._getframe, a traceback) needs take_ownership, so that case
 // calls the helper; otherwise the frame's references are released as _PyFrame_Clear releases
@@ -644,23 +651,9 @@ void FunctionCompiler::ClearAndPopDirectFrame(Value callee, const Helper& clear_
   e_.Store(tstate_, kRecursion, e_.Sub(e_.Load(tstate_, kRecursion, Width::k32), e_.Imm(1)),
            Width::k32);
   Value stacktop = e_.Load(callee, offsetof(_PyInterpreterFrame, stacktop), Width::k32);
-  Value i_slot = e_.StackSlot();
-  e_.Store(i_slot, 0, e_.Imm(0));
-  Block test = e_.NewBlock("pop_local_test");
-  Block release = e_.NewBlock("pop_local");
-  Block next = e_.NewBlock("pop_local_next");
-  Block rest = e_.NewBlock("pop_rest");
-  e_.Jump(test);
-  Enter(test);
-  Value i = e_.Load(i_slot, 0);
-  e_.Branch(e_.Compare(Cmp::kSlt, i, stacktop), release, rest);
-  Enter(release);
-  XDecref(e_.Load(e_.Add(callee, e_.Mul(i, e_.Imm(8))), kLocalsplus));
-  e_.Jump(next);
-  Enter(next);
-  e_.Store(i_slot, 0, e_.Add(e_.Load(i_slot, 0), e_.Imm(1)));
-  e_.Jump(test);
-  Enter(rest);
+  CountedLoop(e_.Imm(0), stacktop, [&](Value i) {
+    XDecref(e_.Load(e_.Add(callee, e_.Mul(i, e_.Imm(8))), kLocalsplus));
+  });
   XDecref(e_.Load(callee, offsetof(_PyInterpreterFrame, f_locals)));
   Decref(e_.Load(callee, offsetof(_PyInterpreterFrame, f_func)));
   Decref(e_.Load(callee, offsetof(_PyInterpreterFrame, f_code)));
