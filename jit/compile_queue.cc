@@ -4,12 +4,32 @@
 #include <new>
 #include <system_error>
 
+#ifdef __GLIBC__
+#include <malloc.h>  // malloc_trim
+#endif
+
 namespace fatjit::jit {
 
 CompileQueue& CompileQueue::Get() {
   static CompileQueue* queue = new CompileQueue();
   return *queue;
 }
+
+namespace {
+
+// LLVM's compiles free most of what they allocate, but glibc keeps freed heap memory for reuse,
+// in this thread's arena for the background compiles: without giving it back, each compile left
+// 0.2-1.6 MB more in the process's RSS (functions of 1-10 lines, @fatjit.jit, tiered up), against
+// 25-50 KB once trimmed. Trimmed when the queue is empty after a job, without the GIL, before
+// the worker counts as idle (so wait_for_compiles and a fork wait for it): it walks the heaps,
+// a few ms at most.
+void ReturnFreedMemory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+}  // namespace
 
 bool CompileQueue::Submit(std::unique_ptr<LoweredFunction>& lowered, Finish finish,
                           bool optional) {
@@ -71,6 +91,12 @@ void CompileQueue::WorkerLoop() {
     job.finish(std::move(job.lowered), false);
     job = Job{};  // the callback may hold references: released under the GIL
     thread_state = PyEval_SaveThread();
+    bool drained;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      drained = queued_.empty();
+    }
+    if (drained) ReturnFreedMemory();  // still busy: Drain and BeforeFork wait for it
     {
       std::lock_guard<std::mutex> lock(mu_);
       busy_ = false;
