@@ -85,6 +85,8 @@ class CompileQueue {
   std::deque<Job> queued_;        // under mu_
   bool busy_ = false;             // under mu_: the worker is generating or finishing a job
   bool paused_ = false;           // under mu_
+  static constexpr int kJobsPerTrim = 8;  // compile_queue.cc: ReturnFreedMemory
+  int jobs_since_trim_ = 0;       // the worker's own
   bool stopped_ = false;          // under mu_
   size_t in_flight_ = 0;          // under the GIL
   std::thread* worker_ = nullptr;  // leaked in a forked child, where the thread does not exist
