@@ -26,7 +26,8 @@
  * reads the frame and writes only this module's co_extra slot. The hand-over runs an import
  * before the frame starts, as fatjit's own hook runs the specializer there. It waits while an
  * exception is set, while the thread is near the recursion limit (the import runs a few dozen
- * Python frames) and while the interpreter finalizes. An Exception from the import is reported
+ * Python frames), while the interpreter finalizes and while fatjit itself is being imported
+ * (fatjit_being_imported). An Exception from the import is reported
  * on one line of stderr and the program goes on without fatjit; anything else (a
  * KeyboardInterrupt arriving meanwhile) is raised by the call, as the frame's first
  * instruction would have raised it.
@@ -114,6 +115,36 @@ now_ns(void)
 
 static PyObject *boot_eval(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag);
 
+/* Whether the fatjit package or fatjit._api is being imported (its module is in sys.modules with
+ * __spec__._initializing set). A hand-over then would import fatjit._autoload against a package
+ * that has not bound its API yet (enable() is fatjit._fatjit's, loaded by fatjit._api): the
+ * import fails and automatic mode stays off for good. A call made hot meanwhile (the extension's
+ * dynamic loading, ~4.5 ms, counts as loop time of the import machinery's frames, more on a
+ * loaded machine) waits for the next hot call instead; fatjit._api hands over itself once its
+ * names are bound. Errors are cleared (answering 0). */
+static int
+fatjit_being_imported(void)
+{
+    static const char *const names[] = {"fatjit", "fatjit._api"};
+    PyObject *modules = PyImport_GetModuleDict();
+    int busy = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !busy; ++i) {
+        PyObject *module = PyDict_GetItemString(modules, names[i]); /* borrowed */
+        if (module == NULL) {
+            continue;
+        }
+        PyObject *spec = PyObject_GetAttrString(module, "__spec__");
+        PyObject *initializing = spec != NULL && spec != Py_None
+                                     ? PyObject_GetAttrString(spec, "_initializing")
+                                     : NULL;
+        busy = initializing != NULL && PyObject_IsTrue(initializing) == 1;
+        Py_XDECREF(initializing);
+        Py_XDECREF(spec);
+        PyErr_Clear();
+    }
+    return busy;
+}
+
 /* Removes the hook and imports fatjit._autoload. 0, or -1 with a non-Exception raised by the
  * import (KeyboardInterrupt, SystemExit) set. */
 static int
@@ -169,7 +200,8 @@ boot_eval(PyThreadState *tstate, _PyInterpreterFrame *frame, int throwflag)
     set_word(code, word);
     ++calls_counted;
     if ((int64_t)(word >> COUNT_SHIFT) >= threshold && !handing_over && !PyErr_Occurred() &&
-        tstate->recursion_remaining > HAND_OVER_HEADROOM && !_Py_IsFinalizing()) {
+        tstate->recursion_remaining > HAND_OVER_HEADROOM && !_Py_IsFinalizing() &&
+        !fatjit_being_imported()) {
         if (hand_over_now() < 0) {
             return NULL;  /* the call raises what arrived during the import */
         }

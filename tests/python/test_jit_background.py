@@ -148,10 +148,11 @@ def test_a_bad_jit_threshold_is_refused(bad, message):
 
 
 def test_a_function_called_twice_with_a_long_loop_is_compiled_for_its_next_call():
-    # Loop time counts as calls (ext/auto_mode.h, CreditLoopTime): 30+ ms in spin's loop is
+    # Loop time counts as calls (ext/auto_mode.h, CreditLoopTime): 40+ ms in spin's loop is
     # more than the 1,000 calls' worth (10 us each) of the JIT threshold, so the second call
-    # makes the attempt. A `while` loop (its backward jump is the conditional one at the bottom)
-    # counts too. A function without a backward jump is only counted by its calls.
+    # makes the attempt (300,000 iterations took 9.4 ms on Debian's python3: too close). A
+    # `while` loop (its backward jump is the conditional one at the bottom) counts too. A
+    # function without a backward jump is only counted by its calls.
     out = check(run("""
 import fatjit
 fatjit.is_enabled()  # the API loads: fatjit's own counter counts from here (not _fatjit_boot's)
@@ -167,12 +168,12 @@ def spin_while(n):
     return i
 def flat(x):
     return x + 1
-spin(300000)
-spin_while(600000)
+spin(1500000)
+spin_while(3000000)
 flat(0)
 s = fatjit.stats()
 print(s["loop_time_credit"] >= 1990, s["jit"]["compiles"])
-assert spin(300000) == sum(i * i % 7 for i in range(300000))   # the attempt: compile queued
+assert spin(1500000) == sum(i * i % 7 for i in range(1500000))   # the attempt: compile queued
 assert spin_while(10) == 10
 flat(1)
 fatjit.wait_for_compiles()
