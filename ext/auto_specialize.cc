@@ -188,9 +188,16 @@ bool TierUpEnabled() {
   return enabled;
 }
 
-// On the compiler thread with the GIL: the optimized code replaces the baseline code.
+// What an optimizing compile queued by QueueOptimizingCompile is for (logs and stats()).
+enum class Recompile { kTierUp, kKinds };
+
+const char* RecompileText(Recompile why) {
+  return why == Recompile::kTierUp ? "optimized" : "recompiled for the parameter kinds seen";
+}
+
+// On the compiler thread with the GIL: the optimized code replaces the code running so far.
 void FinishTierUp(const Ref<>& code_ref, uint64_t id, std::unique_ptr<jit::LoweredFunction> lowered,
-                  bool dropped) {
+                  bool dropped, Recompile why) {
   if (dropped) {
     ++jit::GlobalJitCounters().background_dropped;
     return;
@@ -200,11 +207,11 @@ void FinishTierUp(const Ref<>& code_ref, uint64_t id, std::unique_ptr<jit::Lower
   size_t index = 0;
   Specialization* spec = state == nullptr ? nullptr : FindSpecialization(state, id, &index);
   if (spec == nullptr || !spec->native || !compiled.code) return;  // freed with `compiled`
-  ++jit::GlobalJitCounters().tier_ups;
+  if (why == Recompile::kTierUp) ++jit::GlobalJitCounters().tier_ups;
   if (LogEnabled(LogEvent::kCompile)) {
     if (PyObject* func = spec->owner_function()) {
       LogFunctionEvent(LogEvent::kCompile, reinterpret_cast<PyFunctionObject*>(func),
-                       absl::StrFormat("optimized: %u bytes of native code, %.2f ms",
+                       absl::StrFormat("%s: %u bytes of native code, %.2f ms", RecompileText(why),
                                        compiled.code->code_size(),
                                        compiled.code->compile_ns * 1e-6));
     }
@@ -215,20 +222,17 @@ void FinishTierUp(const Ref<>& code_ref, uint64_t id, std::unique_ptr<jit::Lower
   jit::InvalidateDirectCalls();  // call sites may hold the code it replaces
 }
 
-// Hands the optimizing compile of `spec` (which has baseline code) to the background thread.
-// Lowering allocates, so the garbage collector may run and drop `spec`: it reads everything it
-// needs from `spec` first and finds it again by id when the code is done.
-void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
-  if (!TierUpEnabled() || !spec->native || spec->native->opt_level != 0 || spec->tier_up_queued ||
-      !spec->code || !spec->native->optimizable) {
-    return;
-  }
-  spec->tier_up_queued = true;
+// Hands a compile of `spec`'s code (which has native code) with the hints `kinds` at
+// `opt_level` to the background thread; FinishTierUp swaps it in. Lowering allocates, so the
+// garbage collector may run and drop `spec`: it reads everything it needs from `spec` first and
+// finds it again by id when the code is done.
+void QueueOptimizingCompile(PyFunctionObject* func, Specialization* spec,
+                            std::vector<jit::ParameterKind> kinds, int opt_level, Recompile why) {
   const uint64_t id = spec->id;
   jit::CompileRequest request = RequestForCode(func, *spec);
   request.keep_alive.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(spec->code.get())));
-  request.options.opt_level = tuning::kOptimizingTier;
-  request.parameter_kinds = spec->parameter_kinds;
+  request.options.opt_level = opt_level;
+  request.parameter_kinds = std::move(kinds);
   // The job holds the code object itself, not a weakref: a weakref is an object the garbage
   // collector sees, and freeing it when the job ends would change gc.get_objects() at a moment
   // the program cannot predict (test_descr's leak checks count them). Code objects are not
@@ -236,12 +240,30 @@ void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
   Ref<> code_ref = Ref<>::Create(func->func_code);
   jit::LowerResult lowered = jit::LowerFunction(std::move(request));
   if (!lowered.lowered) return;
-  auto finish = [code_ref, id](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
-    FinishTierUp(code_ref, id, std::move(done), dropped);
+  auto finish = [code_ref, id, why](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
+    FinishTierUp(code_ref, id, std::move(done), dropped, why);
   };
-  // Optional: a full queue skips it, or drops it later for a newer job; the baseline code goes on
-  // running then.
+  // Optional: a full queue skips it, or drops it later for a newer job; the code running so far
+  // goes on running then.
   jit::CompileQueue::Get().Submit(lowered.lowered, finish, /*optional=*/true);
+}
+
+// Tier-up: hands the optimizing compile of `spec` (which has baseline code) to the background
+// thread, with the hints its baseline code was compiled with.
+void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
+  if (!TierUpEnabled() || !spec->native || spec->native->opt_level != 0 || spec->tier_up_queued ||
+      !spec->code || !spec->native->optimizable) {
+    return;
+  }
+  spec->tier_up_queued = true;
+  QueueOptimizingCompile(func, spec, spec->native->parameter_kinds, tuning::kOptimizingTier,
+                         Recompile::kTierUp);
+}
+
+// The opt level of a recompile for kinds: the optimizing tier's, unless tier-up is off (then
+// the level the code runs at now).
+int KindRecompileLevel(const jit::NativeCode& native) {
+  return TierUpEnabled() && native.optimizable ? tuning::kOptimizingTier : native.opt_level;
 }
 
 // Runs on the compiler thread with the GIL (compile_queue.h): attaches the machine code to the
@@ -302,10 +324,10 @@ Ref<PyCodeObject> CopyOfCode(PyCodeObject* code) {
   return Ref<PyCodeObject>::Steal(reinterpret_cast<PyCodeObject*>(copy));
 }
 
-// On the compiler thread with the GIL: the optimized code replaces the code object's baseline
-// code (which is retired, not freed: calls running it go on). `code` is held by the job.
+// On the compiler thread with the GIL: the optimized code replaces the code object's code so
+// far (which is retired, not freed: calls running it go on). `code` is held by the job.
 void FinishCodeLevelTierUp(const Ref<>& code, std::unique_ptr<jit::LoweredFunction> lowered,
-                           bool dropped) {
+                           bool dropped, Recompile why) {
   if (dropped) {
     ++jit::GlobalJitCounters().background_dropped;
     return;
@@ -313,18 +335,37 @@ void FinishCodeLevelTierUp(const Ref<>& code, std::unique_ptr<jit::LoweredFuncti
   jit::CompileResult compiled = jit::FinishCompile(std::move(lowered));
   CodeState* state = CodeStateOf(reinterpret_cast<PyCodeObject*>(code.obj()));
   if (state == nullptr || !state->native || !compiled.code) return;
-  ++jit::GlobalJitCounters().tier_ups;
+  if (why == Recompile::kTierUp) ++jit::GlobalJitCounters().tier_ups;
   if (LogEnabled(LogEvent::kCompile)) {
     LogCodeEvent(LogEvent::kCompile, reinterpret_cast<PyCodeObject*>(code.obj()),
-                 absl::StrFormat("optimized: %u bytes of native code, %.2f ms",
+                 absl::StrFormat("%s: %u bytes of native code, %.2f ms", RecompileText(why),
                                  compiled.code->code_size(), compiled.code->compile_ns * 1e-6));
   }
   SetCodeLevelNative(state, std::move(compiled.code));
 }
 
-// Hands the optimizing compile of `code`'s code-level baseline code to the background thread.
-// The job holds a strong reference to the code object (no weakref: nothing new for the garbage
-// collector to see) and finds its state again when done.
+// Hands a compile of `code`'s code-level code (from state->native_source) with the hints
+// `kinds` at `opt_level` to the background thread. The job holds a strong reference to the code
+// object (no weakref: nothing new for the garbage collector to see) and finds its state again
+// when done.
+void QueueCodeLevelCompile(PyCodeObject* code, CodeState* state,
+                           std::vector<jit::ParameterKind> kinds, int opt_level, Recompile why) {
+  jit::CompileRequest request;
+  request.original = code;
+  request.compiled = state->native_source.get();
+  request.options.opt_level = opt_level;
+  request.parameter_kinds = std::move(kinds);
+  Ref<> keep = Ref<>::Create(reinterpret_cast<PyObject*>(code));
+  // Lowering allocates and may run the collector; `state` lives as long as `code`.
+  jit::LowerResult lowered = jit::LowerFunction(std::move(request));
+  if (!lowered.lowered) return;
+  auto finish = [keep, why](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
+    FinishCodeLevelTierUp(keep, std::move(done), dropped, why);
+  };
+  jit::CompileQueue::Get().Submit(lowered.lowered, finish, /*optional=*/true);
+}
+
+// Tier-up of `code`'s code-level baseline code, with the hints it was compiled with.
 void QueueCodeLevelTierUp(PyCodeObject* code, CodeState* state) {
   if (!TierUpEnabled() || !state->native || state->native->opt_level != 0 ||
       state->native_tier_up_queued || !state->native_source ||
@@ -332,18 +373,8 @@ void QueueCodeLevelTierUp(PyCodeObject* code, CodeState* state) {
     return;
   }
   state->native_tier_up_queued = true;
-  jit::CompileRequest request;
-  request.original = code;
-  request.compiled = state->native_source.get();
-  request.options.opt_level = tuning::kOptimizingTier;
-  Ref<> keep = Ref<>::Create(reinterpret_cast<PyObject*>(code));
-  // Lowering allocates and may run the collector; `state` lives as long as `code`.
-  jit::LowerResult lowered = jit::LowerFunction(std::move(request));
-  if (!lowered.lowered) return;
-  auto finish = [keep](std::unique_ptr<jit::LoweredFunction> done, bool dropped) {
-    FinishCodeLevelTierUp(keep, std::move(done), dropped);
-  };
-  jit::CompileQueue::Get().Submit(lowered.lowered, finish, /*optional=*/true);
+  QueueCodeLevelCompile(code, state, state->native->parameter_kinds, tuning::kOptimizingTier,
+                        Recompile::kTierUp);
 }
 
 // The first code-level compile, finished on the compiler thread with the GIL (or in the caller
@@ -445,9 +476,8 @@ Specialization* CompileGivenCode(CodeState* state, size_t index, PyFunctionObjec
   const uint64_t id = spec->id;
   spec->jit = true;
   spec->runs_until_compile = 0;
-  spec->parameter_kinds = jit::ParameterKinds(spec->code.get(), args);
   jit::CompileRequest request = RequestForCode(func, *spec);
-  request.parameter_kinds = spec->parameter_kinds;
+  request.parameter_kinds = jit::ParameterKinds(spec->code.get(), args);
   jit::CompileResult compiled;
   std::unique_ptr<jit::LoweredFunction> lowered;
   // The job holds the code object whose state holds the specialization (see QueueTierUp).
@@ -470,6 +500,26 @@ Specialization* CompileGivenCode(CodeState* state, size_t index, PyFunctionObjec
   jit::InvalidateDirectCalls();  // call sites may hold the code it replaces
   QueueTierUp(func, spec);  // may run the collector
   return FindSpecialization(state, id, &index);
+}
+
+void RecompileForKinds(PyFunctionObject* func, Specialization* spec) {
+  jit::NativeCode& native = *spec->native;
+  native.recompile_wanted = false;
+  if (spec->kind_recompiles >= kMaxKindRecompiles || !spec->code) return;
+  ++spec->kind_recompiles;
+  ++jit::GlobalJitCounters().kind_recompiles;
+  QueueOptimizingCompile(func, spec, native.kinds_seen, KindRecompileLevel(native),
+                         Recompile::kKinds);
+}
+
+void RecompileCodeLevelForKinds(PyCodeObject* code, CodeState* state) {
+  jit::NativeCode& native = *state->native;
+  native.recompile_wanted = false;
+  if (state->native_kind_recompiles >= kMaxKindRecompiles || !state->native_source) return;
+  ++state->native_kind_recompiles;
+  ++jit::GlobalJitCounters().kind_recompiles;
+  QueueCodeLevelCompile(code, state, native.kinds_seen, KindRecompileLevel(native),
+                        Recompile::kKinds);
 }
 
 bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
@@ -515,7 +565,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
     if (made.code) {
       jit::CompileRequest request = RequestForSpecialization(
           func, made.code.get(), result.rewrites, made.guard_objects, assume);
-      request.parameter_kinds = parameter_kinds;
+      request.parameter_kinds = std::move(parameter_kinds);
       // The job holds the code object (see QueueTierUp for why not a weakref).
       if (background) code_ref = Ref<>::Create(reinterpret_cast<PyObject*>(original));
       // A background compile goes straight to the optimizing tier: its codegen time is the
@@ -576,7 +626,6 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
   // A refused specialization's rewrites describe code that is not running: keep none.
   if (!compile_original) spec->rewrites = std::move(result.rewrites);
   spec->attribute_feedback = std::move(result.attribute_feedback);
-  spec->parameter_kinds = std::move(parameter_kinds);
   spec->materializing = false;
   spec->pending = false;
   if (lowered) {

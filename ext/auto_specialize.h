@@ -48,6 +48,18 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
 Specialization* CompileGivenCode(CodeState* state, size_t index, PyFunctionObject* func,
                                  PyObject* const* args);
 
+// Kind feedback (jit/kind_feedback.h): native code whose numeric loops kept failing their entry
+// with parameters of other kinds than its compile's hints asks (NativeCode::recompile_wanted)
+// to be compiled again with the kinds seen. The dispatcher calls these at the next call, which
+// then runs the code it has (the new code replaces it when the background thread is done).
+// They clear the request, and queue the compile unless the function (or code object) was
+// recompiled for kinds kMaxKindRecompiles times already: a function called with ints and floats
+// in turn would otherwise be compiled for ever. Lowering allocates, so the garbage collector may
+// run and drop `spec`: the caller must find it again.
+inline constexpr int kMaxKindRecompiles = 2;
+void RecompileForKinds(PyFunctionObject* func, Specialization* spec);
+void RecompileCodeLevelForKinds(PyCodeObject* code, CodeState* state);
+
 // fatjit._fatjit._specialize_report(func, *, assume="stable") -> dict: runs the specializer on
 // func now and reports (refused, reason, detail, rewrites, active, guards, by_pass, code)
 // without attaching anything. For tests, the stdlib sweep and benchmarks of the specializer.

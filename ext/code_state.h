@@ -58,7 +58,6 @@ struct Specialization {
   std::vector<specializer::Rewrite> rewrites;  // the full table, for explain() and the JIT
   std::vector<std::string> assumptions;        // rewrites[i].assumptions index these
   std::vector<specializer::AttributeFeedback> attribute_feedback;  // for the JIT
-  std::vector<jit::ParameterKind> parameter_kinds;  // what the first call passed (JIT hints)
 
   // The JIT (jit/): requested by fatjit.jit / specialize(jit=True) / automatic mode; `native`
   // is set once compiled. Shared so that a call running the code keeps it alive even if the
@@ -71,6 +70,7 @@ struct Specialization {
   bool jit_background = false;
   bool jit_in_flight = false;
   bool tier_up_queued = false;  // the optimizing tier's compile was handed to the thread
+  int32_t kind_recompiles = 0;  // compiles for the parameter kinds its loops met (RecompileForKinds)
   // Automatic mode compiles a caller-supplied `code` too (auto_specialize.h, CompileGivenCode):
   // runs left until then, this one included (1: this run compiles); -1 not counted yet; 0 done.
   int32_t runs_until_compile = -1;
@@ -106,6 +106,7 @@ struct CodeState {
   std::string native_note;        // why the specializer left the code unchanged
   bool native_in_flight = false;  // its compile is on the background thread
   bool native_tier_up_queued = false;
+  int32_t native_kind_recompiles = 0;  // as Specialization::kind_recompiles
 
   // The direct-call resolver's memo (dispatch.cc): the last function it resolved on this code
   // object, the weakref it was owned through, and its first specialization. Valid while

@@ -237,6 +237,11 @@ void RegisterAtFirstCall(CodeState* state, size_t index, PyObject* func) {
       spec = state->specializations[i].get();
     }
     owned_any = true;
+    if (spec->native && spec->native->recompile_wanted) {
+      // Kind feedback (auto_specialize.h). May run the collector: look at index i again.
+      RecompileForKinds(reinterpret_cast<PyFunctionObject*>(func), spec);
+      continue;
+    }
     ++stats.guard_checks;
     GuardSet::Outcome outcome = spec->guards.Check(args);
     if (outcome.result == GuardResult::kPass) {
@@ -264,6 +269,9 @@ void RegisterAtFirstCall(CodeState* state, size_t index, PyObject* func) {
   }
   // No specialization applies: the code object's own native code, if it has some, runs the
   // frame (it is the original code compiled: what the interpreter would run).
+  if (state->native && state->native->recompile_wanted) {
+    RecompileCodeLevelForKinds(code, state);  // the frame holds `code`, hence `state`
+  }
   if (state->native) return RunCodeLevel(tstate, frame, state->native.get());
   // A refused automatic specialization leaves nothing to fall back from.
   if (owned_any) {
@@ -324,7 +332,7 @@ Specialization* FirstSpecializationOf(CodeState* state, PyObject* func) {
 // specializations and runs its code-level native code" or "the first specialization of this
 // function passes its guards and is native". Everything else returns false, and the caller runs
 // the hook, which decides as always: a dead owner or a pending specialization (which Dispatch
-// drops or materializes), a guard failure (counted there, a later specialization may pass),
+// drops or materializes), native code asking to be recompiled (kind feedback), a guard failure (counted there, a later specialization may pass),
 // swapped code or a stand-in callable, auto-mode counting, tracing, another hook. On success it
 // counts what Dispatch would have counted for the same run, and says in *target what a call
 // site must re-check to reuse the answer (the owner, the guards) and what to count then. The
@@ -337,7 +345,7 @@ bool ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* frame,
   if (state == nullptr) return false;
   if (state->specializations.empty()) {
     jit::NativeCode* native = state->native.get();
-    if (native == nullptr) return false;
+    if (native == nullptr || native->recompile_wanted) return false;
     static CodeLevelCounters& code_level = GlobalCodeLevelCounters();
     ++native->calls;
     ++code_level.runs;
@@ -346,7 +354,9 @@ bool ResolveDirectCall(PyThreadState* tstate, _PyInterpreterFrame* frame,
   }
   PyObject* func = reinterpret_cast<PyObject*>(compat::FrameFunction(frame));
   Specialization* spec = FirstSpecializationOf(state, func);
-  if (spec == nullptr || spec->pending || !spec->native) return false;
+  if (spec == nullptr || spec->pending || !spec->native || spec->native->recompile_wanted) {
+    return false;
+  }
   if (spec->guards.size() != 0) {  // (the parameter count costs as much as an empty check)
     const CallArgs args{compat::FrameLocals(frame), ParameterCount(code)};
     if (spec->guards.Check(args).result != GuardResult::kPass) return false;

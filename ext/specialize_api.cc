@@ -317,13 +317,32 @@ void AppendRewrites(std::string& text, const Specialization& spec) {
 
 namespace {
 
+const char* KindName(jit::ParameterKind kind) {
+  return kind == jit::ParameterKind::kInt     ? "int"
+         : kind == jit::ParameterKind::kFloat ? "float"
+                                              : "other";
+}
+
 // What of the native code runs on unboxed ints and floats (lower_numeric_loops.cc and
-// lower_numeric_regions.cc), when any does.
-void AppendNumericStatus(std::string& text, const jit::NativeCode& native) {
+// lower_numeric_regions.cc), when any does; how often a loop's entry check failed (the loop then
+// ran generically), and the recompiles for the kinds its loops met (jit/kind_feedback.h), with
+// the parameter kinds the code now runs for.
+void AppendNumericStatus(std::string& text, const jit::NativeCode& native, int kind_recompiles) {
   if (native.numeric_loops == 0 && native.numeric_regions == 0) return;
   absl::StrAppendFormat(&text, "; unboxed ints and floats in %d numeric loop%s, %d region%s",
                         native.numeric_loops, native.numeric_loops == 1 ? "" : "s",
                         native.numeric_regions, native.numeric_regions == 1 ? "" : "s");
+  if (native.loop_entry_misses != 0) {
+    absl::StrAppendFormat(&text, "; %u failed loop entries", native.loop_entry_misses);
+  }
+  if (kind_recompiles == 0) return;
+  std::string kinds;
+  for (jit::ParameterKind kind : native.parameter_kinds) {
+    absl::StrAppend(&kinds, kinds.empty() ? "" : ", ", KindName(kind));
+  }
+  absl::StrAppendFormat(&text,
+                        "; recompiled %d time%s for the parameter kinds its loops met, now (%s)",
+                        kind_recompiles, kind_recompiles == 1 ? "" : "s", kinds);
 }
 
 // The JIT's part of explain(): native code and its deopts, or why there is none.
@@ -336,7 +355,7 @@ void AppendJitStatus(std::string& text, const Specialization& spec) {
                           native.opt_level == 0 ? "baseline" : "optimized", native.code_size(),
                           native.compile_ns * 1e-6, native.calls,
                           native.deopt_sites().size());
-    AppendNumericStatus(text, native);
+    AppendNumericStatus(text, native, spec.kind_recompiles);
     for (const jit::DeoptSite& site : native.deopt_sites()) {
       if (site.count == 0) continue;
       absl::StrAppendFormat(&text, "\n      deopt to offset %d (%s): %u times", site.target * 2,
@@ -361,7 +380,7 @@ PyObject* ExplainIr(PyFunctionObject* func) {
     if (spec->owner_function() == reinterpret_cast<PyObject*>(func) && spec->native &&
         spec->code) {
       code = spec->code.get();
-      parameter_kinds = spec->parameter_kinds;  // the hints its native code was compiled with
+      parameter_kinds = spec->native->parameter_kinds;  // the hints it was compiled with
       break;
     }
   }
@@ -451,7 +470,7 @@ PyObject* Explain(PyObject*, PyObject* args, PyObject* kwargs) {
                                                            state->native_note,
                           native.opt_level == 0 ? "baseline" : "optimized", native.code_size(),
                           native.compile_ns * 1e-6, native.calls, native.deopt_sites().size());
-    AppendNumericStatus(text, native);
+    AppendNumericStatus(text, native, state->native_kind_recompiles);
     for (const jit::DeoptSite& site : native.deopt_sites()) {
       if (site.count == 0) continue;
       absl::StrAppendFormat(&text, "\n    deopt to offset %d (%s): %u times", site.target * 2,

@@ -63,6 +63,7 @@ bool SetJit(PyObject* dict, const Stats& s) {
          SetInt(j.obj(), "background_compiles", c.background_compiles) &&
          SetInt(j.obj(), "background_dropped", c.background_dropped) &&
          SetInt(j.obj(), "tier_ups", c.tier_ups) &&
+         SetInt(j.obj(), "kind_recompiles", c.kind_recompiles) &&
          SetInt(j.obj(), "numeric_loops", c.numeric_loops) &&
          SetInt(j.obj(), "numeric_regions", c.numeric_regions) &&
          SetInt(j.obj(), "code_level_live", GlobalCodeLevelCounters().live) &&

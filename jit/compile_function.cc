@@ -23,19 +23,6 @@ const std::array<OpEntry, 256>& OpTable() {
   return table;
 }
 
-std::vector<ParameterKind> ParameterKinds(PyCodeObject* code, PyObject* const* args) {
-  std::vector<ParameterKind> kinds;
-  if (args == nullptr) return kinds;
-  const int n = std::min(ParameterCount(code), code->co_nlocalsplus);
-  for (int i = 0; i < n; ++i) {
-    PyObject* arg = args[i];
-    kinds.push_back(arg != nullptr && PyLong_CheckExact(arg)    ? ParameterKind::kInt
-                    : arg != nullptr && PyFloat_CheckExact(arg) ? ParameterKind::kFloat
-                                                                : ParameterKind::kUnknown);
-  }
-  return kinds;
-}
-
 bool FunctionCompiler::ValidResumePoint(int offset, int depth) const {
   int index = original_decoded_.IndexAt(offset);
   return index >= 0 && original_depth_[index] == depth;
@@ -830,6 +817,7 @@ LowerResult LowerFunction(CompileRequest request) {
   auto lowered = std::make_unique<LoweredFunction>();
   lowered->backend = *backend;
   lowered->code = std::make_unique<NativeCode>(*backend);
+  lowered->code->parameter_kinds = request.parameter_kinds;
   if (const char* level = std::getenv("FATJIT_JIT_OPT")) request.options.opt_level = std::atoi(level);
   const char* qualname = PyUnicode_AsUTF8(request.original->co_qualname);
   if (qualname == nullptr) {

@@ -32,6 +32,7 @@
 
 #include "base/python.h"
 #include "jit/emitter.h"
+#include "jit/kind_feedback.h"
 #include "jit/native_code.h"
 
 namespace fatjit::jit {
@@ -56,9 +57,6 @@ enum class JitRefusal : int {
 inline constexpr int kJitRefusalCount = static_cast<int>(JitRefusal::kCount);
 const char* JitRefusalName(JitRefusal refusal);
 const char* JitRefusalMessage(JitRefusal refusal);
-
-// What `args` (a frame's first ParameterCount(code) locals) hold: exact ints and floats.
-std::vector<ParameterKind> ParameterKinds(PyCodeObject* code, PyObject* const* args);
 
 struct CompileRequest {
   PyCodeObject* original = nullptr;  // the code object of the frames the entry will run on

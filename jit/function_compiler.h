@@ -62,6 +62,9 @@ inline const Helper kLongFromInt64{"PyLong_FromLongLong",
                             reinterpret_cast<const void*>(&PyLong_FromLongLong), 1};
 inline const Helper kPeekGlobal{"fatjit_rt_peek_global",
                                 reinterpret_cast<const void*>(&fatjit_rt_peek_global), 2};
+inline const Helper kNumericLoopMissed{"fatjit_rt_numeric_loop_missed",
+                                       reinterpret_cast<const void*>(&fatjit_rt_numeric_loop_missed),
+                                       2, false};
 inline const Helper kClearError{"PyErr_Clear", reinterpret_cast<const void*>(&PyErr_Clear), 0,
                                 false};
 inline const Helper kBoxFloat{"fatjit_rt_box_float", reinterpret_cast<const void*>(&fatjit_rt_box_float),

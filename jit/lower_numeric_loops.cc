@@ -26,7 +26,8 @@
 //     then the per-instruction translation of the head, which runs that iteration again;
 // an entry that fails goes to the per-instruction translation of the head too (each back edge
 // there comes back to the entry, so a loop whose locals change kind on the first iteration runs
-// that one iteration generically and the rest unboxed).
+// that one iteration generically and the rest unboxed), and is counted: failing for good, with
+// parameters of other kinds than the compile's hints, it asks for a recompile (kind_feedback.h).
 //
 // Sound because: nothing in the body runs Python code or can be seen: the frame's locals and its
 // value stack are written only at commits, and no other thread runs before the eval breaker is
@@ -238,6 +239,9 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   const int base = depth_[head];
   const bool ranged = insts[head].base_opcode == FOR_ITER;
   Block generic = e_.NewBlock("loop_generic");
+  // Where an entry that fails on a local's kind goes first: it is counted for kind feedback
+  // (kind_feedback.h). Other failures (the iterator, a global) go straight to `generic`.
+  Block entry_missed = e_.NewBlock("loop_entry_missed");
 
   auto kind_of_local = [&](int local) {
     return local_kind_[local] == Kind::kFloat ? Kind::kFloat : Kind::kInt;
@@ -264,15 +268,32 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   Value index_slot = ranged ? e_.StackSlot() : 0;
   Value saved_index_slot = ranged ? e_.StackSlot() : 0;
 
+  // The range loop's target (FOR_ITER, then STORE_FAST of it at the head): every iteration
+  // stores it before anything can read it, so it may be unbound at the entry (as it is when the
+  // loop starts): it is then left unbound unless an iteration stores it (the commits write it
+  // without an old object to reuse or release).
+  const int target = ranged && head + 1 < end && insts[head + 1].base_opcode == STORE_FAST
+                         ? insts[head + 1].oparg
+                         : -1;
   // Entry (the current block, the head's own): every local of its kind, the range iterator.
   for (int l : locals) {
     LocalState& s = state[l];
     s.old_object = FrameLoad(LocalOffset(l));
     Block bound = e_.NewBlock("loop_local_bound");
-    e_.Branch(e_.Compare(Cmp::kNe, s.old_object, e_.Imm(0)), bound, generic);
+    Block unbound = l == target ? e_.NewBlock("loop_target_unbound") : entry_missed;
+    e_.Branch(e_.Compare(Cmp::kNe, s.old_object, e_.Imm(0)), bound, unbound);
     Enter(bound);
-    e_.Store(s.value, 0, UnboxNumber(s.old_object, kind_of_local(l), generic));
+    e_.Store(s.value, 0, UnboxNumber(s.old_object, kind_of_local(l), entry_missed));
     if (stored[l]) e_.Store(s.dirty, 0, e_.Imm(0));
+    if (l == target) {
+      Block entered = e_.NewBlock("loop_target_entered");
+      e_.Jump(entered);
+      Enter(unbound);
+      e_.Store(s.value, 0, e_.Imm(0));
+      e_.Store(s.dirty, 0, e_.Imm(0));
+      e_.Jump(entered);
+      Enter(entered);
+    }
   }
   Value iter = 0, start = 0, step = 0, len = 0;
   if (ranged) {
@@ -329,11 +350,18 @@ void FunctionCompiler::LowerNumericLoop(int head) {
       Block replace = e_.NewBlock("loop_commit_replace");
       Block allocate = e_.NewBlock("loop_commit_allocate");
       Value replacement_slot = e_.StackSlot();
+      auto unless_unbound = [&] {  // the target, maybe unbound at the entry: nothing to reuse
+        if (l != target) return;
+        Block had_object = e_.NewBlock("loop_commit_had_object");
+        e_.Branch(e_.Compare(Cmp::kEq, old, e_.Imm(0)), allocate, had_object);
+        Enter(had_object);
+      };
       if (kind == Kind::kInt) {
         Block not_small = e_.NewBlock("loop_commit_not_small");
         e_.Store(replacement_slot, 0, CachedSmallInt(v, not_small));
         e_.Jump(replace);
         Enter(not_small);
+        unless_unbound();
         InPlaceWrite writer = IntWriter(v);
         e_.Branch(e_.And(e_.Compare(Cmp::kEq, Refcount(old), e_.Imm(1)), writer.can_hold(old)),
                   in_place, allocate);
@@ -341,6 +369,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         writer.write(old);
         e_.Jump(next);
       } else {
+        unless_unbound();
         e_.Branch(e_.Compare(Cmp::kEq, Refcount(old), e_.Imm(1)), in_place, allocate);
         Enter(in_place);
         SetField(old, kFloatValue, v);
@@ -356,6 +385,11 @@ void FunctionCompiler::LowerNumericLoop(int head) {
       e_.Jump(replace);
       Enter(replace);
       FrameStore(LocalOffset(l), e_.Load(replacement_slot, 0));
+      if (l == target) {
+        Block release = e_.NewBlock("loop_commit_release");
+        e_.Branch(e_.Compare(Cmp::kEq, old, e_.Imm(0)), next, release);
+        Enter(release);
+      }
       Decref(old);  // an exact int or float: runs no code
       e_.Jump(next);
       Enter(next);
@@ -502,6 +536,16 @@ void FunctionCompiler::LowerNumericLoop(int head) {
       }
     }
   }
+  Enter(entry_missed);
+  Value misses_at = e_.Ptr(&out_.loop_entry_misses);
+  Value misses = e_.Add(e_.Load(misses_at, 0), e_.Imm(1));
+  e_.Store(misses_at, 0, misses);
+  Block look = e_.NewBlock("loop_entry_look");
+  e_.BranchUnlikely(e_.Compare(Cmp::kEq, e_.And(misses, e_.Imm(kMissesPerCheck - 1)), e_.Imm(0)),
+                    look, generic);
+  Enter(look);
+  e_.Call(kNumericLoopMissed, {frame_, e_.Ptr(&out_)});
+  e_.Jump(generic);
   Enter(generic);
 }
 

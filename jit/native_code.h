@@ -83,6 +83,7 @@ struct JitCounters {
   uint64_t background_compiles = 0;  // codegen done on the compiler thread (compile_queue.h)
   uint64_t background_dropped = 0;   // queued compiles dropped at exit or fork
   uint64_t tier_ups = 0;  // baseline code replaced by the optimizing tier's (ext tier-up)
+  uint64_t kind_recompiles = 0;  // compiles queued for the kinds numeric loops met (kind_feedback.h)
   uint64_t numeric_loops = 0;    // numeric loops and regions in the functions compiled
   uint64_t numeric_regions = 0;
   // Called at every deopt when set (FATJIT_LOG=deopt); runs no Python code.
@@ -134,6 +135,14 @@ class NativeCode {
   bool optimizable = true;  // false past kMaxOptimizedInstructions: never tiered up
   int numeric_loops = 0;    // loops whose locals run unboxed (lower_numeric_loops.cc)
   int numeric_regions = 0;  // straight stretches that do (lower_numeric_regions.cc)
+  // Kind feedback (kind_feedback.h): the hints it was compiled with, the failed entries of its
+  // numeric loops (native code counts them), and, once they are worth a recompile, the
+  // parameters' kinds then seen (empty until then, set once) and the request to the owner,
+  // which clears it. Under the GIL.
+  std::vector<ParameterKind> parameter_kinds;
+  uint64_t loop_entry_misses = 0;
+  std::vector<ParameterKind> kinds_seen;
+  bool recompile_wanted = false;
 
   // Visits each reference the code holds (embedded objects, scratch results), once per
   // reference, for an owner that shows them to the cycle collector (ext/function_traverse.h).

@@ -315,3 +315,44 @@ print("ok")
     assert int(done.stdout.split()[-2]) >= 1, done.stdout
     assert any("[code level]: optimized:" in line for line in done.stderr.splitlines()), \
         done.stderr
+
+
+def test_code_level_code_is_recompiled_for_the_parameter_kinds_its_loops_meet():
+    # Compiled at its first call (an int), then called with floats: the numeric loop's entry
+    # keeps failing until the code object's code is compiled again with the kinds seen
+    # (jit/kind_feedback.h), which the log names and explain() reports.
+    program = PRELUDE + """
+import re
+def poly(x, n):
+    acc = x
+    i = 0
+    while i < n:
+        acc = acc * 0.5 + x
+        i += 1
+    return acc
+
+def reference(x, n):  # no numeric loop (a list): never recompiled for kinds
+    acc = x
+    for _ in range(n):
+        [acc] = [acc * 0.5 + x]
+    return acc
+
+assert unchanged(poly) == "nothing_to_specialize"
+assert poly(3, 10) == reference(3, 10)
+before = fatjit.stats()["jit"]["kind_recompiles"]
+for _ in range(3):
+    assert poly(1.5, 300) == reference(1.5, 300)
+fatjit.wait_for_compiles()
+assert fatjit.stats()["jit"]["kind_recompiles"] == before + 1
+text = fatjit.explain(poly)
+assert "recompiled 1 time for the parameter kinds its loops met, now (float, int)" in text, text
+assert "failed loop entries" not in text, text    # the new code's entry holds
+for x, n in ((1.5, 1000), (2.0, 3), (-0.5, 0)):
+    assert poly(x, n) == reference(x, n)
+assert "failed loop entries" not in fatjit.explain(poly)
+print("ok")
+"""
+    done = run(program, FATJIT_LOG="compile")
+    check(done)
+    assert any("[code level]: recompiled for the parameter kinds seen:" in line
+               for line in done.stderr.splitlines()), done.stderr

@@ -395,3 +395,85 @@ def test_a_signal_handler_that_rebinds_a_global_ends_the_loop():
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         fatjit.unspecialize(module.count)
+
+
+FEEDBACK = """
+def poly(x, n):
+    acc = x
+    for i in range(n):
+        acc = acc * 0.5 + x
+    return acc
+"""
+
+
+def failed_entries(func):
+    import re
+    m = re.search(r"(\d+) failed loop entries", fatjit.explain(func))
+    return int(m.group(1)) if m else 0
+
+
+def test_a_loop_whose_parameters_change_kind_is_recompiled_for_the_kinds_seen():
+    # Compiled at a call with an int, then called with floats: the loop's entry, which unboxes x
+    # as an int, fails at every iteration until the function is compiled again with the kinds seen
+    # (jit/kind_feedback.h). Results match the interpreter throughout.
+    plain, native = new_module(FEEDBACK), new_module(FEEDBACK)
+    fatjit.jit(native.poly)
+    try:
+        before = fatjit.stats()["jit"]["kind_recompiles"]
+        assert native.poly(3, 10) == plain.poly(3, 10)
+        first = failed_entries(native.poly)  # acc is still an int at the first entry: 1
+        assert first <= 1
+        assert native.poly(1.5, 300) == plain.poly(1.5, 300)  # 300 failed entries: reported
+        assert failed_entries(native.poly) >= first + 300
+        assert native.poly(1.5, 20) == plain.poly(1.5, 20)    # this call asks for the compile
+        fatjit.wait_for_compiles()
+        assert fatjit.stats()["jit"]["kind_recompiles"] == before + 1
+        text = fatjit.explain(native.poly)
+        assert "recompiled 1 time for the parameter kinds its loops met, now (float, int)" in text
+        for x, n in ((1.5, 1000), (-2.25, 7), (0.0, 0), (1e300, 50)):
+            assert native.poly(x, n) == plain.poly(x, n)
+        assert failed_entries(native.poly) == 0  # the new code's loop runs unboxed
+        # Ints again: still right, run generically by the float code (one more recompile allowed).
+        assert native.poly(7, 40) == plain.poly(7, 40)
+    finally:
+        fatjit.unspecialize(native.poly)
+
+
+def test_kind_recompiles_stop_at_their_limit():
+    # Ints and floats in turn: each switch could ask for another compile; after two (ext:
+    # kMaxKindRecompiles) the code stays as it is, and the results stay right.
+    plain, native = new_module(FEEDBACK), new_module(FEEDBACK)
+    fatjit.jit(native.poly)
+    try:
+        before = fatjit.stats()["jit"]["kind_recompiles"]
+        for round in range(6):
+            x = 3 if round % 2 == 0 else 1.5
+            for _ in range(3):
+                assert native.poly(x, 300) == plain.poly(x, 300)
+            fatjit.wait_for_compiles()
+        assert fatjit.stats()["jit"]["kind_recompiles"] == before + 2
+        assert "recompiled 2 times" in fatjit.explain(native.poly)
+    finally:
+        fatjit.unspecialize(native.poly)
+
+
+def test_a_loop_whose_locals_change_kind_on_its_first_iteration_is_not_recompiled():
+    # total starts as an int and becomes a float: the entry fails once per call, and the
+    # parameters' kinds are those of the compile, so no compile would do better.
+    module = new_module("""
+def mean(x, n):
+    total = 0
+    for i in range(n):
+        total = total + x
+    return total / n
+""")
+    fatjit.jit(module.mean)
+    try:
+        before = fatjit.stats()["jit"]["kind_recompiles"]
+        for _ in range(600):
+            assert module.mean(0.5, 10) == 0.5
+        fatjit.wait_for_compiles()
+        assert failed_entries(module.mean) >= 512   # two looks at the frame, neither worth it
+        assert fatjit.stats()["jit"]["kind_recompiles"] == before
+    finally:
+        fatjit.unspecialize(module.mean)
