@@ -117,6 +117,7 @@ jit::CompileRequest RequestForSpecialization(PyFunctionObject* func, PyCodeObjec
   jit::CompileRequest request;
   request.original = reinterpret_cast<PyCodeObject*>(func->func_code);
   request.compiled = code;
+  request.globals = func->func_globals;
   bool beyond_entry = false;
   for (const specializer::Rewrite& r : rewrites) beyond_entry |= r.active && !r.entry_stable;
   if (assume == specializer::Assume::kEntry && beyond_entry && !guard_objects.empty()) {
@@ -140,6 +141,7 @@ jit::CompileRequest RequestForCode(PyFunctionObject* func, const Specialization&
   jit::CompileRequest request;
   request.original = spec.code.get();
   request.compiled = spec.code.get();
+  request.globals = func->func_globals;
   request.entered_with = reinterpret_cast<PyCodeObject*>(func->func_code);
   return request;
 }

@@ -15,6 +15,7 @@ PyObject* JitReport(PyObject*, PyObject* func_obj) {
   jit::CompileRequest request;
   request.original = code;
   request.compiled = code;
+  request.globals = func->func_globals;
   jit::CompileResult result = jit::CompileFunction(std::move(request));
   const bool ok = result.code != nullptr;
   return Py_BuildValue("{s:O,s:s,s:s,s:n,s:d,s:n}", "compiled", ok ? Py_True : Py_False,

@@ -318,9 +318,18 @@ void AppendRewrites(std::string& text, const Specialization& spec) {
 namespace {
 
 const char* KindName(jit::ParameterKind kind) {
-  return kind == jit::ParameterKind::kInt     ? "int"
-         : kind == jit::ParameterKind::kFloat ? "float"
-                                              : "other";
+  switch (kind) {
+    case jit::ParameterKind::kInt:
+      return "int";
+    case jit::ParameterKind::kFloat:
+      return "float";
+    case jit::ParameterKind::kFloatList:
+      return "list of float";
+    case jit::ParameterKind::kIntList:
+      return "list of int";
+    default:
+      return "other";
+  }
 }
 
 // What of the native code runs on unboxed ints and floats (lower_numeric_loops.cc and
@@ -388,6 +397,7 @@ PyObject* ExplainIr(PyFunctionObject* func) {
   jit::CompileRequest request;
   request.original = original;
   request.compiled = code;
+  request.globals = func->func_globals;
   request.options.keep_ir = true;
   request.parameter_kinds = std::move(parameter_kinds);
   jit::CompileResult result = jit::CompileFunction(std::move(request));

@@ -833,6 +833,7 @@ LowerResult LowerFunction(CompileRequest request) {
     return result;
   }
   request.keep_alive.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(request.compiled)));
+  for (Ref<>& kept : compiler.TakeKeptAlive()) request.keep_alive.push_back(std::move(kept));
   lowered->keep_alive = std::move(request.keep_alive);
   lowered->recheck = std::move(request.recheck);
   lowered->options = request.options;

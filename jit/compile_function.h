@@ -75,6 +75,10 @@ struct CompileRequest {
   // Hints, per parameter, of what a call passed (ParameterKinds): numeric loops and regions
   // guess the kinds of locals from them. Never relied on: native code tests types itself.
   std::vector<ParameterKind> parameter_kinds;
+  // The globals of the function being compiled (borrowed; may be null), for hints only: a
+  // numeric loop inlines a small function it calls through a global as the global is bound now
+  // (lower_numeric_loops.cc), and checks at its entry that it still is.
+  PyObject* globals = nullptr;
 };
 
 // Functions whose IR has more instructions than this are generated at the baseline even when the

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -241,7 +242,11 @@ class FunctionCompiler {
  public:
   // What a value is guessed or known to be, for numeric regions: an int that fits an int64, a
   // float, anything else, or not known yet.
-  enum class NumKind : uint8_t { kUnknown, kInt, kFloat, kOther };
+  // kUnknown, kInt, kFloat, kOther: what a value or a local holds. Only on numeric loops' stacks
+  // (lower_numeric_loops.cc): kIntList and kFloatList, an exact list (a local, borrowed) whose
+  // items are read as that kind; kNull and kCallee, the two slots of a function to be called
+  // (inlined).
+  enum class NumKind : uint8_t { kUnknown, kInt, kFloat, kOther, kIntList, kFloatList, kNull, kCallee };
 
   FunctionCompiler(const CompileRequest& request, Emitter& e, NativeCode& out)
       : request_(request), e_(e), out_(out) {}
@@ -324,10 +329,30 @@ class FunctionCompiler {
   // iterations. loop_end_[h] >= 0: such a loop's head is h, its last instruction before
   // loop_end_[h].
   void FindNumericLoops();
-  // The stack kinds before each instruction of [head, end) when the loop qualifies.
+  // A small function a numeric loop calls, inlined: its code is straight-line arithmetic on
+  // its arguments (LeafCallee says exactly what qualifies).
+  struct InlineCallee {
+    PyObject* name = nullptr;      // the global it is called through (co_names)
+    PyCodeObject* code = nullptr;  // what the global's function runs (kept alive: kept_)
+    std::vector<Instruction> body;  // after RESUME, through RETURN_VALUE
+  };
+  // The stack kinds before each instruction of [head, end) when the loop qualifies, and the
+  // functions its CALLs inline (by the CALL's index).
   bool NumericLoopShape(int head, int end, std::vector<std::vector<NumKind>>* stacks,
-                        std::vector<int>* locals, std::vector<bool>* stored) const;
+                        std::vector<int>* locals, std::vector<bool>* stored,
+                        std::map<int, InlineCallee>* callees) const;
+  NumKind LoopKindOfLocal(int local) const;
+  // The function bound to global `name` now, if its code qualifies for inlining with arguments
+  // of kinds `args`: *callee and the result's kind (int or float).
+  bool LeafCallee(PyObject* name, const std::vector<NumKind>& args, InlineCallee* callee,
+                  NumKind* result) const;
+  Num InlineLeafCall(const InlineCallee& callee, const std::vector<Num>& args, Block fail);
   void LowerNumericLoop(int head);
+ public:
+  // References the native code must keep (inlined callees' code objects), taken once lowered.
+  std::vector<Ref<>> TakeKeptAlive() { return std::move(kept_); }
+
+ private:
 
   // Constant operands. An exact int of at most two digits or an exact float that a LOAD_CONST
   // just pushed is known at compile time: OperandAt gives it as an immediate (no load of the
@@ -567,6 +592,7 @@ class FunctionCompiler {
   std::vector<int> region_end_;           // FindNumericRegions: per instruction, or -1
   std::vector<int> loop_end_;             // FindNumericLoops: per instruction, or -1
   std::vector<NumKind> local_kind_;       // GuessLocalKinds: per local
+  std::vector<Ref<>> kept_;               // TakeKeptAlive
   std::unordered_multimap<int, int> jump_sources_;  // jump target index -> jump's index
 };
 

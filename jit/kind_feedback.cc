@@ -14,9 +14,19 @@ std::vector<ParameterKind> ParameterKinds(PyCodeObject* code, PyObject* const* a
   const int n = std::min(ParameterCount(code), code->co_nlocalsplus);
   for (int i = 0; i < n; ++i) {
     PyObject* arg = args[i];
-    kinds.push_back(arg != nullptr && PyLong_CheckExact(arg)    ? ParameterKind::kInt
-                    : arg != nullptr && PyFloat_CheckExact(arg) ? ParameterKind::kFloat
-                                                                : ParameterKind::kUnknown);
+    ParameterKind kind = ParameterKind::kUnknown;
+    if (arg == nullptr) {
+    } else if (PyLong_CheckExact(arg)) {
+      kind = ParameterKind::kInt;
+    } else if (PyFloat_CheckExact(arg)) {
+      kind = ParameterKind::kFloat;
+    } else if (PyList_CheckExact(arg) && PyList_GET_SIZE(arg) > 0) {
+      PyObject* first = PyList_GET_ITEM(arg, 0);
+      kind = PyFloat_CheckExact(first)  ? ParameterKind::kFloatList
+             : PyLong_CheckExact(first) ? ParameterKind::kIntList
+                                        : ParameterKind::kUnknown;
+    }
+    kinds.push_back(kind);
   }
   return kinds;
 }

@@ -28,11 +28,12 @@
 
 namespace fatjit::jit {
 
-// What `args` (a frame's first ParameterCount(code) locals) hold: exact ints and floats.
+// What `args` (a frame's first ParameterCount(code) locals) hold: exact ints and floats, and
+// exact lists by the type of their first item.
 std::vector<ParameterKind> ParameterKinds(PyCodeObject* code, PyObject* const* args);
 
-// True if `seen` has an int or float parameter whose kind differs from `compiled`'s: hints for
-// which a compile would unbox differently.
+// True if `seen` has a parameter of a known kind (an int, a float, a list of either) that differs
+// from `compiled`'s: hints for which a compile would unbox differently.
 bool KindsWorthRecompiling(const std::vector<ParameterKind>& compiled,
                            const std::vector<ParameterKind>& seen);
 

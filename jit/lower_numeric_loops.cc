@@ -6,14 +6,21 @@
 // where the loop goes whenever its fast path cannot go on.
 // A numeric loop is the range [head, end) of a backward jump's target (head) through the last
 // backward jump to it, reached from outside only at its head, whose instructions are LOAD_FAST,
-// LOAD_CONST of an int64 or float, LOAD_GLOBAL of an int (read once, at the entry), BINARY_OP (the operators numeric regions compute),
-// STORE_FAST, COMPARE_OP + POP_JUMP, POP_JUMP on a number, JUMP_FORWARD, NOP, backward jumps to
-// the head, and FOR_ITER at the head; every way out leaves the stack as the head found it
-// (FOR_ITER's exhaustion less the iterator). Each local it uses has one kind (int or float, the
-// guess of GuessLocalKinds), which every store into it keeps.
+// LOAD_CONST of an int64 or float, LOAD_GLOBAL of an int (read once, at the entry), BINARY_OP
+// (the operators numeric regions compute), STORE_FAST, COMPARE_OP + POP_JUMP, POP_JUMP on a
+// number, JUMP_FORWARD, NOP, backward jumps to the head, FOR_ITER at the head, BINARY_SUBSCR of
+// a list parameter's item at an int index, and a call (LOAD_GLOBAL with its NULL, the arguments,
+// PRECALL, CALL) of a function bound to a global whose code is straight-line arithmetic on its
+// arguments (LeafCallee); every way out leaves the stack as the head found it (FOR_ITER's
+// exhaustion less the iterator). Each local it uses has one kind (int or float, the guess of
+// GuessLocalKinds, which every store into it keeps; or, for a parameter the compiling call
+// passed a list of floats or ints and that the loop only reads items of, that list kind).
 // Produces, at the head: an entry that requires every local the loop uses to hold an exact int
-// (fitting an int64) or float of its kind, and FOR_ITER's iterator to be a range iterator, and
-// unboxes them into stack slots of the native frame (which the optimizer promotes to registers);
+// (fitting an int64) or float of its kind (a list local: an exact list), FOR_ITER's iterator to
+// be a range iterator, each callee's global to be bound to a function whose code is the code
+// inlined, and room for one more recursion level (what the interpreter's call of a callee
+// would count); it unboxes the locals into stack slots of the native frame (which the optimizer
+// promotes to registers);
 // the body on those machine values, a back edge that polls the eval breaker; and commits, which
 // box the locals the loop stored (each into its own object when only the local refers to it, a
 // result in -5..256 as the cached int) and write back the iterator's index:
@@ -22,8 +29,10 @@
 //   - when the eval breaker is set at a back edge, the current values, then the back edge's own
 //     translation (which handles it, then enters the head again);
 //   - when an operation cannot be done inline (overflow, a zero divisor, an int too large for a
-//     double), the values as the current iteration found them (a snapshot taken at the head),
-//     then the per-instruction translation of the head, which runs that iteration again;
+//     double; an inlined callee's too; a list item past the end or not of the list's kind), the
+//     values as the current iteration found them (a snapshot taken at the head), then the
+//     per-instruction translation of the head, which runs that iteration again (making the
+//     calls, which raise from the callee's frame as the interpreter's would);
 // an entry that fails goes to the per-instruction translation of the head too (each back edge
 // there comes back to the entry, so a loop whose locals change kind on the first iteration runs
 // that one iteration generically and the rest unboxed), and is counted: failing for good, with
@@ -31,9 +40,17 @@
 //
 // Sound because: nothing in the body runs Python code or can be seen: the frame's locals and its
 // value stack are written only at commits, and no other thread runs before the eval breaker is
-// handled, which a commit precedes. An iteration changes nothing but the unboxed values until a
-// commit, so leaving with the snapshot is leaving before the iteration began; its operations are
-// the ones numeric regions do, exact for the reasons given there. The iterator is a range
+// handled, which a commit precedes. An inlined call is the callee's arithmetic on the same
+// values: its code is the code the function bound to the global runs (checked at the entry, and
+// nothing in the loop can rebind the global or the function's __code__), that code reads no
+// global, cell, default or attribute, and its frame could be seen only by code that runs while
+// it exists (none does: no tracing, since native code runs only without it, and no signal
+// handler or thread before the eval breaker, handled after a commit); the recursion level its
+// call would take is checked at the entry. A list item is read as list's subscript reads it
+// (a negative index counts from the end) from a list nothing in the loop can change, and only
+// if it is an exact int or float of the list's kind. An iteration changes nothing but the
+// unboxed values until a commit, so leaving with the snapshot is leaving before the iteration
+// began; its operations are the ones numeric regions do, exact for the reasons given there. The iterator is a range
 // iterator held by the value stack; its values are start + index * step as rangeiter_next makes
 // them, and its index is written back before anybody can look at it. The old objects a commit
 // releases are exact ints and floats (the entry checked them, and nothing else writes the
@@ -67,12 +84,156 @@ bool IsBackwardJumpOpcode(int opcode) {
 constexpr int kMaxLoopInstructions = 256;
 constexpr int kMaxLoopLocals = 32;
 
+bool IsNumber(Kind k) { return k == Kind::kInt || k == Kind::kFloat; }
+
+constexpr int kMaxCalleeInstructions = 64;
+
 }  // namespace
+
+// A local's kind in numeric loops: its guess (GuessLocalKinds; an int when nothing is known),
+// or, for a parameter of no guessed kind that the compiling call passed a list of floats or ints,
+// that list kind.
+FunctionCompiler::NumKind FunctionCompiler::LoopKindOfLocal(int local) const {
+  const Kind k = local_kind_[local];
+  if (k != Kind::kUnknown) return k;
+  if (static_cast<size_t>(local) < request_.parameter_kinds.size()) {
+    const ParameterKind hint = request_.parameter_kinds[local];
+    if (hint == ParameterKind::kFloatList) return Kind::kFloatList;
+    if (hint == ParameterKind::kIntList) return Kind::kIntList;
+  }
+  return Kind::kInt;
+}
+
+// Inlined callees: a Python function bound to a global, whose code takes exactly the arguments
+// given by position (no defaults used, no keyword-only, *args or **kwargs parameters), has no
+// cells or free variables, is not a generator or coroutine, and is straight-line arithmetic:
+// RESUME, then LOAD_FAST, LOAD_CONST of an int64 or float, STORE_FAST, BINARY_OP of the operators
+// numeric loops compute, NOP, and a RETURN_VALUE of a number; every local read after a store
+// or an argument. Looked up now without running code (an exact dict with str keys only).
+bool FunctionCompiler::LeafCallee(PyObject* name, const std::vector<NumKind>& args,
+                                  InlineCallee* callee, NumKind* result) const {
+  PyObject* globals = request_.globals;
+  if (globals == nullptr || !PyDict_CheckExact(globals) ||
+      !compat::DictHasOnlyStrKeys(globals) || !PyUnicode_CheckExact(name)) {
+    return false;
+  }
+  PyObject* func = PyDict_GetItemWithError(globals, name);
+  if (func == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  if (!PyFunction_Check(func) || Py_TYPE(func) != &PyFunction_Type) return false;
+  auto* code = reinterpret_cast<PyCodeObject*>(reinterpret_cast<PyFunctionObject*>(func)->func_code);
+  constexpr int kRefused = CO_VARARGS | CO_VARKEYWORDS | CO_GENERATOR | CO_COROUTINE |
+                           CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE;
+  if ((code->co_flags & kRefused) != 0 || (code->co_flags & CO_OPTIMIZED) == 0 ||
+      code->co_argcount != static_cast<int>(args.size()) || code->co_kwonlyargcount != 0 ||
+      code->co_nfreevars != 0 || code->co_ncellvars != 0 ||
+      code == request_.original || code == request_.compiled) {
+    return false;
+  }
+  absl::StatusOr<bytecode::DecodedCode> decoded =
+      bytecode::Decode(reinterpret_cast<PyObject*>(code), bytecode::CodeForm::kDeoptimized);
+  if (!decoded.ok()) return false;
+  absl::Span<const Instruction> insts = decoded->instructions();
+  if (insts.empty() || insts[0].base_opcode != RESUME ||
+      static_cast<int>(insts.size()) > kMaxCalleeInstructions) {
+    return false;
+  }
+  std::vector<Kind> locals(code->co_nlocalsplus, Kind::kUnknown);
+  for (size_t a = 0; a < args.size(); ++a) {
+    if (!IsNumber(args[a])) return false;
+    locals[a] = args[a];
+  }
+  std::vector<Kind> stack;
+  for (size_t j = 1; j < insts.size(); ++j) {
+    const Instruction& inst = insts[j];
+    switch (inst.base_opcode) {
+      case NOP:
+        break;
+      case LOAD_FAST:
+        if (inst.oparg < 0 || inst.oparg >= code->co_nlocalsplus ||
+            !IsNumber(locals[inst.oparg])) {
+          return false;
+        }
+        stack.push_back(locals[inst.oparg]);
+        break;
+      case STORE_FAST:
+        if (inst.oparg < 0 || inst.oparg >= code->co_nlocalsplus || stack.empty()) return false;
+        locals[inst.oparg] = stack.back();
+        stack.pop_back();
+        break;
+      case LOAD_CONST: {
+        const Kind k = ConstantKind(PyTuple_GET_ITEM(code->co_consts, inst.oparg));
+        if (!IsNumber(k)) return false;
+        stack.push_back(k);
+        break;
+      }
+      case BINARY_OP: {
+        if (stack.size() < 2) return false;
+        const Kind right = stack.back();
+        stack.pop_back();
+        const Kind left = stack.back();
+        if (left == Kind::kInt && right == Kind::kInt && BaseOp(inst.oparg) != NB_TRUE_DIVIDE) {
+          if (!IntOpInline(inst.oparg)) return false;
+          stack.back() = Kind::kInt;
+        } else {
+          if (!FloatOpInline(inst.oparg)) return false;
+          stack.back() = Kind::kFloat;
+        }
+        break;
+      }
+      case RETURN_VALUE:
+        if (stack.size() != 1 || j + 1 != insts.size()) return false;
+        callee->name = name;
+        callee->code = code;
+        callee->body.assign(insts.begin() + 1, insts.end());
+        *result = stack.back();
+        return true;
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
+FunctionCompiler::Num FunctionCompiler::InlineLeafCall(const InlineCallee& callee,
+                                                      const std::vector<Num>& args, Block fail) {
+  std::vector<Num> locals(callee.code->co_nlocalsplus, Num{Kind::kUnknown, 0});
+  for (size_t a = 0; a < args.size(); ++a) locals[a] = args[a];
+  std::vector<Num> stack;
+  for (const Instruction& inst : callee.body) {
+    switch (inst.base_opcode) {
+      case LOAD_FAST:
+        stack.push_back(locals[inst.oparg]);
+        break;
+      case STORE_FAST:
+        locals[inst.oparg] = stack.back();
+        stack.pop_back();
+        break;
+      case LOAD_CONST: {
+        PyObject* constant = PyTuple_GET_ITEM(callee.code->co_consts, inst.oparg);
+        stack.push_back({ConstantKind(constant), NumericConstant(constant)});
+        break;
+      }
+      case BINARY_OP: {
+        const Num right = stack.back();
+        stack.pop_back();
+        stack.back() = NumericBinary(inst.oparg, stack.back(), right, fail);
+        break;
+      }
+      default:  // NOP, RETURN_VALUE (LeafCallee let nothing else through)
+        break;
+    }
+  }
+  return stack.back();
+}
 
 bool FunctionCompiler::NumericLoopShape(int head, int end,
                                         std::vector<std::vector<NumKind>>* stacks,
                                         std::vector<int>* locals,
-                                        std::vector<bool>* stored) const {
+                                        std::vector<bool>* stored,
+                                        std::map<int, InlineCallee>* callees) const {
   absl::Span<const Instruction> insts = decoded_.instructions();
   const int n = static_cast<int>(insts.size());
   if (end - head > kMaxLoopInstructions || end > n) return false;
@@ -89,11 +250,8 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
       if (!inside(it->second)) return false;
     }
   }
-  auto kind_of_local = [&](int local) {
-    const Kind k = local_kind_[local];
-    return k == Kind::kUnknown ? Kind::kInt : k;
-  };
   std::vector<std::vector<Kind>>& at = *stacks;
+  callees->clear();
   std::vector<bool> seen(end - head, false);
   at.assign(end - head, {});
   stored->assign(nlocalsplus_, false);
@@ -130,8 +288,9 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
       if (!flow(j + 1, stack, false)) return false;
     } else if (op == LOAD_FAST || op == STORE_FAST) {
       if (inst.oparg < 0 || inst.oparg >= nlocalsplus_) return false;
-      const Kind k = kind_of_local(inst.oparg);
-      if (k != Kind::kInt && k != Kind::kFloat) return false;
+      const Kind k = LoopKindOfLocal(inst.oparg);
+      const bool list = k == Kind::kIntList || k == Kind::kFloatList;
+      if (!IsNumber(k) && !(list && op == LOAD_FAST)) return false;
       used[inst.oparg] = true;
       if (op == LOAD_FAST) {
         stack.push_back(k);
@@ -148,15 +307,69 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
       if (!flow(j + 1, stack, false)) return false;
     } else if (op == LOAD_GLOBAL) {
       // Read once at the entry: nothing in the loop runs code that could rebind it. An int
-      // is guessed; the entry tests it.
-      if ((inst.oparg & 1) != 0) return false;  // pushes a NULL for a call too
-      stack.push_back(Kind::kInt);
+      // is guessed; the entry tests it. With a NULL (oparg & 1): a function to call, which the
+      // CALL inlines (the entry tests that the global still runs the same code).
+      if ((inst.oparg & 1) != 0) {
+        stack.push_back(Kind::kNull);
+        stack.push_back(Kind::kCallee);
+      } else {
+        stack.push_back(Kind::kInt);
+      }
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == PRECALL || op == CALL) {
+      const int argc = inst.oparg;
+      const int size = static_cast<int>(stack.size());
+      if (size < argc + 2 || stack[size - argc - 2] != Kind::kNull ||
+          stack[size - argc - 1] != Kind::kCallee) {
+        return false;
+      }
+      if (op == CALL) {
+        // The global's name: the LOAD_GLOBAL that pushed the callee, found by walking back
+        // over the arguments' instructions (straight-line: each pushes one value at most).
+        if (j < 1 || insts[j - 1].base_opcode != PRECALL) return false;
+        int pushed = 0;
+        int k = j - 2;
+        for (; k >= head && pushed < argc + 1; --k) {
+          if (jump_target_[k + 1] && k + 1 != j - 1) return false;
+          const int kop = insts[k].base_opcode;
+          if (kop == LOAD_FAST || kop == LOAD_CONST || kop == LOAD_GLOBAL) {
+            ++pushed;
+          } else if (kop == BINARY_OP || kop == BINARY_SUBSCR) {
+            --pushed;
+          } else {
+            return false;
+          }
+        }
+        const Instruction& load = insts[k + 1];
+        if (pushed != argc + 1 || load.base_opcode != LOAD_GLOBAL || (load.oparg & 1) == 0) {
+          return false;
+        }
+        std::vector<Kind> args(stack.end() - argc, stack.end());
+        InlineCallee callee;
+        Kind result;
+        if (!LeafCallee(PyTuple_GET_ITEM(request_.compiled->co_names, load.oparg >> 1), args,
+                        &callee, &result)) {
+          return false;
+        }
+        (*callees)[j] = std::move(callee);
+        stack.resize(size - argc - 2);
+        stack.push_back(result);
+        ++operations;
+      }
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == BINARY_SUBSCR) {
+      // A list local's item at an int index.
+      if (stack.size() < 2 || stack.back() != Kind::kInt) return false;
+      stack.pop_back();
+      if (stack.back() != Kind::kIntList && stack.back() != Kind::kFloatList) return false;
+      stack.back() = stack.back() == Kind::kIntList ? Kind::kInt : Kind::kFloat;
       if (!flow(j + 1, stack, false)) return false;
     } else if (op == BINARY_OP) {
       if (stack.size() < 2) return false;
       const Kind right = stack.back();
       stack.pop_back();
       const Kind left = stack.back();
+      if (!IsNumber(left) || !IsNumber(right)) return false;
       Kind result;
       if (left == Kind::kInt && right == Kind::kInt && BaseOp(inst.oparg) != NB_TRUE_DIVIDE) {
         if (!IntOpInline(inst.oparg)) return false;
@@ -216,6 +429,7 @@ void FunctionCompiler::FindNumericLoops() {
   std::vector<std::vector<NumKind>> stacks;
   std::vector<int> locals;
   std::vector<bool> stored;
+  std::map<int, InlineCallee> callees;
   // Per head, the last backward jump to it ends the loop.
   std::map<int, int> ends;
   for (int b = 0; b < n; ++b) {
@@ -225,7 +439,7 @@ void FunctionCompiler::FindNumericLoops() {
     ends[head] = std::max(ends[head], b + 1);
   }
   for (auto [head, end] : ends) {
-    if (NumericLoopShape(head, end, &stacks, &locals, &stored)) loop_end_[head] = end;
+    if (NumericLoopShape(head, end, &stacks, &locals, &stored, &callees)) loop_end_[head] = end;
   }
 }
 
@@ -235,7 +449,8 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   std::vector<std::vector<NumKind>> stacks;
   std::vector<int> locals;
   std::vector<bool> stored;
-  if (!NumericLoopShape(head, end, &stacks, &locals, &stored)) return;
+  std::map<int, InlineCallee> callees;
+  if (!NumericLoopShape(head, end, &stacks, &locals, &stored, &callees)) return;
   const int base = depth_[head];
   const bool ranged = insts[head].base_opcode == FOR_ITER;
   Block generic = e_.NewBlock("loop_generic");
@@ -243,9 +458,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   // (kind_feedback.h). Other failures (the iterator, a global) go straight to `generic`.
   Block entry_missed = e_.NewBlock("loop_entry_missed");
 
-  auto kind_of_local = [&](int local) {
-    return local_kind_[local] == Kind::kFloat ? Kind::kFloat : Kind::kInt;
-  };
+  auto kind_of_local = [&](int local) { return LoopKindOfLocal(local); };
   size_t max_stack = 0;
   for (const auto& s : stacks) max_stack = std::max(max_stack, s.size() + 1);
   std::vector<Value> stack_slots;
@@ -283,7 +496,15 @@ void FunctionCompiler::LowerNumericLoop(int head) {
     Block unbound = l == target ? e_.NewBlock("loop_target_unbound") : entry_missed;
     e_.Branch(e_.Compare(Cmp::kNe, s.old_object, e_.Imm(0)), bound, unbound);
     Enter(bound);
-    e_.Store(s.value, 0, UnboxNumber(s.old_object, kind_of_local(l), entry_missed));
+    const Kind kind = kind_of_local(l);
+    if (kind == Kind::kIntList || kind == Kind::kFloatList) {  // never stored: the object
+      Block is_list = e_.NewBlock("loop_list_local");
+      e_.Branch(IsType(TypeOf(s.old_object), &PyList_Type), is_list, entry_missed);
+      Enter(is_list);
+      e_.Store(s.value, 0, s.old_object);
+      continue;
+    }
+    e_.Store(s.value, 0, UnboxNumber(s.old_object, kind, entry_missed));
     if (stored[l]) e_.Store(s.dirty, 0, e_.Imm(0));
     if (l == target) {
       Block entered = e_.NewBlock("loop_target_entered");
@@ -314,13 +535,45 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   std::map<int, Value> globals;  // co_names index -> unboxed value
   for (int j = head; j < end; ++j) {
     const Instruction& inst = insts[j];
-    if (inst.base_opcode != LOAD_GLOBAL || globals.count(inst.oparg >> 1) != 0) continue;
+    if (inst.base_opcode != LOAD_GLOBAL || (inst.oparg & 1) != 0 ||
+        globals.count(inst.oparg >> 1) != 0) {
+      continue;
+    }
     PyObject* name = PyTuple_GET_ITEM(request_.compiled->co_names, inst.oparg >> 1);
     Value value = e_.Call(kPeekGlobal, {frame_, e_.Ptr(name)});
     Block found = e_.NewBlock("loop_global_found");
     e_.Branch(e_.Compare(Cmp::kNe, value, e_.Imm(0)), found, generic);
     Enter(found);
     globals[inst.oparg >> 1] = UnboxNumber(value, Kind::kInt, generic);
+  }
+  // Inlined callees: each global still bound to a function running the code inlined (a
+  // function's globals, defaults and closure do not matter to such code), and room for the
+  // call's recursion level, which the interpreter's call would count (and fail on at the limit).
+  if (!callees.empty()) {
+    Value remaining = e_.Load(tstate_, kRecursionRemaining, Width::k32);
+    Block room = e_.NewBlock("loop_call_room");
+    e_.Branch(e_.Compare(Cmp::kSgt, e_.Sub(e_.Xor(remaining, e_.Imm(0x80000000)),
+                                           e_.Imm(0x80000000)),
+                         e_.Imm(0)),
+              room, generic);
+    Enter(room);
+  }
+  std::map<PyObject*, PyCodeObject*> callee_codes;
+  for (const auto& [call, callee] : callees) callee_codes[callee.name] = callee.code;
+  for (const auto& [name, code] : callee_codes) {
+    kept_.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(code)));
+    Value value = e_.Call(kPeekGlobal, {frame_, e_.Ptr(name)});
+    Block found = e_.NewBlock("loop_callee_found");
+    Block is_function = e_.NewBlock("loop_callee_function");
+    Block same_code = e_.NewBlock("loop_callee_code");
+    e_.Branch(e_.Compare(Cmp::kNe, value, e_.Imm(0)), found, generic);
+    Enter(found);
+    e_.Branch(IsType(TypeOf(value), &PyFunction_Type), is_function, generic);
+    Enter(is_function);
+    e_.Branch(e_.Compare(Cmp::kEq, Field(value, offsetof(PyFunctionObject, func_code)),
+                         e_.Ptr(code)),
+              same_code, generic);
+    Enter(same_code);
   }
   std::vector<Block> body(end - head, -1);
   auto body_block = [&](int j) {
@@ -478,9 +731,42 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         e_.Jump(successor(j + 1));
         break;
       case LOAD_GLOBAL:
-        push(globals[inst.oparg >> 1]);
+        if ((inst.oparg & 1) != 0) {
+          depth += 2;  // a NULL and the callee: nothing to hold (the entry checked the callee)
+        } else {
+          push(globals[inst.oparg >> 1]);
+        }
         e_.Jump(successor(j + 1));
         break;
+      case PRECALL:
+        e_.Jump(successor(j + 1));
+        break;
+      case CALL: {
+        std::vector<Num> args;
+        for (int a = depth - inst.oparg; a < depth; ++a) {
+          args.push_back({kinds[a], e_.Load(stack_slots[a], 0)});
+        }
+        depth -= inst.oparg + 2;
+        push(InlineLeafCall(callees.at(j), args, fail).value);
+        e_.Jump(successor(j + 1));
+        break;
+      }
+      case BINARY_SUBSCR: {  // list[int]: a negative index counts from the end, as list's does
+        const Num index = pop();
+        const Kind list_kind = kinds[depth - 1];
+        Value list = e_.Load(stack_slots[--depth], 0);
+        Value size = Field(list, kObSize);
+        Value wrapped = e_.Select(e_.Compare(Cmp::kSlt, index.value, e_.Imm(0)),
+                                  e_.Add(index.value, size), index.value);
+        Block in_range = e_.NewBlock("loop_item_in_range");
+        e_.Branch(e_.Compare(Cmp::kUlt, wrapped, size), in_range, fail);  // else IndexError
+        Enter(in_range);
+        Value items = Field(list, offsetof(PyListObject, ob_item));
+        Value item = e_.Load(e_.Add(items, e_.Mul(wrapped, e_.Imm(8))), 0);
+        push(UnboxNumber(item, list_kind == Kind::kIntList ? Kind::kInt : Kind::kFloat, fail));
+        e_.Jump(successor(j + 1));
+        break;
+      }
       case LOAD_CONST: {
         push(NumericConstant(PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg)));
         e_.Jump(successor(j + 1));

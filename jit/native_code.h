@@ -29,8 +29,9 @@
 namespace fatjit::jit {
 
 // What a call passed for a parameter, as a hint to the compiler (CompileRequest): an exact int,
-// an exact float, or anything else.
-enum class ParameterKind : uint8_t { kUnknown, kInt, kFloat };
+// an exact float, an exact list whose first item is an exact float or int (numeric loops read
+// its items unboxed), or anything else.
+enum class ParameterKind : uint8_t { kUnknown, kInt, kFloat, kFloatList, kIntList };
 
 // Why native code hands a frame to the interpreter mid-function. Errors (an exception raised in
 // native code) are not deopts: they are counted apart (JitCounters::raises).

@@ -427,7 +427,8 @@ def test_a_loop_whose_parameters_change_kind_is_recompiled_for_the_kinds_seen():
         assert failed_entries(native.poly) >= first + 300
         assert native.poly(1.5, 20) == plain.poly(1.5, 20)    # this call asks for the compile
         fatjit.wait_for_compiles()
-        assert fatjit.stats()["jit"]["kind_recompiles"] == before + 1
+        # (>=: under FATJIT_JIT_STRESS automatic mode compiles `plain` too, and recompiles it)
+        assert fatjit.stats()["jit"]["kind_recompiles"] >= before + 1
         text = fatjit.explain(native.poly)
         assert "recompiled 1 time for the parameter kinds its loops met, now (float, int)" in text
         for x, n in ((1.5, 1000), (-2.25, 7), (0.0, 0), (1e300, 50)):
@@ -451,7 +452,7 @@ def test_kind_recompiles_stop_at_their_limit():
             for _ in range(3):
                 assert native.poly(x, 300) == plain.poly(x, 300)
             fatjit.wait_for_compiles()
-        assert fatjit.stats()["jit"]["kind_recompiles"] == before + 2
+        assert fatjit.stats()["jit"]["kind_recompiles"] >= before + 2
         assert "recompiled 2 times" in fatjit.explain(native.poly)
     finally:
         fatjit.unspecialize(native.poly)
@@ -477,3 +478,192 @@ def mean(x, n):
         assert fatjit.stats()["jit"]["kind_recompiles"] == before
     finally:
         fatjit.unspecialize(module.mean)
+
+
+INLINED = """
+def a(i, j):
+    return 1.0 / ((i + j) * (i + j + 1) // 2 + i + 1)
+
+def mix(x, k):
+    y = x * k
+    return y - k // 3
+
+def times(v, n, m):
+    s = 0.0
+    for j in range(n):
+        s += a(m, j) * v[j]
+    return s
+
+def times_while(v, n, m):  # no call before the loop (range() counts a recursion level too)
+    s = 0.0
+    j = 0
+    while j < n:
+        s += a(m, j) * v[j]
+        j += 1
+    return s
+
+def mixed(x, n):
+    total = 0
+    for i in range(n):
+        total = total + mix(x, i)
+    return total
+
+def dot(u, v, n):
+    s = 0.0
+    for i in range(n):
+        s += u[i] * v[-1 - i]
+    return s
+
+def counts(c, n):
+    t = 0
+    for i in range(n):
+        t += c[i % 4] * i
+    return t
+
+def not_a_leaf(i):
+    return len([i])
+
+def calls_other(n):
+    t = 0
+    for i in range(n):
+        t += not_a_leaf(i)
+    return t
+"""
+
+
+def inlined_pair():
+    plain, native = new_module(INLINED), new_module(INLINED)
+    for name in ("times", "times_while", "mixed", "dot", "counts", "calls_other"):
+        fatjit.jit(getattr(native, name))
+    return plain, native
+
+
+def release(native):
+    for name in ("times", "times_while", "mixed", "dot", "counts", "calls_other"):
+        fatjit.unspecialize(getattr(native, name))
+
+
+def agree(plain, native, name, *args):
+    got = outcome(lambda: getattr(native, name)(*args))
+    want = outcome(lambda: getattr(plain, name)(*args))
+    assert got == want, (name, args, got, want)
+
+
+def test_small_callees_and_list_items_run_unboxed_in_the_loop():
+    # The calls of a and mix are inlined into the loops (their code is straight-line arithmetic),
+    # and the list parameters' items read unboxed: each loop is a numeric loop.
+    plain, native = inlined_pair()
+    try:
+        v = [0.5 * k for k in range(50)]
+        agree(plain, native, "times", v, 50, 3)       # compiled here: v a list of floats
+        agree(plain, native, "mixed", 2, 30)
+        agree(plain, native, "dot", v, v[::-1], 50)
+        agree(plain, native, "counts", [1, 2, 3, 4], 40)
+        agree(plain, native, "calls_other", 5)
+        for name in ("times", "mixed", "dot", "counts"):
+            assert "in 1 numeric loop" in fatjit.explain(getattr(native, name)), name
+        assert "numeric loop" not in fatjit.explain(native.calls_other)  # len() is a call
+        # The loops' entries held: the items and arguments were of the kinds compiled for.
+        for name in ("times", "dot", "counts"):
+            assert failed_entries(getattr(native, name)) <= 1, name
+    finally:
+        release(native)
+
+
+items = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2**70, 2**70),
+                  st.sampled_from([True, 0, -0.0, 2**53 + 1, None, "x"]))
+
+
+@pytest.fixture(scope="module")
+def compiled_pair():
+    plain, native = inlined_pair()
+    native.times([0.5, 1.5], 2, 1)  # compiled for a list of floats
+    native.dot([0.5, 1.5], [1.0, 2.0], 2)
+    native.counts([1, 2], 2)        # for a list of ints
+    yield plain, native
+    release(native)
+
+
+@settings(max_examples=200, deadline=None)
+@given(v=st.lists(items, max_size=12), n=st.integers(-2, 14), m=st.one_of(
+    st.integers(-5, 5), st.sampled_from([2**62, -(2**63), 0.5, 1e308, None])))
+def test_inlined_calls_and_items_match_the_interpreter(compiled_pair, v, n, m):
+    # Any items (wrong kinds, past the end), any n and m: a zero divisor inside a (m = -1, j = 0
+    # makes the divisor 0), overflow, IndexError, TypeError: the loop leaves for the generic code,
+    # which calls a for real (its frame in the traceback) and raises where the interpreter does.
+    plain, native = compiled_pair
+    agree(plain, native, "times", v, n, m)
+    agree(plain, native, "dot", v, v[::-1], n)
+    agree(plain, native, "counts", v, n)
+    agree(plain, native, "mixed", m, n)
+
+
+def test_a_zero_divisor_inside_the_inlined_callee_raises_from_its_frame():
+    plain, native = inlined_pair()
+    try:
+        v = [1.0] * 10
+        agree(plain, native, "times", v, 10, 3)
+        try:
+            native.times(v, 10, -1)  # a(-1, 0): 1.0 / 0
+        except ZeroDivisionError as error:
+            names = [f.f_code.co_name for f, _ in traceback.walk_tb(error.__traceback__)]
+            assert names[-2:] == ["times", "a"], names
+        else:
+            raise AssertionError("no ZeroDivisionError")
+        agree(plain, native, "times", v, 10, -1)
+    finally:
+        release(native)
+
+
+def test_rebinding_the_callee_or_its_code_is_seen_at_the_next_entry():
+    plain, native = inlined_pair()
+    try:
+        v = [1.0] * 8
+        agree(plain, native, "times", v, 8, 2)
+        for module in (plain, native):
+            module.a = lambda i, j: float(i - j)       # another function: not inlined
+        agree(plain, native, "times", v, 8, 2)
+        for module in (plain, native):
+            def a(i, j):
+                return i * 2.0 + j
+            module.a = a                                # another leaf
+        agree(plain, native, "times", v, 8, 2)
+        for module in (plain, native):
+            module.a.__code__ = (lambda i, j: i - j * 0.25).__code__  # same function, new code
+        agree(plain, native, "times", v, 8, 2)
+        for module in (plain, native):
+            del module.a                                # NameError, as the interpreter raises
+        agree(plain, native, "times", v, 8, 2)
+    finally:
+        release(native)
+
+
+def test_an_inlined_call_at_the_recursion_limit_raises_recursion_error():
+    # The interpreter's call of `a` counts a recursion level: at the limit it raises
+    # RecursionError. The loop's entry requires room for that level, so the generic code makes
+    # the call and raises the same, at the same depth.
+    plain, native = inlined_pair()
+    helper = new_module("""
+def descend(f, depth, v):
+    if depth == 0:
+        return f(v, 4, 1)
+    return descend(f, depth - 1, v)
+""")
+    v = [1.0, 2.0, 3.0, 4.0]
+    try:
+        agree(plain, native, "times_while", v, 4, 1)
+        assert "in 1 numeric loop" in fatjit.explain(native.times_while)
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(len(traceback.extract_stack()) + 40)
+        try:
+            kinds = []
+            for depth in range(20, 45):
+                got = outcome(lambda: helper.descend(native.times_while, depth, v))
+                want = outcome(lambda: helper.descend(plain.times_while, depth, v))
+                assert got[:3] == want[:3], (depth, got, want)  # (locals show `f` itself)
+                kinds.append(got[0])
+        finally:
+            sys.setrecursionlimit(limit)
+        assert float in kinds and RecursionError in kinds, kinds
+    finally:
+        release(native)
