@@ -349,12 +349,15 @@ void FinishCodeLevelTierUp(const Ref<>& code, std::unique_ptr<jit::LoweredFuncti
 // Hands a compile of `code`'s code-level code (from state->native_source) with the hints
 // `kinds` at `opt_level` to the background thread. The job holds a strong reference to the code
 // object (no weakref: nothing new for the garbage collector to see) and finds its state again
-// when done.
+// when done. `globals`: the globals of a function running the code, borrowed, or null (hints
+// only: CompileRequest::globals; without them numeric loops inline no callee).
 void QueueCodeLevelCompile(PyCodeObject* code, CodeState* state,
-                           std::vector<jit::ParameterKind> kinds, int opt_level, Recompile why) {
+                           std::vector<jit::ParameterKind> kinds, int opt_level, Recompile why,
+                           PyObject* globals) {
   jit::CompileRequest request;
   request.original = code;
   request.compiled = state->native_source.get();
+  request.globals = globals;
   request.options.opt_level = opt_level;
   request.parameter_kinds = std::move(kinds);
   Ref<> keep = Ref<>::Create(reinterpret_cast<PyObject*>(code));
@@ -368,7 +371,7 @@ void QueueCodeLevelCompile(PyCodeObject* code, CodeState* state,
 }
 
 // Tier-up of `code`'s code-level baseline code, with the hints it was compiled with.
-void QueueCodeLevelTierUp(PyCodeObject* code, CodeState* state) {
+void QueueCodeLevelTierUp(PyCodeObject* code, CodeState* state, PyObject* globals) {
   if (!TierUpEnabled() || !state->native || state->native->opt_level != 0 ||
       state->native_tier_up_queued || !state->native_source ||
       !state->native->optimizable) {
@@ -376,13 +379,14 @@ void QueueCodeLevelTierUp(PyCodeObject* code, CodeState* state) {
   }
   state->native_tier_up_queued = true;
   QueueCodeLevelCompile(code, state, state->native->parameter_kinds, tuning::kOptimizingTier,
-                        Recompile::kTierUp);
+                        Recompile::kTierUp, globals);
 }
 
 // The first code-level compile, finished on the compiler thread with the GIL (or in the caller
-// when the queue could not take it: `on_worker` false).
+// when the queue could not take it: `on_worker` false, and `globals` those of the function
+// called, for its tier-up).
 void FinishCodeLevelCompile(const Ref<>& code, std::unique_ptr<jit::LoweredFunction> lowered,
-                            bool dropped, bool on_worker) {
+                            bool dropped, bool on_worker, PyObject* globals = nullptr) {
   auto* code_object = reinterpret_cast<PyCodeObject*>(code.obj());
   CodeState* state = CodeStateOf(code_object);
   jit::JitCounters& counters = jit::GlobalJitCounters();
@@ -403,17 +407,19 @@ void FinishCodeLevelCompile(const Ref<>& code, std::unique_ptr<jit::LoweredFunct
   state->last_jit_refusal = RefusalText(compiled);
   if (!compiled.code || state->native) return;  // another function's compile landed first
   SetCodeLevelNative(state, std::move(compiled.code));
-  QueueCodeLevelTierUp(code_object, state);
+  QueueCodeLevelTierUp(code_object, state, globals);
 }
 
 // MaterializePending's ending when automatic mode compiled (or is compiling) a function's code
 // that the specializer left unchanged: the code goes to the code object, and the pending
 // specialization `spec` (at *index, or null if dropped meanwhile) is dropped. Returns false:
 // no specialization is left at *index.
+// `globals`: the function's (borrowed: the frame holds the function).
 bool AttachCodeLevel(CodeState* state, size_t* index, Specialization* spec,
                      PyCodeObject* original, Ref<PyCodeObject> source,
                      const specializer::SpecializeResult& result, jit::CompileResult compiled,
-                     std::unique_ptr<jit::LoweredFunction> lowered, Ref<> code) {
+                     std::unique_ptr<jit::LoweredFunction> lowered, Ref<> code,
+                     PyObject* globals) {
   state->native_note = specializer::RefusalMessage(result.refusal);
   if (!result.detail.empty()) state->native_note += " (" + result.detail + ")";
   if (compiled.code) {
@@ -430,12 +436,12 @@ bool AttachCodeLevel(CodeState* state, size_t* index, Specialization* spec,
     };
     if (!jit::CompileQueue::Get().Submit(lowered, finish)) {
       if (TierUpEnabled()) jit::SetCodegenLevel(*lowered, 0);  // baseline here; tier-up later
-      FinishCodeLevelCompile(code, std::move(lowered), false, false);
+      FinishCodeLevelCompile(code, std::move(lowered), false, false, globals);
     }
   }
   // Not counted as dropped: the pending specialization became the code-level native code.
   if (spec != nullptr) DropSpecialization(state, *index, /*counted=*/false);  // may run code
-  QueueCodeLevelTierUp(original, state);  // `state` lives as long as the frame's code object
+  QueueCodeLevelTierUp(original, state, globals);  // `state` lives as long as the frame's code
   return false;
 }
 // A compile for the background thread (`background`: lowered now, at the optimizing tier when
@@ -514,14 +520,14 @@ void RecompileForKinds(PyFunctionObject* func, Specialization* spec) {
                          Recompile::kKinds);
 }
 
-void RecompileCodeLevelForKinds(PyCodeObject* code, CodeState* state) {
+void RecompileCodeLevelForKinds(PyCodeObject* code, CodeState* state, PyObject* globals) {
   jit::NativeCode& native = *state->native;
   native.recompile_wanted = false;
   if (state->native_kind_recompiles >= kMaxKindRecompiles || !state->native_source) return;
   ++state->native_kind_recompiles;
   ++jit::GlobalJitCounters().kind_recompiles;
   QueueCodeLevelCompile(code, state, native.kinds_seen, KindRecompileLevel(native),
-                        Recompile::kKinds);
+                        Recompile::kKinds, globals);
 }
 
 bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
@@ -590,7 +596,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
   }
   if (code_level_source && (compiled.code || lowered)) {
     return AttachCodeLevel(state, index, spec, original, std::move(code_level_source), result,
-                           std::move(compiled), std::move(lowered), std::move(code_ref));
+                           std::move(compiled), std::move(lowered), std::move(code_ref), func->func_globals);
   }
   if (result.refused && !compiled.code && !lowered) {
     ++stats.auto_refused[static_cast<int>(result.refusal)];

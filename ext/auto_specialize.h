@@ -58,7 +58,8 @@ Specialization* CompileGivenCode(CodeState* state, size_t index, PyFunctionObjec
 // run and drop `spec`: the caller must find it again.
 inline constexpr int kMaxKindRecompiles = 2;
 void RecompileForKinds(PyFunctionObject* func, Specialization* spec);
-void RecompileCodeLevelForKinds(PyCodeObject* code, CodeState* state);
+// `globals`: those of the function whose call asks (borrowed), for the compile's hints.
+void RecompileCodeLevelForKinds(PyCodeObject* code, CodeState* state, PyObject* globals);
 
 // fatjit._fatjit._specialize_report(func, *, assume="stable") -> dict: runs the specializer on
 // func now and reports (refused, reason, detail, rewrites, active, guards, by_pass, code)

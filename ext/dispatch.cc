@@ -270,7 +270,8 @@ void RegisterAtFirstCall(CodeState* state, size_t index, PyObject* func) {
   // No specialization applies: the code object's own native code, if it has some, runs the
   // frame (it is the original code compiled: what the interpreter would run).
   if (state->native && state->native->recompile_wanted) {
-    RecompileCodeLevelForKinds(code, state);  // the frame holds `code`, hence `state`
+    // The frame holds `code`, hence `state`, and its function, hence the globals.
+    RecompileCodeLevelForKinds(code, state, compat::FrameFunction(frame)->func_globals);
   }
   if (state->native) return RunCodeLevel(tstate, frame, state->native.get());
   // A refused automatic specialization leaves nothing to fall back from.

@@ -356,3 +356,31 @@ print("ok")
     check(done)
     assert any("[code level]: recompiled for the parameter kinds seen:" in line
                for line in done.stderr.splitlines()), done.stderr
+
+
+def test_code_level_tier_up_keeps_the_inlined_callee():
+    # Compiled at the baseline in the calling thread, then tiered up: the optimizing compile has
+    # the function's globals too (its numeric loop inlines `a`, lower_numeric_loops.cc), so the
+    # optimized code keeps the unboxed loop.
+    program = PRELUDE + """
+def a(i, j):
+    return 1.0 / ((i + j) * (i + j + 1) // 2 + i + 1)
+
+def times(v, n):
+    out = [0.0] * n
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += a(i, j) * v[j]
+        out[i] = s
+    return out
+
+assert unchanged(times) == "nothing_entry_stable"
+first = times([1.0] * 10, 10)
+fatjit.wait_for_compiles()
+text = fatjit.explain(times)
+assert "optimized" in text and "in 1 numeric loop" in text, text
+assert times([1.0] * 10, 10) == first
+print("ok")
+"""
+    check(run(program, FATJIT_JIT_TIER_UP="1"))
