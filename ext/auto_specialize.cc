@@ -596,7 +596,8 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
   }
   if (code_level_source && (compiled.code || lowered)) {
     return AttachCodeLevel(state, index, spec, original, std::move(code_level_source), result,
-                           std::move(compiled), std::move(lowered), std::move(code_ref), func->func_globals);
+                           std::move(compiled), std::move(lowered), std::move(code_ref),
+                           func->func_globals);
   }
   if (result.refused && !compiled.code && !lowered) {
     ++stats.auto_refused[static_cast<int>(result.refusal)];

@@ -70,7 +70,7 @@ struct Specialization {
   bool jit_background = false;
   bool jit_in_flight = false;
   bool tier_up_queued = false;  // the optimizing tier's compile was handed to the thread
-  int32_t kind_recompiles = 0;  // compiles for the parameter kinds its loops met (RecompileForKinds)
+  int32_t kind_recompiles = 0;  // compiles for the kinds its loops met (RecompileForKinds)
   // Automatic mode compiles a caller-supplied `code` too (auto_specialize.h, CompileGivenCode):
   // runs left until then, this one included (1: this run compiles); -1 not counted yet; 0 done.
   int32_t runs_until_compile = -1;

@@ -333,7 +333,8 @@ Specialization* FirstSpecializationOf(CodeState* state, PyObject* func) {
 // specializations and runs its code-level native code" or "the first specialization of this
 // function passes its guards and is native". Everything else returns false, and the caller runs
 // the hook, which decides as always: a dead owner or a pending specialization (which Dispatch
-// drops or materializes), native code asking to be recompiled (kind feedback), a guard failure (counted there, a later specialization may pass),
+// drops or materializes), native code asking to be recompiled (kind feedback), a guard failure
+// (counted there, a later specialization may pass),
 // swapped code or a stand-in callable, auto-mode counting, tracing, another hook. On success it
 // counts what Dispatch would have counted for the same run, and says in *target what a call
 // site must re-check to reuse the answer (the owner, the guards) and what to count then. The

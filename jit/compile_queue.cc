@@ -17,14 +17,14 @@ CompileQueue& CompileQueue::Get() {
 
 namespace {
 
-// LLVM's compiles free most of what they allocate, but glibc keeps freed heap memory for reuse,
-// in this thread's arena for the background compiles: without giving it back, a six-line
-// function compiled and tiered up left ~2.2 MB more in the process's RSS, against ~50 KB once
-// trimmed (test_jit_background.py's memory test). Trimmed when the queue is empty after a job and kJobsPerTrim jobs ran
-// since the last trim, without the GIL, before the worker counts as idle (so wait_for_compiles
-// and a fork wait for it). The trim walks every arena's free chunks with that arena locked, so a
-// malloc in the main arena meanwhile waits: ~1 ms on a small heap, 50-170 ms on a 1 GB
-// fragmented one (measured); hence once per burst of compiles, not after each.
+// LLVM's compiles free most of what they allocate, but glibc keeps freed heap memory for reuse, in
+// this thread's arena for the background compiles: without giving it back, a six-line function
+// compiled and tiered up left ~2.2 MB more in the process's RSS, against ~50 KB once trimmed
+// (test_jit_background.py's memory test). Trimmed when the queue is empty after a job and
+// kJobsPerTrim jobs ran since the last trim, without the GIL, before the worker counts as idle (so
+// wait_for_compiles and a fork wait for it). The trim walks every arena's free chunks with that
+// arena locked, so a malloc in the main arena meanwhile waits: ~1 ms on a small heap, 50-170 ms on
+// a 1 GB fragmented one (measured); hence once per burst of compiles, not after each.
 void ReturnFreedMemory() {
 #ifdef __GLIBC__
   malloc_trim(0);

@@ -63,9 +63,9 @@ inline const Helper kLongFromInt64{"PyLong_FromLongLong",
                             reinterpret_cast<const void*>(&PyLong_FromLongLong), 1};
 inline const Helper kPeekGlobal{"fatjit_rt_peek_global",
                                 reinterpret_cast<const void*>(&fatjit_rt_peek_global), 2};
-inline const Helper kNumericLoopMissed{"fatjit_rt_numeric_loop_missed",
-                                       reinterpret_cast<const void*>(&fatjit_rt_numeric_loop_missed),
-                                       2, false};
+inline const Helper kNumericLoopMissed{
+    "fatjit_rt_numeric_loop_missed",
+    reinterpret_cast<const void*>(&fatjit_rt_numeric_loop_missed), 2, false};
 inline const Helper kClearError{"PyErr_Clear", reinterpret_cast<const void*>(&PyErr_Clear), 0,
                                 false};
 inline const Helper kBoxFloat{"fatjit_rt_box_float", reinterpret_cast<const void*>(&fatjit_rt_box_float),
@@ -246,7 +246,9 @@ class FunctionCompiler {
   // (lower_numeric_loops.cc): kIntList and kFloatList, an exact list (a local, borrowed) whose
   // items are read as that kind; kNull and kCallee, the two slots of a function to be called
   // (inlined).
-  enum class NumKind : uint8_t { kUnknown, kInt, kFloat, kOther, kIntList, kFloatList, kNull, kCallee };
+  enum class NumKind : uint8_t {
+    kUnknown, kInt, kFloat, kOther, kIntList, kFloatList, kNull, kCallee
+  };
 
   FunctionCompiler(const CompileRequest& request, Emitter& e, NativeCode& out)
       : request_(request), e_(e), out_(out) {}

@@ -40,21 +40,20 @@
 //
 // Sound because: nothing in the body runs Python code or can be seen: the frame's locals and its
 // value stack are written only at commits, and no other thread runs before the eval breaker is
-// handled, which a commit precedes. An inlined call is the callee's arithmetic on the same
-// values: its code is the code the function bound to the global runs (checked at the entry, and
-// nothing in the loop can rebind the global or the function's __code__), that code reads no
-// global, cell, default or attribute, and its frame could be seen only by code that runs while
-// it exists (none does: no tracing, since native code runs only without it, and no signal
-// handler or thread before the eval breaker, handled after a commit); the recursion level its
-// call would take is checked at the entry. A list item is read as list's subscript reads it
-// (a negative index counts from the end) from a list nothing in the loop can change, and only
-// if it is an exact int or float of the list's kind. An iteration changes nothing but the
-// unboxed values until a commit, so leaving with the snapshot is leaving before the iteration
-// began; its operations are the ones numeric regions do, exact for the reasons given there. The iterator is a range
-// iterator held by the value stack; its values are start + index * step as rangeiter_next makes
-// them, and its index is written back before anybody can look at it. The old objects a commit
-// releases are exact ints and floats (the entry checked them, and nothing else writes the
-// locals), whose deallocation runs no code.
+// handled, which a commit precedes. An inlined call is the callee's arithmetic on the same values:
+// its code is the code the function bound to the global runs (checked at the entry, and nothing in
+// the loop can rebind the global or the function's __code__), that code reads no global, cell,
+// default or attribute, and its frame could be seen only by code that runs while it exists (none
+// does: no tracing, since native code runs only without it, and no signal handler or thread before
+// the eval breaker, handled after a commit); the recursion level its call would take is checked at
+// the entry. A list item is read as list's subscript reads it (a negative index counts from the
+// end) from a list nothing in the loop can change, and only if it is an exact int or float of the
+// list's kind. An iteration changes nothing but the unboxed values until a commit, so leaving with
+// the snapshot is leaving before the iteration began; its operations are the ones numeric regions
+// do, exact for the reasons given there. The iterator is a range iterator held by the value stack;
+// its values are start + index * step as rangeiter_next makes them, and its index is written back
+// before anybody can look at it. The old objects a commit releases are exact ints and floats (the
+// entry checked them, and nothing else writes the locals), whose deallocation runs no code.
 // Not exact: a MemoryError while boxing at a commit is raised at the head (the interpreter
 // would have raised it at some operation inside the loop), with the locals committed so far.
 #include <algorithm>
@@ -123,7 +122,8 @@ bool FunctionCompiler::LeafCallee(PyObject* name, const std::vector<NumKind>& ar
     return false;
   }
   if (!PyFunction_Check(func) || Py_TYPE(func) != &PyFunction_Type) return false;
-  auto* code = reinterpret_cast<PyCodeObject*>(reinterpret_cast<PyFunctionObject*>(func)->func_code);
+  auto* code =
+      reinterpret_cast<PyCodeObject*>(reinterpret_cast<PyFunctionObject*>(func)->func_code);
   constexpr int kRefused = CO_VARARGS | CO_VARKEYWORDS | CO_GENERATOR | CO_COROUTINE |
                            CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE;
   if ((code->co_flags & kRefused) != 0 || (code->co_flags & CO_OPTIMIZED) == 0 ||

@@ -84,7 +84,7 @@ struct JitCounters {
   uint64_t background_compiles = 0;  // codegen done on the compiler thread (compile_queue.h)
   uint64_t background_dropped = 0;   // queued compiles dropped at exit or fork
   uint64_t tier_ups = 0;  // baseline code replaced by the optimizing tier's (ext tier-up)
-  uint64_t kind_recompiles = 0;  // compiles queued for the kinds numeric loops met (kind_feedback.h)
+  uint64_t kind_recompiles = 0;  // compiles queued for kinds loops met (kind_feedback.h)
   uint64_t numeric_loops = 0;    // numeric loops and regions in the functions compiled
   uint64_t numeric_regions = 0;
   // Called at every deopt when set (FATJIT_LOG=deopt); runs no Python code.

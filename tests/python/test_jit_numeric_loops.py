@@ -667,3 +667,75 @@ def descend(f, depth, v):
         assert float in kinds and RecursionError in kinds, kinds
     finally:
         release(native)
+
+
+REBOUND = """
+def step(k):
+    return k + 1
+
+def jump(k):
+    return k + 10**12
+
+def count(limit):
+    k = 0
+    while k < limit:
+        k = step(k)
+    return k
+"""
+
+
+def rebound_count(rebind):
+    # `step` is inlined into count's loop. Something outside the loop rebinds it to `jump` after
+    # ~50 ms (count's loop would need seconds to reach its limit): that can happen only at the
+    # loop's eval-breaker check, which commits and leaves; the next entry finds `step` bound to
+    # other code and runs the generic translation, which calls `jump` as the interpreter would.
+    # With the old callee still inlined, k would end at the limit exactly, seconds later.
+    module = new_module(REBOUND)
+    fatjit.jit(module.count)
+    try:
+        assert module.count(10) == 10
+        assert "in 1 numeric loop" in fatjit.explain(module.count)
+        with rebind(module):
+            start = time.perf_counter()
+            k = module.count(3 * 10**9)
+        assert time.perf_counter() - start < 10
+        assert k > 10**12 and module.step is module.jump, k
+    finally:
+        fatjit.unspecialize(module.count)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_a_signal_handler_that_rebinds_an_inlined_callee_is_seen():
+    import contextlib
+
+    @contextlib.contextmanager
+    def by_signal(module):
+        def handler(signum, frame):
+            module.step = module.jump
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+    rebound_count(by_signal)
+
+
+def test_another_thread_that_rebinds_an_inlined_callee_is_seen():
+    import contextlib
+
+    @contextlib.contextmanager
+    def by_thread(module):
+        def rebind():
+            time.sleep(0.05)
+            module.step = module.jump
+        thread = threading.Thread(target=rebind)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join()
+
+    rebound_count(by_thread)
