@@ -583,6 +583,7 @@ class FunctionCompiler {
   std::unordered_map<Value, PyObject*> constant_values_;  // OperandAt's immediates
   std::vector<bool> borrowed_push_;   // per instruction: a LOAD_FAST that takes no reference
   std::vector<uint8_t> borrow_mask_;  // per consumer: 1 second from top, 2 top borrowed
+  std::vector<std::array<int, 2>> borrow_pusher_;  // per consumer: those operands' pushers
   std::unordered_set<Value> borrowed_values_;  // OperandAt's loads of borrowed operands
   Block current_ = 0;
   int lowering_opcode_offset_ = -1;  // of the instruction LowerInstruction is translating

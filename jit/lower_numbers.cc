@@ -525,6 +525,7 @@ void FunctionCompiler::FindBorrowedOperands() {
   const int n = static_cast<int>(insts.size());
   borrowed_push_.assign(n, false);
   borrow_mask_.assign(n, 0);
+  borrow_pusher_.assign(n, {-1, -1});
   if (!NumericFastPathsEnabled()) return;
   auto quiet_push = [&](int i) {  // pushes one value; cannot exit
     const Instruction& inst = insts[i];
@@ -545,6 +546,7 @@ void FunctionCompiler::FindBorrowedOperands() {
               inst.base_opcode == LOAD_CONST) {
             borrowed_push_[i] = true;
             borrow_mask_[c] |= side;
+            borrow_pusher_[c][side - 1] = i;
           }
           break;
         }

@@ -9,12 +9,13 @@
 // LOAD_CONST of an int64 or float, LOAD_GLOBAL of an int (read once, at the entry), BINARY_OP
 // (the operators numeric regions compute), STORE_FAST, COMPARE_OP + POP_JUMP, POP_JUMP on a
 // number, JUMP_FORWARD, NOP, backward jumps to the head, FOR_ITER at the head, BINARY_SUBSCR of
-// a list parameter's item at an int index, and a call (LOAD_GLOBAL with its NULL, the arguments,
+// a list local's item at an int index, STORE_SUBSCR of a number of the list's kind into one,
+// COPY and SWAP of numbers and lists, and a call (LOAD_GLOBAL with its NULL, the arguments,
 // PRECALL, CALL) of a function bound to a global whose code is straight-line arithmetic on its
 // arguments (LeafCallee); every way out leaves the stack as the head found it (FOR_ITER's
 // exhaustion less the iterator). Each local it uses has one kind (int or float, the guess of
-// GuessLocalKinds, which every store into it keeps; or, for a parameter the compiling call
-// passed a list of floats or ints and that the loop only reads items of, that list kind).
+// GuessLocalKinds, which every store into it keeps; or, for a local the loop never stores and
+// whose hint is a list of floats or ints, that list kind).
 // Produces, at the head: an entry that requires every local the loop uses to hold an exact int
 // (fitting an int64) or float of its kind (a list local: an exact list), FOR_ITER's iterator to
 // be a range iterator, each callee's global to be bound to a function whose code is the code
@@ -29,10 +30,11 @@
 //   - when the eval breaker is set at a back edge, the current values, then the back edge's own
 //     translation (which handles it, then enters the head again);
 //   - when an operation cannot be done inline (overflow, a zero divisor, an int too large for a
-//     double; an inlined callee's too; a list item past the end or not of the list's kind), the
-//     values as the current iteration found them (a snapshot taken at the head), then the
-//     per-instruction translation of the head, which runs that iteration again (making the
-//     calls, which raise from the callee's frame as the interpreter's would);
+//     double; an inlined callee's too; a list index past the end, an item not of the list's kind,
+//     an item replaced that is not an int or float), the current values, then the value stack as
+//     that instruction finds it (boxed, written into the frame), then that instruction's own
+//     per-instruction translation, which goes on from there (an inlined callee's failure leaves
+//     at its PRECALL: the call is made, and raises from the callee's frame as the interpreter's);
 // an entry that fails goes to the per-instruction translation of the head too (each back edge
 // there comes back to the entry, so a loop whose locals change kind on the first iteration runs
 // that one iteration generically and the rest unboxed), and is counted: failing for good, with
@@ -47,9 +49,15 @@
 // does: no tracing, since native code runs only without it, and no signal handler or thread before
 // the eval breaker, handled after a commit); the recursion level its call would take is checked at
 // the entry. A list item is read as list's subscript reads it (a negative index counts from the
-// end) from a list nothing in the loop can change, and only if it is an exact int or float of the
-// list's kind. An iteration changes nothing but the unboxed values until a commit, so leaving with
-// the snapshot is leaving before the iteration began; its operations are the ones numeric regions
+// end), and only if it is an exact int or float of the list's kind; it is stored as list's item
+// assignment stores it, into a list whose size nothing in the loop changes, and the item it
+// replaces is released only if it is an exact int or float (whose deallocation runs no code); a
+// float that only the list refers to takes the value in place (nobody else can see it change).
+// Every read of an item loads it again, after any store before it (lists may be aliased).
+// Leaving mid-iteration hands the frame to the per-instruction code exactly as the interpreter
+// would have it at that instruction: the locals committed, the value stack written as that
+// code expects it (an operand it borrows holds no reference of its own: FindBorrowedOperands),
+// so nothing done in the iteration is done twice. The operations are the ones numeric regions
 // do, exact for the reasons given there. The iterator is a range iterator held by the value stack;
 // its values are start + index * step as rangeiter_next makes them, and its index is written back
 // before anybody can look at it. The old objects a commit releases are exact ints and floats (the
@@ -364,6 +372,32 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
       if (stack.back() != Kind::kIntList && stack.back() != Kind::kFloatList) return false;
       stack.back() = stack.back() == Kind::kIntList ? Kind::kInt : Kind::kFloat;
       if (!flow(j + 1, stack, false)) return false;
+    } else if (op == STORE_SUBSCR) {
+      // A number of the list's item kind into a list local's item at an int index.
+      const size_t size = stack.size();
+      if (size < 3 || stack[size - 1] != Kind::kInt ||
+          !((stack[size - 2] == Kind::kIntList && stack[size - 3] == Kind::kInt) ||
+            (stack[size - 2] == Kind::kFloatList && stack[size - 3] == Kind::kFloat))) {
+        return false;
+      }
+      stack.resize(size - 3);
+      ++operations;
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == COPY || op == SWAP) {
+      const int n = inst.oparg;
+      const int size = static_cast<int>(stack.size());
+      if (n < 1 || n > size) return false;
+      auto plain = [](Kind k) {
+        return IsNumber(k) || k == Kind::kIntList || k == Kind::kFloatList;
+      };
+      const Kind k = stack[size - n];
+      if (!plain(k) || !plain(stack[size - 1])) return false;
+      if (op == COPY) {
+        stack.push_back(k);
+      } else {
+        std::swap(stack[size - 1], stack[size - n]);
+      }
+      if (!flow(j + 1, stack, false)) return false;
     } else if (op == BINARY_OP) {
       if (stack.size() < 2) return false;
       const Kind right = stack.back();
@@ -465,21 +499,16 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   for (size_t k = 0; k < max_stack; ++k) stack_slots.push_back(e_.StackSlot());
   struct LocalState {
     Value old_object;  // the frame's object at entry: the frame is not written until a commit
-    Value value, dirty, saved_value, saved_dirty;  // stack slots (dirty: only if stored)
+    Value value, dirty;  // stack slots (dirty: only if stored)
   };
   std::map<int, LocalState> state;
   for (int l : locals) {
     LocalState s{};
     s.value = e_.StackSlot();
-    if (stored[l]) {
-      s.dirty = e_.StackSlot();
-      s.saved_value = e_.StackSlot();
-      s.saved_dirty = e_.StackSlot();
-    }
+    if (stored[l]) s.dirty = e_.StackSlot();
     state[l] = s;
   }
   Value index_slot = ranged ? e_.StackSlot() : 0;
-  Value saved_index_slot = ranged ? e_.StackSlot() : 0;
 
   // The range loop's target (FOR_ITER, then STORE_FAST of it at the head): every iteration
   // stores it before anything can read it, so it may be unbound at the entry (as it is when the
@@ -560,6 +589,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   }
   std::map<PyObject*, PyCodeObject*> callee_codes;
   for (const auto& [call, callee] : callees) callee_codes[callee.name] = callee.code;
+  std::map<PyObject*, Value> callee_functions;  // by global name, borrowed from the globals
   for (const auto& [name, code] : callee_codes) {
     kept_.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(code)));
     Value value = e_.Call(kPeekGlobal, {frame_, e_.Ptr(name)});
@@ -574,6 +604,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
                          e_.Ptr(code)),
               same_code, generic);
     Enter(same_code);
+    callee_functions[name] = value;
   }
   std::vector<Block> body(end - head, -1);
   auto body_block = [&](int j) {
@@ -582,22 +613,18 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   };
   e_.Jump(body_block(head));
 
-  // Commits: the locals stored (current values or the iteration's snapshot), the index.
-  auto commit = [&](bool snapshot) {
-    if (ranged) {
-      SetField(iter, offsetof(RangeIterFields, index),
-               e_.Load(snapshot ? saved_index_slot : index_slot, 0));
-    }
+  // Commits: the locals stored (their current values), the index.
+  auto commit = [&]() {
+    if (ranged) SetField(iter, offsetof(RangeIterFields, index), e_.Load(index_slot, 0));
     for (int l : locals) {
       if (!stored[l]) continue;
       const LocalState& s = state[l];
       const Kind kind = kind_of_local(l);
       Block write = e_.NewBlock("loop_commit_local");
       Block next = e_.NewBlock("loop_committed");
-      e_.Branch(e_.Compare(Cmp::kNe, e_.Load(snapshot ? s.saved_dirty : s.dirty, 0), e_.Imm(0)),
-                write, next);
+      e_.Branch(e_.Compare(Cmp::kNe, e_.Load(s.dirty, 0), e_.Imm(0)), write, next);
       Enter(write);
-      Value v = e_.Load(snapshot ? s.saved_value : s.value, 0);
+      Value v = e_.Load(s.value, 0);
       Value old = s.old_object;
       Block in_place = e_.NewBlock("loop_commit_in_place");
       Block replace = e_.NewBlock("loop_commit_replace");
@@ -648,20 +675,71 @@ void FunctionCompiler::LowerNumericLoop(int head) {
       Enter(next);
     }
   };
-  Block fail = e_.NewBlock("loop_fail");
-  {
+  // Leaving mid-iteration for instruction k's own translation, which does what k could not
+  // inline: the current values committed, then the value stack as k finds it written into the
+  // frame, each value as k's translation expects it (an operand it borrows is the local's or
+  // co_consts' object, without a reference of its own; a constant, co_consts' object; a number,
+  // boxed; a list or a callee, the object, with a new reference; a NULL, null).
+  std::map<int, Block> fail_blocks;
+  auto fail_at = [&](int k) {
+    auto found = fail_blocks.find(k);
+    if (found != fail_blocks.end()) return found->second;
+    Block exit = e_.NewBlock("loop_leave_at");
+    fail_blocks[k] = exit;
     const Block resume = current_;
-    Enter(fail);
-    commit(true);
-    e_.Jump(generic);
+    Enter(exit);
+    commit();
+    const std::vector<Kind>& kinds = stacks[k - head];
+    const Instruction& inst = insts[k];
+    for (int d = 0; d < static_cast<int>(kinds.size()); ++d) {
+      const int slot = base + d;
+      const int side = slot == depth_[k] - 2 ? 1 : slot == depth_[k] - 1 ? 2 : 0;
+      if (side != 0 && (borrow_mask_[k] & side) != 0) {
+        const Instruction& pusher = insts[borrow_pusher_[k][side - 1]];
+        StoreSlot(slot, pusher.base_opcode == LOAD_FAST
+                            ? FrameLoad(LocalOffset(pusher.oparg))
+                            : e_.Ptr(PyTuple_GET_ITEM(request_.compiled->co_consts,
+                                                      pusher.oparg)));
+        continue;
+      }
+      if (PyObject* constant = ConstantInSlot(k, slot)) {
+        Value object = e_.Ptr(constant);
+        Incref(object);
+        StoreSlot(slot, object);
+        continue;
+      }
+      Value v = e_.Load(stack_slots[d], 0);
+      switch (kinds[d]) {
+        case Kind::kNull:
+          StoreSlot(slot, e_.Imm(0));
+          break;
+        case Kind::kInt:
+          StoreSlot(slot, BoxInt(v, inst, slot));
+          break;
+        case Kind::kFloat: {
+          Value object = e_.Call(kBoxFloat, {v});
+          Block boxed = e_.NewBlock("loop_leave_boxed");
+          e_.BranchUnlikely(e_.Compare(Cmp::kEq, object, e_.Imm(0)), ErrorExit(slot, inst), boxed);
+          Enter(boxed);
+          StoreSlot(slot, object);
+          break;
+        }
+        default:  // a list or a callee
+          Incref(v);
+          StoreSlot(slot, v);
+          break;
+      }
+    }
+    e_.Jump(blocks_[k]);
     Enter(resume);
-  }
+    return exit;
+  };
   // Leaving the loop for instruction `target` (outside it), committing the current values.
   auto leave_to = [&](int target) {
     Block exit = e_.NewBlock("loop_exit");
     const Block resume = current_;
     Enter(exit);
-    commit(false);
+    commit();
     e_.Jump(blocks_[target]);
     Enter(resume);
     return exit;
@@ -677,7 +755,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
     Block pending = e_.NewBlock("loop_eval_breaker");
     e_.BranchUnlikely(e_.Compare(Cmp::kNe, breaker, e_.Imm(0)), pending, body_block(head));
     Enter(pending);
-    commit(false);
+    commit();
     e_.Jump(BackEdge(insts[latch], base));
     Enter(resume);
     return edge;
@@ -702,14 +780,6 @@ void FunctionCompiler::LowerNumericLoop(int head) {
       return jump_inst.jump_target <= jump_inst.offset ? back_edge(&jump_inst - insts.data())
                                                        : successor(target);
     };
-    if (j == head) {  // the snapshot of the iteration about to begin
-      for (int l : locals) {
-        if (!stored[l]) continue;
-        e_.Store(state[l].saved_value, 0, e_.Load(state[l].value, 0));
-        e_.Store(state[l].saved_dirty, 0, e_.Load(state[l].dirty, 0));
-      }
-      if (ranged) e_.Store(saved_index_slot, 0, e_.Load(index_slot, 0));
-    }
     switch (inst.base_opcode) {
       case FOR_ITER: {
         Value index = e_.Load(index_slot, 0);
@@ -717,7 +787,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         Block exhausted = e_.NewBlock("loop_range_exhausted");
         e_.Branch(e_.Compare(Cmp::kSlt, index, len), next_value, exhausted);
         Enter(exhausted);
-        commit(false);
+        commit();
         Decref(iter);  // a range iterator: runs no code
         JumpTo(inst.jump_target);
         Enter(next_value);
@@ -731,8 +801,10 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         e_.Jump(successor(j + 1));
         break;
       case LOAD_GLOBAL:
-        if ((inst.oparg & 1) != 0) {
-          depth += 2;  // a NULL and the callee: nothing to hold (the entry checked the callee)
+        if ((inst.oparg & 1) != 0) {  // a NULL and the callee (the entry checked it)
+          push(e_.Imm(0));
+          push(callee_functions.at(
+              PyTuple_GET_ITEM(request_.compiled->co_names, inst.oparg >> 1)));
         } else {
           push(globals[inst.oparg >> 1]);
         }
@@ -747,7 +819,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
           args.push_back({kinds[a], e_.Load(stack_slots[a], 0)});
         }
         depth -= inst.oparg + 2;
-        push(InlineLeafCall(callees.at(j), args, fail).value);
+        push(InlineLeafCall(callees.at(j), args, fail_at(j - 1)).value);  // at its PRECALL
         e_.Jump(successor(j + 1));
         break;
       }
@@ -759,11 +831,86 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         Value wrapped = e_.Select(e_.Compare(Cmp::kSlt, index.value, e_.Imm(0)),
                                   e_.Add(index.value, size), index.value);
         Block in_range = e_.NewBlock("loop_item_in_range");
-        e_.Branch(e_.Compare(Cmp::kUlt, wrapped, size), in_range, fail);  // else IndexError
+        e_.Branch(e_.Compare(Cmp::kUlt, wrapped, size), in_range, fail_at(j));  // IndexError
         Enter(in_range);
         Value items = Field(list, offsetof(PyListObject, ob_item));
         Value item = e_.Load(e_.Add(items, e_.Mul(wrapped, e_.Imm(8))), 0);
-        push(UnboxNumber(item, list_kind == Kind::kIntList ? Kind::kInt : Kind::kFloat, fail));
+        push(UnboxNumber(item, list_kind == Kind::kIntList ? Kind::kInt : Kind::kFloat,
+                         fail_at(j)));
+        e_.Jump(successor(j + 1));
+        break;
+      }
+      case STORE_SUBSCR: {  // list[int] = number, as list's item assignment does it
+        const Num index = pop();
+        const Kind list_kind = kinds[depth - 1];
+        Value list = e_.Load(stack_slots[--depth], 0);
+        const Num v = pop();
+        Value size = Field(list, kObSize);
+        Value wrapped = e_.Select(e_.Compare(Cmp::kSlt, index.value, e_.Imm(0)),
+                                  e_.Add(index.value, size), index.value);
+        Block in_range = e_.NewBlock("loop_store_in_range");
+        e_.Branch(e_.Compare(Cmp::kUlt, wrapped, size), in_range, fail_at(j));  // IndexError
+        Enter(in_range);
+        Value address = e_.Add(Field(list, offsetof(PyListObject, ob_item)),
+                               e_.Mul(wrapped, e_.Imm(8)));
+        Value old = e_.Load(address, 0);
+        // The item replaced is released here: only an exact int or float, whose deallocation
+        // runs no code; anything else is left to k's own translation.
+        Value old_type = TypeOf(old);
+        Block number = e_.NewBlock("loop_store_old_number");
+        e_.Branch(e_.Or(IsType(old_type, &PyFloat_Type), IsType(old_type, &PyLong_Type)), number,
+                  fail_at(j));
+        Enter(number);
+        Block replace = e_.NewBlock("loop_store_replace");
+        Block stored_item = e_.NewBlock("loop_store_done");
+        Value fresh_slot = e_.StackSlot();
+        if (list_kind == Kind::kFloatList) {
+          // A float only the list refers to takes the value in place.
+          Block in_place = e_.NewBlock("loop_store_in_place");
+          Block allocate = e_.NewBlock("loop_store_allocate");
+          e_.Branch(e_.And(IsType(old_type, &PyFloat_Type),
+                           e_.Compare(Cmp::kEq, Refcount(old), e_.Imm(1))),
+                    in_place, allocate);
+          Enter(in_place);
+          SetField(old, kFloatValue, v.value);
+          e_.Jump(stored_item);
+          Enter(allocate);
+          e_.Store(fresh_slot, 0, e_.Call(kBoxFloat, {v.value}));
+          e_.Jump(replace);
+        } else {
+          Block allocate = e_.NewBlock("loop_store_allocate");
+          e_.Store(fresh_slot, 0, CachedSmallInt(v.value, allocate));
+          e_.Jump(replace);
+          Enter(allocate);
+          e_.Store(fresh_slot, 0, e_.Call(kLongFromInt64, {v.value}));
+          e_.Jump(replace);
+        }
+        Enter(replace);
+        Value fresh = e_.Load(fresh_slot, 0);
+        Block allocated = e_.NewBlock("loop_store_allocated");
+        Block out_of_memory = e_.NewBlock("loop_store_no_memory");
+        e_.BranchUnlikely(e_.Compare(Cmp::kEq, fresh, e_.Imm(0)), out_of_memory, allocated);
+        Enter(out_of_memory);  // k's own translation allocates again, and raises if it fails
+        e_.Call(kClearError, {});
+        e_.Jump(fail_at(j));
+        Enter(allocated);
+        e_.Store(address, 0, fresh);
+        Decref(old);
+        e_.Jump(stored_item);
+        Enter(stored_item);
+        e_.Jump(successor(j + 1));
+        break;
+      }
+      case COPY: {
+        push(e_.Load(stack_slots[depth - inst.oparg], 0));
+        e_.Jump(successor(j + 1));
+        break;
+      }
+      case SWAP: {
+        Value top = e_.Load(stack_slots[depth - 1], 0);
+        Value other = e_.Load(stack_slots[depth - inst.oparg], 0);
+        e_.Store(stack_slots[depth - 1], 0, other);
+        e_.Store(stack_slots[depth - inst.oparg], 0, top);
         e_.Jump(successor(j + 1));
         break;
       }
@@ -775,7 +922,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
       case BINARY_OP: {
         const Num right = pop();
         const Num left = pop();
-        push(NumericBinary(inst.oparg, left, right, fail).value);
+        push(NumericBinary(inst.oparg, left, right, fail_at(j)).value);
         e_.Jump(successor(j + 1));
         break;
       }
@@ -790,7 +937,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         e_.Jump(successor(j + 1));
         break;
       case POP_TOP: {  // a break out of the range loop: the iterator goes, then the jump out
-        commit(false);
+        commit();
         Decref(iter);  // a range iterator: runs no code
         JumpTo(insts[j + 1].jump_target);
         ++j;
@@ -806,7 +953,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         if (inst.base_opcode == COMPARE_OP) {
           const Num right = pop();
           const Num left = pop();
-          condition = NumericCompare(inst.oparg, left, right, fail);
+          condition = NumericCompare(inst.oparg, left, right, fail_at(j));
           jump = j + 1;
         } else {
           condition = NumericTruth(pop());

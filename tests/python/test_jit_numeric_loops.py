@@ -3,11 +3,11 @@
 A loop whose body is only int and float arithmetic on locals (range iteration at its head,
 comparisons, branches, break and continue) keeps those locals unboxed across iterations: they are
 type-tested and unboxed when the loop is entered, and boxed back into the frame when it is left,
-when the eval breaker is set, or when an operation cannot be done inline (then the iteration runs
-again in the per-instruction code, from a snapshot taken at its start). These tests run loop-shaped
-functions compiled and interpreted and require the same results, exceptions, traceback lines and
-frame locals, the same objects left to aliases and to the range iterator, small ints that are the
-cached ones, and unchanged reference counts.
+when the eval breaker is set, or when an operation cannot be done inline (then the loop leaves
+for that operation's per-instruction code, with the values of the moment). These tests run
+loop-shaped functions compiled and interpreted and require the same results, exceptions,
+traceback lines and frame locals, the same objects left to aliases and to the range iterator,
+small ints that are the cached ones, and unchanged reference counts.
 """
 
 import math
@@ -739,3 +739,164 @@ def test_another_thread_that_rebinds_an_inlined_callee_is_seen():
             thread.join()
 
     rebound_count(by_thread)
+
+
+# Stores into list items. An iteration that stored an item and then meets an operation it cannot
+# do inline (a zero divisor, an item of another kind, an index past the end) leaves for that
+# operation's own translation with the values of the moment: nothing it did is done twice.
+STORES = """
+def axpy(y, x, a, n):
+    for i in range(n):
+        y[i] += a * x[i]
+    return y
+
+def shift(y, n):
+    for i in range(n):
+        y[-1 - i] = y[i] * 0.5 + 1.0
+    return y
+
+def counts_into(c, n):
+    for i in range(n):
+        c[i % 4] += i
+    return c
+
+def store_then_divide(y, x, n):
+    q = 0.0
+    for i in range(n):
+        y[i] += 1.0
+        q = q + 1.0 / x[i]
+    return y, q
+
+def store_then_overflow(c, n):
+    t = 3
+    for i in range(n):
+        c[i] = c[i] + 1
+        t = t * t
+    return c, t
+"""
+
+STORE_NAMES = ("axpy", "shift", "counts_into", "store_then_divide", "store_then_overflow")
+
+
+@pytest.fixture(scope="module")
+def stores_pair():
+    plain, native = new_module(STORES), new_module(STORES)
+    for name in STORE_NAMES:
+        fatjit.jit(getattr(native, name))
+    native.axpy([0.5, 1.5], [1.0, 2.0], 2.0, 2)  # compiled here: lists of floats
+    native.shift([0.5, 1.5], 2)
+    native.counts_into([1, 2, 3, 4], 4)           # a list of ints
+    native.store_then_divide([0.5], [2.0], 1)
+    native.store_then_overflow([1, 2], 2)
+    yield plain, native
+    for name in STORE_NAMES:
+        fatjit.unspecialize(getattr(native, name))
+
+
+def agree_on_copies(plain, native, name, *args):
+    # Each side gets its own copies of the lists, which the comparison then includes.
+    def copied():
+        return [list(a) if isinstance(a, list) else a for a in args]
+    mine, theirs = copied(), copied()
+    got = outcome(lambda: getattr(native, name)(*mine))
+    want = outcome(lambda: getattr(plain, name)(*theirs))
+    assert (got, repr(mine)) == (want, repr(theirs)), (name, args)
+
+
+def test_stores_into_list_items_run_in_the_numeric_loop(stores_pair):
+    plain, native = stores_pair
+    x = [0.25 * k for k in range(64)]
+    agree_on_copies(plain, native, "axpy", [1.0] * 64, x, 1.5, 64)
+    agree_on_copies(plain, native, "shift", x, 64)
+    agree_on_copies(plain, native, "counts_into", [0, 0, 0, 0], 100)
+    agree_on_copies(plain, native, "store_then_divide", [0.0] * 8, [1.0, 2.0, 0.0, 4.0], 8)
+    agree_on_copies(plain, native, "store_then_overflow", list(range(10)), 10)
+    for name in STORE_NAMES:
+        assert "in 1 numeric loop" in fatjit.explain(getattr(native, name)), name
+    y = [1.0] * 64
+    native.axpy(y, x, 2.0, 64)
+    assert y == [1.0 + 2.0 * v for v in x]
+    assert failed_entries(native.axpy) <= 1
+
+
+def test_a_failed_operation_after_a_store_does_not_store_twice(stores_pair):
+    plain, native = stores_pair
+    # 1.0 / 0.0 at i == 2, after y[2] += 1.0: y[2] is 1.0 once, and y[3:] untouched.
+    y = [0.0] * 6
+    with pytest.raises(ZeroDivisionError):
+        native.store_then_divide(y, [1.0, 2.0, 0.0, 4.0, 5.0, 6.0], 6)
+    assert y == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    # t overflows int64 at i == 3: the rest runs generically, each c[i] incremented once.
+    c = list(range(8))
+    _, t = native.store_then_overflow(c, 8)
+    assert c == list(range(1, 9)) and t == 3 ** (2 ** 8)
+    # An item of another kind (an int in a list of floats) is read generically, once.
+    y = [0.0, 1, 2.0, "s"]
+    with pytest.raises(TypeError):
+        native.store_then_divide(y, [1.0, 2.0, 4.0, 8.0], 4)
+    assert y == [1.0, 2.0, 3.0, "s"]
+
+
+def test_an_item_shared_with_another_reference_is_replaced_not_mutated(stores_pair):
+    plain, native = stores_pair
+    shared = float("1.5")
+    y = [shared, shared, float("2.5")]
+    native.axpy(y, [1.0, 1.0, 1.0], 2.0, 3)
+    assert shared == 1.5 and y == [3.5, 3.5, 4.5]
+    # Aliased lists: y is x; each read sees the stores before it, as in the interpreter.
+    v = [1.0, 2.0, 3.0, 4.0]
+    agree_on_copies(plain, native, "shift", v, 4)
+    w = [1.0, 2.0, 3.0]
+    native.axpy(w, w, 1.0, 3)
+    assert w == [2.0, 4.0, 6.0]
+
+
+def test_replacing_an_item_with_a_finalizer_runs_it_where_the_interpreter_does(stores_pair):
+    plain, native = stores_pair
+    log = []
+
+    class Noisy:
+        def __init__(self, name):
+            self.name = name
+
+        def __del__(self):
+            log.append(self.name)
+
+        def __float__(self):
+            return 0.0
+
+        def __add__(self, other):
+            return 10.0 + other
+
+    def run(module):
+        log.clear()
+        y = [1.0, Noisy("a"), 3.0]
+        module.axpy(y, [1.0, 1.0, 1.0], 1.0, 3)
+        return y, list(log)
+
+    assert run(native) == run(plain) == ([2.0, 11.0, 4.0], ["a"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(y=st.lists(items, max_size=10), x=st.lists(items, max_size=10), n=st.integers(-2, 12),
+       a=st.one_of(st.floats(allow_nan=True), st.integers(-3, 3),
+                   st.sampled_from([2**62, None, 0.0])))
+def test_stores_match_the_interpreter(stores_pair, y, x, n, a):
+    plain, native = stores_pair
+    for name, args in (("axpy", (y, x, a, n)), ("shift", (y, n)), ("counts_into", (y, n)),
+                       ("store_then_divide", (y, x, n)), ("store_then_overflow", (y, n))):
+        agree_on_copies(plain, native, name, *args)
+
+
+def test_stores_leave_reference_counts_unchanged(stores_pair):
+    plain, native = stores_pair
+    keep, read = float("7.25"), float("0.5")
+    counts = sys.getrefcount(keep), sys.getrefcount(read)
+    for _ in range(50):
+        y = [keep] * 4 + [float(k) for k in range(4)]
+        native.axpy(y, [read] * 8, 1.0, 8)   # replaces the shared items, mutates the others
+        assert y[:4] == [7.75] * 4 and all(item is not keep for item in y)
+        del y
+        c = [1, 2, 3, keep]                  # keep is read generically: not an int
+        assert native.counts_into(c, 4) == [1, 3, 5, 10.25]
+    assert (sys.getrefcount(keep), sys.getrefcount(read)) == counts
