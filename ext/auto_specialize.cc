@@ -229,12 +229,12 @@ void FinishTierUp(const Ref<>& code_ref, uint64_t id, std::unique_ptr<jit::Lower
 // garbage collector may run and drop `spec`: it reads everything it needs from `spec` first and
 // finds it again by id when the code is done.
 void QueueOptimizingCompile(PyFunctionObject* func, Specialization* spec,
-                            std::vector<jit::ParameterKind> kinds, int opt_level, Recompile why) {
+                            std::vector<jit::LocalKind> kinds, int opt_level, Recompile why) {
   const uint64_t id = spec->id;
   jit::CompileRequest request = RequestForCode(func, *spec);
   request.keep_alive.push_back(Ref<>::Create(reinterpret_cast<PyObject*>(spec->code.get())));
   request.options.opt_level = opt_level;
-  request.parameter_kinds = std::move(kinds);
+  request.local_kinds = std::move(kinds);
   // The job holds the code object itself, not a weakref: a weakref is an object the garbage
   // collector sees, and freeing it when the job ends would change gc.get_objects() at a moment
   // the program cannot predict (test_descr's leak checks count them). Code objects are not
@@ -258,7 +258,7 @@ void QueueTierUp(PyFunctionObject* func, Specialization* spec) {
     return;
   }
   spec->tier_up_queued = true;
-  QueueOptimizingCompile(func, spec, spec->native->parameter_kinds, tuning::kOptimizingTier,
+  QueueOptimizingCompile(func, spec, spec->native->local_kinds, tuning::kOptimizingTier,
                          Recompile::kTierUp);
 }
 
@@ -352,14 +352,14 @@ void FinishCodeLevelTierUp(const Ref<>& code, std::unique_ptr<jit::LoweredFuncti
 // when done. `globals`: the globals of a function running the code, borrowed, or null (hints
 // only: CompileRequest::globals; without them numeric loops inline no callee).
 void QueueCodeLevelCompile(PyCodeObject* code, CodeState* state,
-                           std::vector<jit::ParameterKind> kinds, int opt_level, Recompile why,
+                           std::vector<jit::LocalKind> kinds, int opt_level, Recompile why,
                            PyObject* globals) {
   jit::CompileRequest request;
   request.original = code;
   request.compiled = state->native_source.get();
   request.globals = globals;
   request.options.opt_level = opt_level;
-  request.parameter_kinds = std::move(kinds);
+  request.local_kinds = std::move(kinds);
   Ref<> keep = Ref<>::Create(reinterpret_cast<PyObject*>(code));
   // Lowering allocates and may run the collector; `state` lives as long as `code`.
   jit::LowerResult lowered = jit::LowerFunction(std::move(request));
@@ -378,7 +378,7 @@ void QueueCodeLevelTierUp(PyCodeObject* code, CodeState* state, PyObject* global
     return;
   }
   state->native_tier_up_queued = true;
-  QueueCodeLevelCompile(code, state, state->native->parameter_kinds, tuning::kOptimizingTier,
+  QueueCodeLevelCompile(code, state, state->native->local_kinds, tuning::kOptimizingTier,
                         Recompile::kTierUp, globals);
 }
 
@@ -485,7 +485,7 @@ Specialization* CompileGivenCode(CodeState* state, size_t index, PyFunctionObjec
   spec->jit = true;
   spec->runs_until_compile = 0;
   jit::CompileRequest request = RequestForCode(func, *spec);
-  request.parameter_kinds = jit::ParameterKinds(spec->code.get(), args);
+  request.local_kinds = jit::ParameterKinds(spec->code.get(), args);
   jit::CompileResult compiled;
   std::unique_ptr<jit::LoweredFunction> lowered;
   // The job holds the code object whose state holds the specialization (see QueueTierUp).
@@ -556,7 +556,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
   // copy of the code object, and the code object holds the result (code_state.h).
   auto* original = reinterpret_cast<PyCodeObject*>(func->func_code);
   const bool compile_original = jit && result.refused;
-  std::vector<jit::ParameterKind> parameter_kinds = jit::ParameterKinds(original, args);
+  std::vector<jit::LocalKind> local_kinds = jit::ParameterKinds(original, args);
   // Compiled from a copy either way: the specialization lives in the original's co_extra, so
   // holding the original there (as its code, and through its native code) would be a cycle no
   // collector sees, and the code object would outlive its function.
@@ -573,7 +573,7 @@ bool MaterializePending(CodeState* state, size_t* index, PyFunctionObject* func,
     if (made.code) {
       jit::CompileRequest request = RequestForSpecialization(
           func, made.code.get(), result.rewrites, made.guard_objects, assume);
-      request.parameter_kinds = std::move(parameter_kinds);
+      request.local_kinds = std::move(local_kinds);
       // The job holds the code object (see QueueTierUp for why not a weakref).
       if (background) code_ref = Ref<>::Create(reinterpret_cast<PyObject*>(original));
       // A background compile goes straight to the optimizing tier: its codegen time is the

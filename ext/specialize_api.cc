@@ -317,15 +317,15 @@ void AppendRewrites(std::string& text, const Specialization& spec) {
 
 namespace {
 
-const char* KindName(jit::ParameterKind kind) {
+const char* KindName(jit::LocalKind kind) {
   switch (kind) {
-    case jit::ParameterKind::kInt:
+    case jit::LocalKind::kInt:
       return "int";
-    case jit::ParameterKind::kFloat:
+    case jit::LocalKind::kFloat:
       return "float";
-    case jit::ParameterKind::kFloatList:
+    case jit::LocalKind::kFloatList:
       return "list of float";
-    case jit::ParameterKind::kIntList:
+    case jit::LocalKind::kIntList:
       return "list of int";
     default:
       return "other";
@@ -335,8 +335,9 @@ const char* KindName(jit::ParameterKind kind) {
 // What of the native code runs on unboxed ints and floats (lower_numeric_loops.cc and
 // lower_numeric_regions.cc), when any does; how often a loop's entry check failed (the loop then
 // ran generically), and the recompiles for the kinds its loops met (jit/kind_feedback.h), with
-// the parameter kinds the code now runs for.
-void AppendNumericStatus(std::string& text, const jit::NativeCode& native, int kind_recompiles) {
+// the kinds of the locals (of `code`) the code now runs for.
+void AppendNumericStatus(std::string& text, const jit::NativeCode& native, int kind_recompiles,
+                         PyCodeObject* code) {
   if (native.numeric_loops == 0 && native.numeric_regions == 0) return;
   absl::StrAppendFormat(&text, "; unboxed ints and floats in %d numeric loop%s, %d region%s",
                         native.numeric_loops, native.numeric_loops == 1 ? "" : "s",
@@ -346,16 +347,21 @@ void AppendNumericStatus(std::string& text, const jit::NativeCode& native, int k
   }
   if (kind_recompiles == 0) return;
   std::string kinds;
-  for (jit::ParameterKind kind : native.parameter_kinds) {
-    absl::StrAppend(&kinds, kinds.empty() ? "" : ", ", KindName(kind));
+  for (size_t l = 0; l < native.local_kinds.size(); ++l) {
+    if (native.local_kinds[l] == jit::LocalKind::kUnknown ||
+        l >= static_cast<size_t>(code->co_nlocalsplus)) {
+      continue;
+    }
+    absl::StrAppend(&kinds, kinds.empty() ? "" : ", ",
+                    PyUnicode_AsUTF8(PyTuple_GET_ITEM(code->co_localsplusnames, l)), ": ",
+                    KindName(native.local_kinds[l]));
   }
-  absl::StrAppendFormat(&text,
-                        "; recompiled %d time%s for the parameter kinds its loops met, now (%s)",
+  absl::StrAppendFormat(&text, "; recompiled %d time%s for the kinds its loops met, now (%s)",
                         kind_recompiles, kind_recompiles == 1 ? "" : "s", kinds);
 }
 
 // The JIT's part of explain(): native code and its deopts, or why there is none.
-void AppendJitStatus(std::string& text, const Specialization& spec) {
+void AppendJitStatus(std::string& text, const Specialization& spec, PyCodeObject* code) {
   if (spec.native) {
     const jit::NativeCode& native = *spec.native;
     absl::StrAppendFormat(&text,
@@ -364,7 +370,7 @@ void AppendJitStatus(std::string& text, const Specialization& spec) {
                           native.opt_level == 0 ? "baseline" : "optimized", native.code_size(),
                           native.compile_ns * 1e-6, native.calls,
                           native.deopt_sites().size());
-    AppendNumericStatus(text, native, spec.kind_recompiles);
+    AppendNumericStatus(text, native, spec.kind_recompiles, code);
     for (const jit::DeoptSite& site : native.deopt_sites()) {
       if (site.count == 0) continue;
       absl::StrAppendFormat(&text, "\n      deopt to offset %d (%s): %u times", site.target * 2,
@@ -382,14 +388,14 @@ void AppendJitStatus(std::string& text, const Specialization& spec) {
 PyObject* ExplainIr(PyFunctionObject* func) {
   auto* original = reinterpret_cast<PyCodeObject*>(func->func_code);
   PyCodeObject* code = original;
-  std::vector<jit::ParameterKind> parameter_kinds;
+  std::vector<jit::LocalKind> local_kinds;
   CodeState* state = CodeStateOf(original);
   for (size_t i = 0; state != nullptr && i < state->specializations.size(); ++i) {
     Specialization* spec = state->specializations[i].get();
     if (spec->owner_function() == reinterpret_cast<PyObject*>(func) && spec->native &&
         spec->code) {
       code = spec->code.get();
-      parameter_kinds = spec->native->parameter_kinds;  // the hints it was compiled with
+      local_kinds = spec->native->local_kinds;  // the hints it was compiled with
       break;
     }
   }
@@ -399,7 +405,7 @@ PyObject* ExplainIr(PyFunctionObject* func) {
   request.compiled = code;
   request.globals = func->func_globals;
   request.options.keep_ir = true;
-  request.parameter_kinds = std::move(parameter_kinds);
+  request.local_kinds = std::move(local_kinds);
   jit::CompileResult result = jit::CompileFunction(std::move(request));
   if (!result.code) {
     PyErr_Format(PyExc_ValueError, "fatjit.explain: the JIT does not compile %U: %s%s%s",
@@ -463,7 +469,7 @@ PyObject* Explain(PyObject*, PyObject* args, PyObject* kwargs) {
                                                                 : "FAILS for good";
       absl::StrAppendFormat(&text, "\n    guard %s: %s", guard->Describe(), status);
     }
-    AppendJitStatus(text, *spec);
+    AppendJitStatus(text, *spec, reinterpret_cast<PyCodeObject*>(func->func_code));
     if (spec->automatic) AppendRewrites(text, *spec);
   }
   const bool code_level = state != nullptr && (state->native || state->native_in_flight);
@@ -480,7 +486,8 @@ PyObject* Explain(PyObject*, PyObject* args, PyObject* kwargs) {
                                                            state->native_note,
                           native.opt_level == 0 ? "baseline" : "optimized", native.code_size(),
                           native.compile_ns * 1e-6, native.calls, native.deopt_sites().size());
-    AppendNumericStatus(text, native, state->native_kind_recompiles);
+    AppendNumericStatus(text, native, state->native_kind_recompiles,
+                        reinterpret_cast<PyCodeObject*>(func->func_code));
     for (const jit::DeoptSite& site : native.deopt_sites()) {
       if (site.count == 0) continue;
       absl::StrAppendFormat(&text, "\n    deopt to offset %d (%s): %u times", site.target * 2,

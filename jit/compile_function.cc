@@ -817,7 +817,7 @@ LowerResult LowerFunction(CompileRequest request) {
   auto lowered = std::make_unique<LoweredFunction>();
   lowered->backend = *backend;
   lowered->code = std::make_unique<NativeCode>(*backend);
-  lowered->code->parameter_kinds = request.parameter_kinds;
+  lowered->code->local_kinds = request.local_kinds;
   if (const char* level = std::getenv("FATJIT_JIT_OPT")) request.options.opt_level = std::atoi(level);
   const char* qualname = PyUnicode_AsUTF8(request.original->co_qualname);
   if (qualname == nullptr) {

@@ -72,9 +72,10 @@ struct CompileRequest {
   std::unique_ptr<GuardSet> recheck;
   std::vector<Ref<>> keep_alive;
   CompileOptions options;
-  // Hints, per parameter, of what a call passed (ParameterKinds): numeric loops and regions
-  // guess the kinds of locals from them. Never relied on: native code tests types itself.
-  std::vector<ParameterKind> parameter_kinds;
+  // Hints, per local, of what it held: the parameters a call passed (ParameterKinds), or the
+  // locals a numeric loop's failed entry met (kind_feedback.h). Numeric loops and regions guess
+  // the kinds of locals from them. Never relied on: native code tests types itself.
+  std::vector<LocalKind> local_kinds;
   // The globals of the function being compiled (borrowed; may be null), for hints only: a
   // numeric loop inlines a small function it calls through a global as the global is bound now
   // (lower_numeric_loops.cc), and checks at its entry that it still is.

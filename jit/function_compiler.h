@@ -65,7 +65,7 @@ inline const Helper kPeekGlobal{"fatjit_rt_peek_global",
                                 reinterpret_cast<const void*>(&fatjit_rt_peek_global), 2};
 inline const Helper kNumericLoopMissed{
     "fatjit_rt_numeric_loop_missed",
-    reinterpret_cast<const void*>(&fatjit_rt_numeric_loop_missed), 2, false};
+    reinterpret_cast<const void*>(&fatjit_rt_numeric_loop_missed), 3, false};
 inline const Helper kClearError{"PyErr_Clear", reinterpret_cast<const void*>(&PyErr_Clear), 0,
                                 false};
 inline const Helper kBoxFloat{"fatjit_rt_box_float", reinterpret_cast<const void*>(&fatjit_rt_box_float),
@@ -304,6 +304,7 @@ class FunctionCompiler {
   // block the one where instruction i's own translation goes (the fast path's way out).
   void FindNumericRegions();
   void GuessLocalKinds();
+  void GuessLocalKindsFrom(const std::vector<LocalKind>& hints);
   NumKind KindBefore(int index, int depth, int& steps) const;
   NumKind KindAfter(int index, int depth, int& steps) const;
   void LowerNumericRegion(int start);
@@ -344,6 +345,7 @@ class FunctionCompiler {
                         std::vector<int>* locals, std::vector<bool>* stored,
                         std::map<int, InlineCallee>* callees) const;
   NumKind LoopKindOfLocal(int local) const;
+  void FindSubscriptedLocals();
   // The function bound to global `name` now, if its code qualifies for inlining with arguments
   // of kinds `args`: *callee and the result's kind (int or float).
   bool LeafCallee(PyObject* name, const std::vector<NumKind>& args, InlineCallee* callee,
@@ -595,6 +597,8 @@ class FunctionCompiler {
   std::vector<int> region_end_;           // FindNumericRegions: per instruction, or -1
   std::vector<int> loop_end_;             // FindNumericLoops: per instruction, or -1
   std::vector<NumKind> local_kind_;       // GuessLocalKinds: per local
+  std::vector<bool> open_local_;          // GuessLocalKinds: per local, the code left it open
+  std::vector<bool> subscripted_;         // FindNumericLoops: per local, its items are used
   std::vector<Ref<>> kept_;               // TakeKeptAlive
   std::unordered_multimap<int, int> jump_sources_;  // jump target index -> jump's index
 };

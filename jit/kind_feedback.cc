@@ -8,43 +8,51 @@
 
 namespace fatjit::jit {
 
-std::vector<ParameterKind> ParameterKinds(PyCodeObject* code, PyObject* const* args) {
-  std::vector<ParameterKind> kinds;
+LocalKind LocalKindOf(PyObject* value) {
+  if (value == nullptr) return LocalKind::kUnknown;
+  if (PyLong_CheckExact(value)) return LocalKind::kInt;
+  if (PyFloat_CheckExact(value)) return LocalKind::kFloat;
+  if (PyList_CheckExact(value) && PyList_GET_SIZE(value) > 0) {
+    PyObject* first = PyList_GET_ITEM(value, 0);
+    if (PyFloat_CheckExact(first)) return LocalKind::kFloatList;
+    if (PyLong_CheckExact(first)) return LocalKind::kIntList;
+  }
+  return LocalKind::kUnknown;
+}
+
+std::vector<LocalKind> ParameterKinds(PyCodeObject* code, PyObject* const* args) {
+  std::vector<LocalKind> kinds;
   if (args == nullptr) return kinds;
   const int n = std::min(ParameterCount(code), code->co_nlocalsplus);
-  for (int i = 0; i < n; ++i) {
-    PyObject* arg = args[i];
-    ParameterKind kind = ParameterKind::kUnknown;
-    if (arg == nullptr) {
-    } else if (PyLong_CheckExact(arg)) {
-      kind = ParameterKind::kInt;
-    } else if (PyFloat_CheckExact(arg)) {
-      kind = ParameterKind::kFloat;
-    } else if (PyList_CheckExact(arg) && PyList_GET_SIZE(arg) > 0) {
-      PyObject* first = PyList_GET_ITEM(arg, 0);
-      kind = PyFloat_CheckExact(first)  ? ParameterKind::kFloatList
-             : PyLong_CheckExact(first) ? ParameterKind::kIntList
-                                        : ParameterKind::kUnknown;
-    }
-    kinds.push_back(kind);
-  }
+  for (int i = 0; i < n; ++i) kinds.push_back(LocalKindOf(args[i]));
   return kinds;
 }
 
-bool KindsWorthRecompiling(const std::vector<ParameterKind>& compiled,
-                           const std::vector<ParameterKind>& seen) {
-  for (size_t i = 0; i < seen.size(); ++i) {
-    const ParameterKind before = i < compiled.size() ? compiled[i] : ParameterKind::kUnknown;
-    if (seen[i] != ParameterKind::kUnknown && seen[i] != before) return true;
+extern "C" void fatjit_rt_numeric_loop_missed(_PyInterpreterFrame* frame, NativeCode* code,
+                                              NativeCode::LoopGuesses* loop) {
+  for (const auto& [local, guessed] : loop->locals) {
+    if (guessed != LocalKind::kIntList && guessed != LocalKind::kFloatList) continue;
+    PyObject* value = frame->localsplus[local];
+    if (value != nullptr && (!PyList_CheckExact(value) ||
+                             (PyList_GET_SIZE(value) > 0 &&
+                              LocalKindOf(value) == LocalKind::kUnknown))) {
+      loop->given_up = 1;
+      return;
+    }
   }
-  return false;
-}
 
-extern "C" void fatjit_rt_numeric_loop_missed(_PyInterpreterFrame* frame, NativeCode* code) {
   if (!code->kinds_seen.empty()) return;  // already reported; the owner acts at its next call
-  std::vector<ParameterKind> seen = ParameterKinds(frame->f_code, frame->localsplus);
-  if (!KindsWorthRecompiling(code->parameter_kinds, seen)) return;
-  code->kinds_seen = std::move(seen);
+  std::vector<LocalKind> hints = code->local_kinds;
+  bool differs = false;
+  for (const auto& [local, guessed] : loop->locals) {
+    const LocalKind seen = LocalKindOf(frame->localsplus[local]);
+    if (seen == LocalKind::kUnknown) continue;
+    if (hints.size() <= static_cast<size_t>(local)) hints.resize(local + 1, LocalKind::kUnknown);
+    hints[local] = seen;
+    differs = differs || seen != guessed;
+  }
+  if (!differs) return;
+  code->kinds_seen = std::move(hints);
   code->recompile_wanted = true;
   InvalidateDirectCalls();  // their next call goes through the dispatcher, which recompiles
 }

@@ -1,16 +1,21 @@
-// Kind feedback: what calls pass, as hints for the compiler, and what native code reports when
-// its numeric loops meet other kinds, so that the owner can compile it again with those.
+// Kind feedback: what calls pass and what loops meet, as hints for the compiler, and what native
+// code reports when its numeric loops meet other kinds, so that the owner can compile it again
+// with those.
 //
 // Numeric loops (lower_numeric_loops.cc) unbox locals of the kinds GuessLocalKinds derives from
-// the parameters' kinds at the compiling call (ParameterKinds). When later calls pass numbers
-// of another kind (a function first called with ints, then with floats), the loop's entry check
-// fails at every iteration, and the loop runs generically at every call, for good. Each failed
+// the code and from hints: the parameters' kinds at the compiling call (ParameterKinds), and
+// for a local nothing in the code decides, a default guess (an int; a list of floats for a local
+// whose items are read or stored). When a loop meets numbers of another kind (a function first
+// called with ints, then with floats; a local holding a list of ints where floats were guessed),
+// its entry check fails at every iteration, and the loop runs generically, for good. Each failed
 // entry is counted in the NativeCode; every kMissesPerCheck of them, native code calls
-// fatjit_rt_numeric_loop_missed, which compares the frame's parameters with the hints the code
-// was compiled with. If a parameter now holds an exact int or float of another kind than that
-// hint, the NativeCode records the kinds seen (NativeCode::kinds_seen, recompile_wanted; once
-// per NativeCode) and direct-call sites drop their answers, so that the next call goes through
-// the dispatcher, which compiles the function again with those hints (ext: auto_specialize.h,
+// fatjit_rt_numeric_loop_missed with its loop's guesses (NativeCode::LoopGuesses: the locals
+// whose kind a hint or a default decided, and that kind), which compares them with what the
+// frame's locals hold. If one now holds a kind (LocalKindOf) other than its guess, the
+// NativeCode records hints for the next compile (NativeCode::kinds_seen: the kinds the frame's
+// locals hold where known, the old hints elsewhere; recompile_wanted; once per NativeCode), and
+// direct-call sites drop their answers, so that the next call goes through the dispatcher,
+// which compiles the function again with those hints (ext: auto_specialize.h,
 // RecompileForKinds) and counts it (stats()["jit"]["kind_recompiles"]). Only a local's failed
 // kind test counts; an entry that fails on the iterator or a global does not.
 //
@@ -28,22 +33,23 @@
 
 namespace fatjit::jit {
 
-// What `args` (a frame's first ParameterCount(code) locals) hold: exact ints and floats, and
-// exact lists by the type of their first item.
-std::vector<ParameterKind> ParameterKinds(PyCodeObject* code, PyObject* const* args);
+// What `value` is (null: kUnknown): an exact int or float, an exact list by the type of its first
+// item.
+LocalKind LocalKindOf(PyObject* value);
 
-// True if `seen` has a parameter of a known kind (an int, a float, a list of either) that differs
-// from `compiled`'s: hints for which a compile would unbox differently.
-bool KindsWorthRecompiling(const std::vector<ParameterKind>& compiled,
-                           const std::vector<ParameterKind>& seen);
+// What `args` (a frame's first ParameterCount(code) locals) hold.
+std::vector<LocalKind> ParameterKinds(PyCodeObject* code, PyObject* const* args);
 
 // Failed numeric-loop entries between two looks at the frame (a power of two: native code
 // tests the low bits of NativeCode::loop_entry_misses).
 inline constexpr uint64_t kMissesPerCheck = 256;
 
 // Called by native code with the GIL held, on the frame of a numeric loop whose entry failed
-// (the kMissesPerCheck-th time since the last call). Runs no Python code and never fails.
-extern "C" void fatjit_rt_numeric_loop_missed(_PyInterpreterFrame* frame, NativeCode* code);
+// (the kMissesPerCheck-th time since the last call), with that loop's guesses. A local guessed
+// a list that holds no list of ints or floats makes the loop give up its entry for good
+// (LoopGuesses::given_up). Runs no Python code and never fails.
+extern "C" void fatjit_rt_numeric_loop_missed(_PyInterpreterFrame* frame, NativeCode* code,
+                                              NativeCode::LoopGuesses* loop);
 
 }  // namespace fatjit::jit
 

@@ -97,18 +97,68 @@ constexpr int kMaxCalleeInstructions = 64;
 
 }  // namespace
 
-// A local's kind in numeric loops: its guess (GuessLocalKinds; an int when nothing is known),
-// or, for a parameter of no guessed kind that the compiling call passed a list of floats or ints,
-// that list kind.
+// A local's kind in numeric loops: its guess (GuessLocalKinds); for a local of no guessed kind
+// whose hint is a list of floats or ints, that list kind; else, when nothing is known, a list of
+// floats for a local whose items the code reads or stores (FindSubscriptedLocals), an int for
+// any other. The entry tests each (kind feedback corrects a guess that keeps failing).
 FunctionCompiler::NumKind FunctionCompiler::LoopKindOfLocal(int local) const {
   const Kind k = local_kind_[local];
   if (k != Kind::kUnknown) return k;
-  if (static_cast<size_t>(local) < request_.parameter_kinds.size()) {
-    const ParameterKind hint = request_.parameter_kinds[local];
-    if (hint == ParameterKind::kFloatList) return Kind::kFloatList;
-    if (hint == ParameterKind::kIntList) return Kind::kIntList;
+  if (static_cast<size_t>(local) < request_.local_kinds.size()) {
+    const LocalKind hint = request_.local_kinds[local];
+    if (hint == LocalKind::kFloatList) return Kind::kFloatList;
+    if (hint == LocalKind::kIntList) return Kind::kIntList;
   }
-  return Kind::kInt;
+  return subscripted_[local] ? Kind::kFloatList : Kind::kInt;
+}
+
+// Locals whose value is subscripted or item-assigned right after it is pushed (`x[i]`,
+// `x[i] = v`, `x[i] += v`, whose COPY and SWAP move copies of it): what such a value is, is
+// guessed a list. Follows the slots holding the value through straight-line code for a few
+// instructions.
+void FunctionCompiler::FindSubscriptedLocals() {
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  const int n = static_cast<int>(insts.size());
+  subscripted_.assign(nlocalsplus_, false);
+  constexpr int kMaxScan = 16;
+  for (int i = 0; i < n; ++i) {
+    const Instruction& load = insts[i];
+    if (load.base_opcode != LOAD_FAST || load.oparg < 0 || load.oparg >= nlocalsplus_ ||
+        depth_[i] == bytecode::kUnreachable) {
+      continue;
+    }
+    std::vector<int> holding = {depth_[i]};  // the slots holding the local's value
+    auto holds = [&](int slot) {
+      return std::find(holding.begin(), holding.end(), slot) != holding.end();
+    };
+    for (int j = i + 1; j + 1 < n && j <= i + kMaxScan && !jump_target_[j] && !holding.empty();
+         ++j) {
+      const Instruction& inst = insts[j];
+      const int d = depth_[j];
+      if (d == bytecode::kUnreachable || depth_[j + 1] == bytecode::kUnreachable) break;
+      const int op = inst.base_opcode;
+      if ((op == BINARY_SUBSCR || op == STORE_SUBSCR) && holds(d - 2)) {
+        subscripted_[load.oparg] = true;
+        break;
+      }
+      if (op == COPY) {
+        if (holds(d - inst.oparg)) holding.push_back(d);
+      } else if (op == SWAP) {
+        for (int& slot : holding) {
+          if (slot == d - 1) {
+            slot = d - inst.oparg;
+          } else if (slot == d - inst.oparg) {
+            slot = d - 1;
+          }
+        }
+      } else if (op != LOAD_FAST && op != LOAD_CONST && op != LOAD_GLOBAL) {
+        // What it pops and what it writes no longer hold the value: at most the slots from one
+        // below the lower of the depths before and after it (it pops one at least).
+        const int lowest = std::min(d, depth_[j + 1]) - 1;
+        std::erase_if(holding, [&](int slot) { return slot >= lowest; });
+      }
+    }
+  }
 }
 
 // Inlined callees: a Python function bound to a global, whose code takes exactly the arguments
@@ -460,6 +510,7 @@ void FunctionCompiler::FindNumericLoops() {
   const int n = static_cast<int>(insts.size());
   loop_end_.assign(n, -1);
   if (!NumericFastPathsEnabled() || !NumericLoopsEnabled() || local_kind_.empty()) return;
+  FindSubscriptedLocals();
   std::vector<std::vector<NumKind>> stacks;
   std::vector<int> locals;
   std::vector<bool> stored;
@@ -517,6 +568,22 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   const int target = ranged && head + 1 < end && insts[head + 1].base_opcode == STORE_FAST
                          ? insts[head + 1].oparg
                          : -1;
+  // The locals whose kind a hint or a default decided: what feedback may change, or give up on.
+  NativeCode::LoopGuesses& guesses = out_.loop_guesses.emplace_back();
+  for (int l : locals) {
+    if (!open_local_[l]) continue;
+    const Kind kind = kind_of_local(l);
+    guesses.locals.emplace_back(l, kind == Kind::kInt        ? LocalKind::kInt
+                                   : kind == Kind::kFloat    ? LocalKind::kFloat
+                                   : kind == Kind::kIntList  ? LocalKind::kIntList
+                                                             : LocalKind::kFloatList);
+  }
+  if (!guesses.locals.empty()) {
+    Block trying = e_.NewBlock("loop_entry");
+    e_.Branch(e_.Compare(Cmp::kEq, e_.Load(e_.Ptr(&guesses.given_up), 0), e_.Imm(0)), trying,
+              generic);
+    Enter(trying);
+  }
   // Entry (the current block, the head's own): every local of its kind, the range iterator.
   for (int l : locals) {
     LocalState& s = state[l];
@@ -527,9 +594,20 @@ void FunctionCompiler::LowerNumericLoop(int head) {
     Enter(bound);
     const Kind kind = kind_of_local(l);
     if (kind == Kind::kIntList || kind == Kind::kFloatList) {  // never stored: the object
+      // An exact list, empty or whose first item is of its kind (as LocalKindOf would see it:
+      // a list of the other kind fails here, and kind feedback sees why).
       Block is_list = e_.NewBlock("loop_list_local");
+      Block has_items = e_.NewBlock("loop_list_items");
+      Block of_kind = e_.NewBlock("loop_list_of_kind");
       e_.Branch(IsType(TypeOf(s.old_object), &PyList_Type), is_list, entry_missed);
       Enter(is_list);
+      e_.Branch(e_.Compare(Cmp::kEq, Field(s.old_object, kObSize), e_.Imm(0)), of_kind,
+                has_items);
+      Enter(has_items);
+      Value first = e_.Load(Field(s.old_object, offsetof(PyListObject, ob_item)), 0);
+      e_.Branch(IsType(TypeOf(first), kind == Kind::kIntList ? &PyLong_Type : &PyFloat_Type),
+                of_kind, entry_missed);
+      Enter(of_kind);
       e_.Store(s.value, 0, s.old_object);
       continue;
     }
@@ -977,7 +1055,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   e_.BranchUnlikely(e_.Compare(Cmp::kEq, e_.And(misses, e_.Imm(kMissesPerCheck - 1)), e_.Imm(0)),
                     look, generic);
   Enter(look);
-  e_.Call(kNumericLoopMissed, {frame_, e_.Ptr(&out_)});
+  e_.Call(kNumericLoopMissed, {frame_, e_.Ptr(&out_), e_.Ptr(&guesses)});
   e_.Jump(generic);
   Enter(generic);
 }

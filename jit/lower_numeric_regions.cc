@@ -150,14 +150,22 @@ Value FunctionCompiler::NumericConstant(PyObject* constant) {
   return e_.Imm(PyLong_AsLongLong(constant));  // ConstantKind said it fits
 }
 
+// Twice: without the hints, which says what locals the code alone leaves open (open_local_:
+// kind feedback watches those), then from the hints.
 void FunctionCompiler::GuessLocalKinds() {
+  GuessLocalKindsFrom({});
+  open_local_.assign(nlocalsplus_, false);
+  for (int l = 0; l < nlocalsplus_; ++l) open_local_[l] = local_kind_[l] == Kind::kUnknown;
+  GuessLocalKindsFrom(request_.local_kinds);
+}
+
+void FunctionCompiler::GuessLocalKindsFrom(const std::vector<LocalKind>& hints) {
   absl::Span<const Instruction> insts = decoded_.instructions();
   const int n = static_cast<int>(insts.size());
   local_kind_.assign(nlocalsplus_, Kind::kUnknown);
-  for (size_t p = 0; p < request_.parameter_kinds.size() && p < local_kind_.size(); ++p) {
-    const ParameterKind hint = request_.parameter_kinds[p];
-    local_kind_[p] = hint == ParameterKind::kInt     ? Kind::kInt
-                     : hint == ParameterKind::kFloat ? Kind::kFloat
+  for (size_t p = 0; p < hints.size() && p < local_kind_.size(); ++p) {
+    local_kind_[p] = hints[p] == LocalKind::kInt     ? Kind::kInt
+                     : hints[p] == LocalKind::kFloat ? Kind::kFloat
                                                      : Kind::kUnknown;
   }
   jump_sources_.clear();

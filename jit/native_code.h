@@ -28,10 +28,11 @@
 
 namespace fatjit::jit {
 
-// What a call passed for a parameter, as a hint to the compiler (CompileRequest): an exact int,
-// an exact float, an exact list whose first item is an exact float or int (numeric loops read
-// its items unboxed), or anything else.
-enum class ParameterKind : uint8_t { kUnknown, kInt, kFloat, kFloatList, kIntList };
+// What a local held when it was looked at (a call's parameters, or the locals at a numeric
+// loop's failed entry: kind_feedback.h), as a hint to the compiler (CompileRequest): an exact
+// int, an exact float, an exact list whose first item is an exact float or int (numeric loops
+// read its items unboxed), or anything else.
+enum class LocalKind : uint8_t { kUnknown, kInt, kFloat, kFloatList, kIntList };
 
 // Why native code hands a frame to the interpreter mid-function. Errors (an exception raised in
 // native code) are not deopts: they are counted apart (JitCounters::raises).
@@ -136,13 +137,21 @@ class NativeCode {
   bool optimizable = true;  // false past kMaxOptimizedInstructions: never tiered up
   int numeric_loops = 0;    // loops whose locals run unboxed (lower_numeric_loops.cc)
   int numeric_regions = 0;  // straight stretches that do (lower_numeric_regions.cc)
-  // Kind feedback (kind_feedback.h): the hints it was compiled with, the failed entries of its
-  // numeric loops (native code counts them), and, once they are worth a recompile, the
-  // parameters' kinds then seen (empty until then, set once) and the request to the owner,
-  // which clears it. Under the GIL.
-  std::vector<ParameterKind> parameter_kinds;
+  // Kind feedback (kind_feedback.h): the hints it was compiled with, per local; per numeric
+  // loop, the locals whose kind a hint or a default guess decided; the failed entries of its
+  // numeric loops (native code counts them), and, once they are worth a recompile, the hints
+  // for the next compile (empty until then, set once) and the request to the owner, which
+  // clears it. Under the GIL.
+  std::vector<LocalKind> local_kinds;
+  struct LoopGuesses {
+    std::vector<std::pair<int, LocalKind>> locals;  // (local, the kind the loop unboxes it as)
+    // Set when a local guessed a list holds something no hint can make a numeric loop of (a
+    // tuple, a dict, a list of str): the entry then goes straight to the generic code.
+    int64_t given_up = 0;
+  };
+  std::deque<LoopGuesses> loop_guesses;  // native code points at its loop's
   uint64_t loop_entry_misses = 0;
-  std::vector<ParameterKind> kinds_seen;
+  std::vector<LocalKind> kinds_seen;
   bool recompile_wanted = false;
 
   // Visits each reference the code holds (embedded objects, scratch results), once per

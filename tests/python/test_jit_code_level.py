@@ -317,7 +317,7 @@ print("ok")
         done.stderr
 
 
-def test_code_level_code_is_recompiled_for_the_parameter_kinds_its_loops_meet():
+def test_code_level_code_is_recompiled_for_the_kinds_its_loops_meet():
     # Compiled at its first call (an int), then called with floats: the numeric loop's entry
     # keeps failing until the code object's code is compiled again with the kinds seen
     # (jit/kind_feedback.h), which the log names and explain() reports.
@@ -345,7 +345,7 @@ for _ in range(3):
 fatjit.wait_for_compiles()
 assert fatjit.stats()["jit"]["kind_recompiles"] == before + 1
 text = fatjit.explain(poly)
-assert "recompiled 1 time for the parameter kinds its loops met, now (float, int)" in text, text
+assert "recompiled 1 time for the kinds its loops met, now (x: float, n: int)" in text, text
 assert "failed loop entries" not in text, text    # the new code's entry holds
 for x, n in ((1.5, 1000), (2.0, 3), (-0.5, 0)):
     assert poly(x, n) == reference(x, n)

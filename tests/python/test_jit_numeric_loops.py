@@ -430,7 +430,8 @@ def test_a_loop_whose_parameters_change_kind_is_recompiled_for_the_kinds_seen():
         # (>=: under FATJIT_JIT_STRESS automatic mode compiles `plain` too, and recompiles it)
         assert fatjit.stats()["jit"]["kind_recompiles"] >= before + 1
         text = fatjit.explain(native.poly)
-        assert "recompiled 1 time for the parameter kinds its loops met, now (float, int)" in text
+        assert ("recompiled 1 time for the kinds its loops met, now (x: float, n: int, i: int)"
+                in text)
         for x, n in ((1.5, 1000), (-2.25, 7), (0.0, 0), (1e300, 50)):
             assert native.poly(x, n) == plain.poly(x, n)
         assert failed_entries(native.poly) == 0  # the new code's loop runs unboxed
@@ -900,3 +901,85 @@ def test_stores_leave_reference_counts_unchanged(stores_pair):
         c = [1, 2, 3, keep]                  # keep is read generically: not an int
         assert native.counts_into(c, 4) == [1, 3, 5, 10.25]
     assert (sys.getrefcount(keep), sys.getrefcount(read)) == counts
+
+
+# Lists that are not parameters, and locals no code decides the kind of: guessed (a local whose
+# items are read or stored, a list of floats; any other, an int), tested at the loop's entry, and
+# corrected by kind feedback when the guess keeps failing (jit/kind_feedback.h).
+LOCAL_LISTS = """
+def rows(a, b, n):
+    c = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        ai = a[i]
+        ci = c[i]
+        for k in range(n):
+            aik = ai[k]
+            bk = b[k]
+            for j in range(n):
+                ci[j] += aik * bk[j]
+    return c
+
+def smooth(fill, n, rounds):
+    v = [fill] * n
+    w = [fill] * n
+    for r in range(rounds):
+        for i in range(1, n - 1):
+            w[i] = v[i - 1] + v[i] + v[i + 1]
+        v, w = w, v
+    return v
+
+def total(t, n):
+    s = 0.0
+    for i in range(n):
+        s += t[i]
+    return s
+"""
+
+
+def test_lists_made_by_the_function_run_in_numeric_loops():
+    plain, native = new_module(LOCAL_LISTS), new_module(LOCAL_LISTS)
+    fatjit.jit(native.rows)
+    fatjit.jit(native.smooth)
+    try:
+        a = [[float(i * 3 + j) for j in range(12)] for i in range(12)]
+        b = [[float(i - 2 * j) for j in range(12)] for i in range(12)]
+        # rows: aik (an item, of no kind the code decides) is guessed an int and is a float: the
+        # inner loop's entry fails until kind feedback has it recompiled with the kinds seen.
+        assert native.rows(a, b, 12) == plain.rows(a, b, 12)
+        assert native.rows(a, b, 12) == plain.rows(a, b, 12)  # queues the recompile
+        fatjit.wait_for_compiles()
+        text = fatjit.explain(native.rows)
+        assert "recompiled 1 time" in text and "aik: float" in text and "bk: list of float" in text
+        misses = failed_entries(native.rows)
+        assert native.rows(a, b, 12) == plain.rows(a, b, 12)
+        assert failed_entries(native.rows) == misses     # the new code's entries hold
+        # smooth: v and w are the function's own lists of floats (guessed right at once).
+        assert native.smooth(0.5, 40, 30) == plain.smooth(0.5, 40, 30)
+        assert "in 1 numeric loop" in fatjit.explain(native.smooth)
+        assert failed_entries(native.smooth) <= 30  # only v and w's first round... at most
+        # Ints where floats were guessed: the entry fails on the first item; feedback recompiles.
+        for _ in range(10):
+            assert native.smooth(1, 40, 30) == plain.smooth(1, 40, 30)
+        fatjit.wait_for_compiles()
+        assert native.smooth(1, 40, 30) == plain.smooth(1, 40, 30)
+        text = fatjit.explain(native.smooth)
+        assert "v: list of int" in text and "w: list of int" in text, text
+    finally:
+        fatjit.unspecialize(native.rows)
+        fatjit.unspecialize(native.smooth)
+
+
+def test_a_loop_on_items_of_something_else_than_a_list_gives_its_entry_up():
+    plain, native = new_module(LOCAL_LISTS), new_module(LOCAL_LISTS)
+    fatjit.jit(native.total)
+    try:
+        t = tuple(0.5 * k for k in range(1000))
+        for _ in range(3):
+            assert native.total(t, 1000) == plain.total(t, 1000)
+        # The entry failed 256 times (a tuple is no list), then the loop gave it up: the
+        # iterations since went straight to the generic code, uncounted, and nothing recompiled.
+        assert failed_entries(native.total) == 256
+        assert "recompiled" not in fatjit.explain(native.total)
+        assert native.total([1.5] * 10, 10) == 15.0
+    finally:
+        fatjit.unspecialize(native.total)
