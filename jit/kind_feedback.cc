@@ -41,7 +41,6 @@ extern "C" void fatjit_rt_numeric_loop_missed(_PyInterpreterFrame* frame, Native
     }
   }
 
-  if (!code->kinds_seen.empty()) return;  // already reported; the owner acts at its next call
   std::vector<LocalKind> hints = code->local_kinds;
   bool differs = false;
   for (const auto& [local, guessed] : loop->locals) {
@@ -52,6 +51,10 @@ extern "C" void fatjit_rt_numeric_loop_missed(_PyInterpreterFrame* frame, Native
     differs = differs || seen != guessed;
   }
   if (!differs) return;
+  // The entry would go on failing: the generic code runs without its cost until a recompile
+  // (or for good, past the recompiles' limit).
+  loop->given_up = 1;
+  if (!code->kinds_seen.empty()) return;  // already reported; the owner acts at its next call
   code->kinds_seen = std::move(hints);
   code->recompile_wanted = true;
   InvalidateDirectCalls();  // their next call goes through the dispatcher, which recompiles

@@ -45,9 +45,10 @@ std::vector<LocalKind> ParameterKinds(PyCodeObject* code, PyObject* const* args)
 inline constexpr uint64_t kMissesPerCheck = 256;
 
 // Called by native code with the GIL held, on the frame of a numeric loop whose entry failed
-// (the kMissesPerCheck-th time since the last call), with that loop's guesses. A local guessed
-// a list that holds no list of ints or floats makes the loop give up its entry for good
-// (LoopGuesses::given_up). Runs no Python code and never fails.
+// (the kMissesPerCheck-th time since the last call), with that loop's guesses. The loop gives up
+// its entry for good (LoopGuesses::given_up: it then goes straight to the generic code) when a
+// local holds another kind than guessed (until the recompile replaces the code), or when a
+// local guessed a list holds no list of ints or floats. Runs no Python code and never fails.
 extern "C" void fatjit_rt_numeric_loop_missed(_PyInterpreterFrame* frame, NativeCode* code,
                                               NativeCode::LoopGuesses* loop);
 
