@@ -93,6 +93,7 @@ class Emitter {
   virtual Value FMul(Value a, Value b) = 0;
   virtual Value FDiv(Value a, Value b) = 0;
   virtual Value FCompare(FCmp cmp, Value a, Value b) = 0;  // an i1 condition
+  virtual Value FSqrt(Value a) = 0;  // IEEE square root of a double's bits (NaN below -0.0)
   // The double nearest the signed int64 `a` (exact below 2^53 in magnitude), as bits.
   virtual Value IntToDouble(Value a) = 0;
   // The address of an 8-byte slot in the native function's own stack frame, valid (and

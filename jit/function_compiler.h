@@ -63,6 +63,9 @@ inline const Helper kLongFromInt64{"PyLong_FromLongLong",
                             reinterpret_cast<const void*>(&PyLong_FromLongLong), 1};
 inline const Helper kPeekGlobal{"fatjit_rt_peek_global",
                                 reinterpret_cast<const void*>(&fatjit_rt_peek_global), 2};
+inline const Helper kPeekModuleAttribute{
+    "fatjit_rt_peek_module_attribute",
+    reinterpret_cast<const void*>(&fatjit_rt_peek_module_attribute), 2};
 inline const Helper kNumericLoopMissed{
     "fatjit_rt_numeric_loop_missed",
     reinterpret_cast<const void*>(&fatjit_rt_numeric_loop_missed), 3, false};
@@ -245,9 +248,10 @@ class FunctionCompiler {
   // kUnknown, kInt, kFloat, kOther: what a value or a local holds. Only on numeric loops' stacks
   // (lower_numeric_loops.cc): kIntList and kFloatList, an exact list (a local, borrowed) whose
   // items are read as that kind; kNull and kCallee, the two slots of a function to be called
-  // (inlined).
+  // (inlined); kModule, a module bound to a global (math), whose attribute the loop calls;
+  // kSqrt, the math module's own sqrt, to be called (computed inline).
   enum class NumKind : uint8_t {
-    kUnknown, kInt, kFloat, kOther, kIntList, kFloatList, kNull, kCallee
+    kUnknown, kInt, kFloat, kOther, kIntList, kFloatList, kNull, kCallee, kModule, kSqrt
   };
 
   FunctionCompiler(const CompileRequest& request, Emitter& e, NativeCode& out)
@@ -346,6 +350,11 @@ class FunctionCompiler {
                         std::map<int, InlineCallee>* callees) const;
   NumKind LoopKindOfLocal(int local) const;
   void FindSubscriptedLocals();
+  // What the global a LOAD_GLOBAL at `index` reads is taken to be in a numeric loop, from its
+  // value now: without a NULL, kModule (a module whose attribute the next LOAD_METHOD takes is
+  // math.sqrt), kFloat or kInt; with one, kSqrt (math.sqrt itself) or kCallee.
+  NumKind LoopGlobalKind(int index) const;
+  PyObject* GlobalNow(PyObject* name) const;  // borrowed, or null; runs no code
   // The function bound to global `name` now, if its code qualifies for inlining with arguments
   // of kinds `args`: *callee and the result's kind (int or float).
   bool LeafCallee(PyObject* name, const std::vector<NumKind>& args, InlineCallee* callee,

@@ -161,6 +161,55 @@ void FunctionCompiler::FindSubscriptedLocals() {
   }
 }
 
+PyObject* FunctionCompiler::GlobalNow(PyObject* name) const {
+  PyObject* globals = request_.globals;
+  if (globals == nullptr || !PyDict_CheckExact(globals) ||
+      !compat::DictHasOnlyStrKeys(globals) || !PyUnicode_CheckExact(name)) {
+    return nullptr;
+  }
+  PyObject* value = PyDict_GetItemWithError(globals, name);
+  PyErr_Clear();
+  return value;
+}
+
+namespace {
+
+// The math module's sqrt, if the module is imported (borrowed from its dict; null otherwise).
+// Looked up in sys.modules without importing anything.
+PyObject* MathSqrt() {
+  Ref<> name = Ref<>::Steal(PyUnicode_FromString("math"));
+  if (!name) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  Ref<> math = Ref<>::Steal(PyImport_GetModule(name.get()));
+  PyErr_Clear();
+  if (!math || !PyModule_CheckExact(math.get())) return nullptr;
+  PyObject* sqrt = PyDict_GetItemString(PyModule_GetDict(math.get()), "sqrt");
+  return sqrt != nullptr && PyCFunction_Check(sqrt) ? sqrt : nullptr;
+}
+
+}  // namespace
+
+FunctionCompiler::NumKind FunctionCompiler::LoopGlobalKind(int index) const {
+  absl::Span<const Instruction> insts = decoded_.instructions();
+  const Instruction& inst = insts[index];
+  PyObject* value = GlobalNow(PyTuple_GET_ITEM(request_.compiled->co_names, inst.oparg >> 1));
+  PyObject* sqrt = value != nullptr ? MathSqrt() : nullptr;
+  const bool with_null = (inst.oparg & 1) != 0;
+  // `math.sqrt(x)`: LOAD_GLOBAL of math with a NULL, then LOAD_ATTR sqrt (or without the NULL,
+  // then LOAD_METHOD sqrt, which pushes one).
+  if (value != nullptr && PyModule_CheckExact(value) && sqrt != nullptr &&
+      index + 1 < static_cast<int>(insts.size()) &&
+      insts[index + 1].base_opcode == (with_null ? LOAD_ATTR : LOAD_METHOD) &&
+      fatjit_rt_peek_module_attribute(
+          value, PyTuple_GET_ITEM(request_.compiled->co_names, insts[index + 1].oparg)) == sqrt) {
+    return Kind::kModule;
+  }
+  if (with_null) return value != nullptr && value == sqrt ? Kind::kSqrt : Kind::kCallee;
+  return value != nullptr && PyFloat_CheckExact(value) ? Kind::kFloat : Kind::kInt;
+}
+
 // Inlined callees: a Python function bound to a global, whose code takes exactly the arguments
 // given by position (no defaults used, no keyword-only, *args or **kwargs parameters), has no
 // cells or free variables, is not a generator or coroutine, and is straight-line arithmetic:
@@ -364,14 +413,34 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
       stack.push_back(k);
       if (!flow(j + 1, stack, false)) return false;
     } else if (op == LOAD_GLOBAL) {
-      // Read once at the entry: nothing in the loop runs code that could rebind it. An int
-      // is guessed; the entry tests it. With a NULL (oparg & 1): a function to call, which the
-      // CALL inlines (the entry tests that the global still runs the same code).
-      if ((inst.oparg & 1) != 0) {
-        stack.push_back(Kind::kNull);
-        stack.push_back(Kind::kCallee);
+      // Read once at the entry: nothing in the loop runs code that could rebind it. A number of
+      // the kind it holds now (the entry tests it), or math whose sqrt is called. With a NULL
+      // (oparg & 1): a function to call, math.sqrt or one the CALL inlines (the entry tests that
+      // the global still is that function, or still runs the same code).
+      const Kind k = LoopGlobalKind(j);
+      if ((inst.oparg & 1) != 0) stack.push_back(Kind::kNull);
+      stack.push_back(k);
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == LOAD_METHOD || op == LOAD_ATTR) {
+      // math.sqrt: LOAD_METHOD of a module attribute pushes a NULL and the attribute; LOAD_ATTR
+      // replaces the module (after its NULL) by it.
+      if (stack.empty() || stack.back() != Kind::kModule) return false;
+      if (op == LOAD_METHOD) {
+        stack.back() = Kind::kNull;
+        stack.push_back(Kind::kSqrt);
       } else {
-        stack.push_back(Kind::kInt);
+        if (stack.size() < 2 || stack[stack.size() - 2] != Kind::kNull) return false;
+        stack.back() = Kind::kSqrt;
+      }
+      if (!flow(j + 1, stack, false)) return false;
+    } else if ((op == PRECALL || op == CALL) && inst.oparg == 1 && stack.size() >= 3 &&
+               stack[stack.size() - 2] == Kind::kSqrt) {
+      // math.sqrt(x) of a number: a float.
+      if (stack[stack.size() - 3] != Kind::kNull || !IsNumber(stack.back())) return false;
+      if (op == CALL) {
+        stack.resize(stack.size() - 3);
+        stack.push_back(Kind::kFloat);
+        ++operations;
       }
       if (!flow(j + 1, stack, false)) return false;
     } else if (op == PRECALL || op == CALL) {
@@ -639,19 +708,34 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   // from the head (after a break, say, or the POP_JUMP of a COMPARE_OP) get none.
   // Globals the loop reads: each looked up once here (the loop runs no code that could rebind
   // one; a back edge that handles the eval breaker leaves the loop first).
-  std::map<int, Value> globals;  // co_names index -> unboxed value
+  std::map<int, Value> globals;  // co_names index -> unboxed value, or the module, or sqrt
+  PyObject* const sqrt = MathSqrt();
+  auto is_object = [&](Value value, PyObject* object) {
+    kept_.push_back(Ref<>::Create(object));  // no address reuse while the code lives
+    Block same = e_.NewBlock("loop_global_same");
+    e_.Branch(e_.Compare(Cmp::kEq, value, e_.Ptr(object)), same, generic);
+    Enter(same);
+  };
   for (int j = head; j < end; ++j) {
     const Instruction& inst = insts[j];
-    if (inst.base_opcode != LOAD_GLOBAL || (inst.oparg & 1) != 0 ||
-        globals.count(inst.oparg >> 1) != 0) {
-      continue;
-    }
+    if (inst.base_opcode != LOAD_GLOBAL || globals.count(inst.oparg >> 1) != 0) continue;
+    const Kind kind = LoopGlobalKind(j);
+    if (kind == Kind::kCallee) continue;  // below
     PyObject* name = PyTuple_GET_ITEM(request_.compiled->co_names, inst.oparg >> 1);
     Value value = e_.Call(kPeekGlobal, {frame_, e_.Ptr(name)});
     Block found = e_.NewBlock("loop_global_found");
     e_.Branch(e_.Compare(Cmp::kNe, value, e_.Imm(0)), found, generic);
     Enter(found);
-    globals[inst.oparg >> 1] = UnboxNumber(value, Kind::kInt, generic);
+    if (kind == Kind::kSqrt) {  // bound to math.sqrt itself
+      is_object(value, sqrt);
+    } else if (kind == Kind::kModule) {  // the same module, whose attribute is still math.sqrt
+      is_object(value, GlobalNow(name));
+      PyObject* attribute = PyTuple_GET_ITEM(request_.compiled->co_names, insts[j + 1].oparg);
+      is_object(e_.Call(kPeekModuleAttribute, {value, e_.Ptr(attribute)}), sqrt);
+    } else {
+      value = UnboxNumber(value, kind, generic);
+    }
+    globals[inst.oparg >> 1] = value;
   }
   // Inlined callees: each global still bound to a function running the code inlined (a
   // function's globals, defaults and closure do not matter to such code), and room for the
@@ -879,19 +963,37 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         e_.Jump(successor(j + 1));
         break;
       case LOAD_GLOBAL:
-        if ((inst.oparg & 1) != 0) {  // a NULL and the callee (the entry checked it)
-          push(e_.Imm(0));
+        if ((inst.oparg & 1) != 0) push(e_.Imm(0));  // a NULL, then the function
+        if (LoopGlobalKind(j) == Kind::kCallee) {  // the entry checked it
           push(callee_functions.at(
               PyTuple_GET_ITEM(request_.compiled->co_names, inst.oparg >> 1)));
         } else {
-          push(globals[inst.oparg >> 1]);
+          push(globals.at(inst.oparg >> 1));
         }
+        e_.Jump(successor(j + 1));
+        break;
+      case LOAD_METHOD:  // math's sqrt (the entry checked it), after a NULL
+      case LOAD_ATTR:    // the same, the NULL pushed already
+        --depth;
+        if (inst.base_opcode == LOAD_METHOD) push(e_.Imm(0));
+        push(e_.Ptr(sqrt));
         e_.Jump(successor(j + 1));
         break;
       case PRECALL:
         e_.Jump(successor(j + 1));
         break;
       case CALL: {
+        if (kinds[depth - 2] == Kind::kSqrt) {  // math.sqrt(x): ValueError below -0.0
+          const Num x = pop();
+          depth -= 2;
+          Value bits = AsDouble(x, fail_at(j - 1));
+          Block in_domain = e_.NewBlock("loop_sqrt_domain");
+          e_.Branch(e_.FCompare(FCmp::kOlt, bits, e_.Imm(0)), fail_at(j - 1), in_domain);
+          Enter(in_domain);
+          push(e_.FSqrt(bits));
+          e_.Jump(successor(j + 1));
+          break;
+        }
         std::vector<Num> args;
         for (int a = depth - inst.oparg; a < depth; ++a) {
           args.push_back({kinds[a], e_.Load(stack_slots[a], 0)});

@@ -248,6 +248,12 @@ class LlvmEmitter final : public Emitter {
     return Push(builder_.CreateBitCast(value, i64_));
   }
 
+  Value FSqrt(Value a) override {
+    if (!CanEmit("FSqrt")) return Push(llvm::PoisonValue::get(i64_));
+    llvm::Value* root = builder_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, AsDouble(a));
+    return Push(builder_.CreateBitCast(root, i64_));
+  }
+
   Value FCompare(FCmp cmp, Value a, Value b) override {
     if (!CanEmit("FCompare")) return Push(llvm::PoisonValue::get(builder_.getInt1Ty()));
     return Push(builder_.CreateFCmp(FloatPredicate(cmp), AsDouble(a), AsDouble(b)));

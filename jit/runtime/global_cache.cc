@@ -29,6 +29,17 @@ extern "C" int64_t fatjit_rt_LOAD_GLOBAL_CACHED(PyThreadState* tstate, _PyInterp
   return 0;
 }
 
+extern "C" PyObject* fatjit_rt_peek_module_attribute(PyObject* module, PyObject* name) {
+  if (!PyModule_CheckExact(module)) return nullptr;
+  PyObject* dict = PyModule_GetDict(module);
+  if (dict == nullptr || !PyDict_CheckExact(dict) || !fatjit::compat::DictHasOnlyStrKeys(dict)) {
+    return nullptr;
+  }
+  PyObject* value = PyDict_GetItemWithError(dict, name);
+  PyErr_Clear();  // none can be set by str-keyed lookups; never leave one behind
+  return value;
+}
+
 extern "C" PyObject* fatjit_rt_peek_global(_PyInterpreterFrame* frame, PyObject* name) {
   PyObject* globals = frame->f_globals;
   PyObject* builtins = frame->f_builtins;

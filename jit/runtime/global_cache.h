@@ -33,6 +33,9 @@ struct GlobalCache {
 // code: only when the globals and builtins are exact dicts with only str keys (whose lookups
 // compare nothing but str); null otherwise, and when the name is bound in neither.
 extern "C" PyObject* fatjit_rt_peek_global(_PyInterpreterFrame* frame, PyObject* name);
+// The attribute `name` of `module` as its dict holds it (borrowed), found without running any
+// code: only for an exact module whose dict is an exact dict with only str keys; else null.
+extern "C" PyObject* fatjit_rt_peek_module_attribute(PyObject* module, PyObject* name);
 
 extern "C" int64_t fatjit_rt_LOAD_GLOBAL_CACHED(PyThreadState* tstate, _PyInterpreterFrame* frame,
                                                 PyObject** sp, int64_t oparg, PyObject* aux);

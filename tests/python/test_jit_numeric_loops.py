@@ -985,3 +985,97 @@ def test_a_loop_on_items_of_something_else_than_a_list_gives_its_entry_up():
         assert native.total([1.5] * 10, 10) == 15.0
     finally:
         fatjit.unspecialize(native.total)
+
+
+# math.sqrt in numeric loops, called through the module or bound to a global, and float globals:
+# computed inline while the entry finds the globals bound as when compiled.
+MATH = """
+import math
+from math import sqrt
+DT = 0.5
+
+def lengths(x, n):
+    s = 0.0
+    for i in range(n):
+        s += math.sqrt(x[i]) * DT
+    return s
+
+def lengths_bound(x, n):
+    s = 0.0
+    for i in range(n):
+        s += sqrt(x[i] + 0.0)
+    return s
+
+def int_roots(n, k):
+    s = 0.0
+    for i in range(n):
+        s += math.sqrt(i * k)
+    return s
+"""
+
+
+@pytest.fixture(scope="module")
+def math_pair():
+    plain, native = new_module(MATH), new_module(MATH)
+    for name in ("lengths", "lengths_bound", "int_roots"):
+        fatjit.jit(getattr(native, name))
+    native.lengths([1.0, 4.0], 2)          # compiled here: a list of floats
+    native.lengths_bound([1.0, 4.0], 2)
+    native.int_roots(3, 7)
+    yield plain, native
+    for name in ("lengths", "lengths_bound", "int_roots"):
+        fatjit.unspecialize(getattr(native, name))
+
+
+def test_math_sqrt_runs_inline_in_numeric_loops(math_pair):
+    plain, native = math_pair
+    x = [0.25 * k for k in range(100)]
+    for name, args in (("lengths", (x, 100)), ("lengths_bound", (x, 100)),
+                       ("int_roots", (100, 12345))):
+        agree(plain, native, name, *args)
+        text = fatjit.explain(getattr(native, name))
+        assert "in 1 numeric loop" in text and "failed loop entries" not in text, (name, text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.lists(items, max_size=10), n=st.integers(-1, 12),
+       k=st.one_of(st.integers(-3, 3), st.sampled_from([2**40, 2**60, 0.5, -0.0])))
+def test_math_sqrt_matches_the_interpreter(math_pair, x, n, k):
+    # Negative numbers raise ValueError from math.sqrt's own call (the loop leaves at its
+    # PRECALL); NaN, infinities, -0.0, ints past 2**53, None: as the interpreter.
+    plain, native = math_pair
+    agree(plain, native, "lengths", x, n)
+    agree(plain, native, "lengths_bound", x, n)
+    agree(plain, native, "int_roots", n, k)
+
+
+def test_rebinding_math_sqrt_or_the_globals_is_seen_at_the_next_entry():
+    plain, native = new_module(MATH), new_module(MATH)
+    fatjit.jit(native.lengths)
+    fatjit.jit(native.lengths_bound)
+    try:
+        x = [1.0, 4.0, 9.0]
+        assert native.lengths(x, 3) == plain.lengths(x, 3) == 3.0
+        assert native.lengths_bound(x, 3) == 6.0
+        for module in (native, plain):
+            module.DT = 2                                   # an int now
+        assert native.lengths(x, 3) == plain.lengths(x, 3) == 12.0
+        fake = type(math)("math")
+        fake.sqrt = lambda v: -v
+        for module in (native, plain):
+            module.math = fake                              # another module
+            module.sqrt = abs                               # another function
+        assert native.lengths(x, 3) == plain.lengths(x, 3) == -28.0
+        assert native.lengths_bound(x, 3) == plain.lengths_bound(x, 3) == 14.0
+        for module in (native, plain):
+            module.math = math
+        saved = math.sqrt
+        math.sqrt = lambda v: 1.0                           # the module's attribute
+        try:
+            assert native.lengths(x, 3) == plain.lengths(x, 3) == 6.0
+        finally:
+            math.sqrt = saved
+        assert native.lengths(x, 3) == 12.0
+    finally:
+        fatjit.unspecialize(native.lengths)
+        fatjit.unspecialize(native.lengths_bound)
