@@ -249,9 +249,11 @@ class FunctionCompiler {
   // (lower_numeric_loops.cc): kIntList and kFloatList, an exact list (a local, borrowed) whose
   // items are read as that kind; kNull and kCallee, the two slots of a function to be called
   // (inlined); kModule, a module bound to a global (math), whose attribute the loop calls;
-  // kSqrt, the math module's own sqrt, to be called (computed inline).
+  // kSqrt, the math module's own sqrt, to be called (computed inline); kRange, the range type,
+  // to be called; kRangeIter, the iterator of an inner range loop (its state held unboxed).
   enum class NumKind : uint8_t {
-    kUnknown, kInt, kFloat, kOther, kIntList, kFloatList, kNull, kCallee, kModule, kSqrt
+    kUnknown, kInt, kFloat, kOther, kIntList, kFloatList, kNull, kCallee, kModule, kSqrt,
+    kRange, kRangeIter
   };
 
   FunctionCompiler(const CompileRequest& request, Emitter& e, NativeCode& out)
@@ -345,9 +347,15 @@ class FunctionCompiler {
   };
   // The stack kinds before each instruction of [head, end) when the loop qualifies, and the
   // functions its CALLs inline (by the CALL's index).
+  // A local left open by the code (open_local_) takes the kind the loop stores into it: the
+  // analysis starts again with that kind (loop_kinds_, per loop) a few times at most.
   bool NumericLoopShape(int head, int end, std::vector<std::vector<NumKind>>* stacks,
                         std::vector<int>* locals, std::vector<bool>* stored,
                         std::map<int, InlineCallee>* callees) const;
+  bool NumericLoopShapeOnce(int head, int end, std::vector<std::vector<NumKind>>* stacks,
+                            std::vector<int>* locals, std::vector<bool>* stored,
+                            std::map<int, InlineCallee>* callees, bool* again) const;
+  mutable std::map<int, NumKind> loop_kinds_;  // NumericLoopShape's kinds of open locals
   NumKind LoopKindOfLocal(int local) const;
   void FindSubscriptedLocals();
   // What the global a LOAD_GLOBAL at `index` reads is taken to be in a numeric loop, from its

@@ -6,22 +6,27 @@
 // where the loop goes whenever its fast path cannot go on.
 // A numeric loop is the range [head, end) of a backward jump's target (head) through the last
 // backward jump to it, reached from outside only at its head, whose instructions are LOAD_FAST,
-// LOAD_CONST of an int64 or float, LOAD_GLOBAL of an int (read once, at the entry), BINARY_OP
-// (the operators numeric regions compute), STORE_FAST, COMPARE_OP + POP_JUMP, POP_JUMP on a
-// number, JUMP_FORWARD, NOP, backward jumps to the head, FOR_ITER at the head, BINARY_SUBSCR of
-// a list local's item at an int index, STORE_SUBSCR of a number of the list's kind into one,
-// COPY and SWAP of numbers and lists, and a call (LOAD_GLOBAL with its NULL, the arguments,
-// PRECALL, CALL) of a function bound to a global whose code is straight-line arithmetic on its
-// arguments (LeafCallee); every way out leaves the stack as the head found it (FOR_ITER's
-// exhaustion less the iterator). Each local it uses has one kind (int or float, the guess of
-// GuessLocalKinds, which every store into it keeps; or, for a local the loop never stores and
-// whose hint is a list of floats or ints, that list kind).
+// LOAD_CONST of an int64 or float, LOAD_GLOBAL of an int or float (read once, at the entry),
+// BINARY_OP (the operators numeric regions compute), STORE_FAST, COMPARE_OP + POP_JUMP, POP_JUMP
+// on a number, JUMP_FORWARD, NOP, backward jumps to the head, FOR_ITER at the head,
+// BINARY_SUBSCR of a list local's item at an int index, STORE_SUBSCR of a number of the list's
+// kind into one, COPY and SWAP of numbers and lists, a call (LOAD_GLOBAL with its NULL, the
+// arguments, PRECALL, CALL) of a function bound to a global whose code is straight-line
+// arithmetic on its arguments (LeafCallee), math.sqrt of a number (through the module bound to a
+// global, or a global bound to it), and inner range loops: range() of 1 to 3 ints (bound to a
+// global or a constant), GET_ITER, FOR_ITER whose exhaustion stays in the loop, POP_TOP of its
+// iterator for a break, and JUMP_BACKWARD to that FOR_ITER; every way out leaves the stack as
+// the head found it (FOR_ITER's exhaustion less the iterator). Each local it uses has one kind
+// (int or float: the guess of GuessLocalKinds, which every store into it keeps; for a local the
+// code leaves open, the kind the loop stores into it; or, for a local the loop never stores, a
+// list of floats or ints by its hint, or if it has none and its items are used, of floats).
 // Produces, at the head: an entry that requires every local the loop uses to hold an exact int
 // (fitting an int64) or float of its kind (a list local: an exact list), FOR_ITER's iterator to
 // be a range iterator, each callee's global to be bound to a function whose code is the code
 // inlined, and room for one more recursion level (what the interpreter's call of a callee
-// would count); it unboxes the locals into stack slots of the native frame (which the optimizer
-// promotes to registers);
+// would count), math and range bound as when compiled (the objects, kept alive); it unboxes
+// the locals into stack slots of the native frame (which the optimizer promotes to registers);
+// an inner range loop's iterator is its state (start, step, length, index) in stack slots;
 // the body on those machine values, a back edge that polls the eval breaker; and commits, which
 // box the locals the loop stored (each into its own object when only the local refers to it, a
 // result in -5..256 as the cached int) and write back the iterator's index:
@@ -32,9 +37,11 @@
 //   - when an operation cannot be done inline (overflow, a zero divisor, an int too large for a
 //     double; an inlined callee's too; a list index past the end, an item not of the list's kind,
 //     an item replaced that is not an int or float), the current values, then the value stack as
-//     that instruction finds it (boxed, written into the frame), then that instruction's own
-//     per-instruction translation, which goes on from there (an inlined callee's failure leaves
-//     at its PRECALL: the call is made, and raises from the callee's frame as the interpreter's);
+//     that instruction finds it (boxed, written into the frame; an inner loop's iterator made
+//     a range iterator at its position), then that instruction's own per-instruction
+//     translation, which goes on from there (an inlined callee's, math.sqrt's or range()'s
+//     failure leaves at its PRECALL: the call is made, and raises as the interpreter's would);
+//     an inner loop's back edge leaves that way at its jump when the eval breaker is set;
 // an entry that fails goes to the per-instruction translation of the head too (each back edge
 // there comes back to the entry, so a loop whose locals change kind on the first iteration runs
 // that one iteration generically and the rest unboxed), and is counted: failing for good, with
@@ -54,6 +61,11 @@
 // replaces is released only if it is an exact int or float (whose deallocation runs no code); a
 // float that only the list refers to takes the value in place (nobody else can see it change).
 // Every read of an item loads it again, after any store before it (lists may be aliased).
+// math.sqrt is the math module's own function (the entry checks the global, or the module's
+// attribute, is that very object): IEEE sqrt of the double the number converts to exactly, and
+// a negative argument (its ValueError) left to the real call. range() of ints is the iterator
+// range_iter makes (start, step, get_len_of_range's length), arguments within 2^62 so that no
+// difference overflows; the object it would be is never seen before a way out makes it.
 // Leaving mid-iteration hands the frame to the per-instruction code exactly as the interpreter
 // would have it at that instruction: the locals committed, the value stack written as that
 // code expects it (an operand it borrows holds no reference of its own: FindBorrowedOperands),
@@ -83,6 +95,22 @@ struct RangeIterFields {  // rangeobject.c's rangeiterobject
   long len;
 };
 
+// A range iterator in the state an inner range loop holds unboxed (a new reference; null with
+// MemoryError set). Runs no Python code.
+extern "C" PyObject* fatjit_rt_new_range_iter(int64_t start, int64_t step, int64_t len,
+                                              int64_t index) {
+  auto* iter = reinterpret_cast<RangeIterFields*>(_PyObject_New(&PyRangeIter_Type));
+  if (iter == nullptr) return nullptr;
+  iter->start = start;
+  iter->step = step;
+  iter->len = len;
+  iter->index = index;
+  return reinterpret_cast<PyObject*>(iter);
+}
+
+const Helper kNewRangeIter{"fatjit_rt_new_range_iter",
+                           reinterpret_cast<const void*>(&fatjit_rt_new_range_iter), 4};
+
 bool IsBackwardJumpOpcode(int opcode) {
   return opcode == JUMP_BACKWARD || opcode == POP_JUMP_BACKWARD_IF_FALSE ||
          opcode == POP_JUMP_BACKWARD_IF_TRUE;
@@ -97,11 +125,14 @@ constexpr int kMaxCalleeInstructions = 64;
 
 }  // namespace
 
-// A local's kind in numeric loops: its guess (GuessLocalKinds); for a local of no guessed kind
+// A local's kind in numeric loops: the kind the loop stores into it if the code leaves it open
+// (NumericLoopShape, loop_kinds_); else its guess (GuessLocalKinds); for a local of no guessed kind
 // whose hint is a list of floats or ints, that list kind; else, when nothing is known, a list of
 // floats for a local whose items the code reads or stores (FindSubscriptedLocals), an int for
 // any other. The entry tests each (kind feedback corrects a guess that keeps failing).
 FunctionCompiler::NumKind FunctionCompiler::LoopKindOfLocal(int local) const {
+  auto stored = loop_kinds_.find(local);
+  if (stored != loop_kinds_.end()) return stored->second;
   const Kind k = local_kind_[local];
   if (k != Kind::kUnknown) return k;
   if (static_cast<size_t>(local) < request_.local_kinds.size()) {
@@ -169,6 +200,16 @@ PyObject* FunctionCompiler::GlobalNow(PyObject* name) const {
   }
   PyObject* value = PyDict_GetItemWithError(globals, name);
   PyErr_Clear();
+  if (value != nullptr) return value;
+  PyObject* builtins = PyDict_GetItemWithError(globals, &_Py_ID(__builtins__));
+  PyErr_Clear();
+  if (builtins != nullptr && PyModule_CheckExact(builtins)) builtins = PyModule_GetDict(builtins);
+  if (builtins == nullptr || !PyDict_CheckExact(builtins) ||
+      !compat::DictHasOnlyStrKeys(builtins)) {
+    return nullptr;
+  }
+  value = PyDict_GetItemWithError(builtins, name);
+  PyErr_Clear();
   return value;
 }
 
@@ -205,6 +246,9 @@ FunctionCompiler::NumKind FunctionCompiler::LoopGlobalKind(int index) const {
       fatjit_rt_peek_module_attribute(
           value, PyTuple_GET_ITEM(request_.compiled->co_names, insts[index + 1].oparg)) == sqrt) {
     return Kind::kModule;
+  }
+  if (with_null && value != nullptr && value == reinterpret_cast<PyObject*>(&PyRange_Type)) {
+    return Kind::kRange;
   }
   if (with_null) return value != nullptr && value == sqrt ? Kind::kSqrt : Kind::kCallee;
   return value != nullptr && PyFloat_CheckExact(value) ? Kind::kFloat : Kind::kInt;
@@ -341,6 +385,22 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
                                         std::vector<int>* locals,
                                         std::vector<bool>* stored,
                                         std::map<int, InlineCallee>* callees) const {
+  loop_kinds_.clear();
+  for (int round = 0; round <= kMaxLoopLocals; ++round) {  // each round settles one more local
+    bool again = false;
+    if (NumericLoopShapeOnce(head, end, stacks, locals, stored, callees, &again)) return true;
+    if (!again) break;
+  }
+  loop_kinds_.clear();
+  return false;
+}
+
+bool FunctionCompiler::NumericLoopShapeOnce(int head, int end,
+                                            std::vector<std::vector<NumKind>>* stacks,
+                                            std::vector<int>* locals,
+                                            std::vector<bool>* stored,
+                                            std::map<int, InlineCallee>* callees,
+                                            bool* again) const {
   absl::Span<const Instruction> insts = decoded_.instructions();
   const int n = static_cast<int>(insts.size());
   if (end - head > kMaxLoopInstructions || end > n) return false;
@@ -371,7 +431,9 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
   auto flow = [&](int j, const std::vector<Kind>& stack, bool back_edge) {
     if (!inside(j)) return stack.empty();
     if (j == head) return back_edge && stack.empty();
-    if (back_edge) return false;
+    if (back_edge) {  // to an inner range loop's FOR_ITER, reached before from above
+      return insts[j].base_opcode == FOR_ITER && seen[j - head] && at[j - head] == stack;
+    }
     if (!seen[j - head]) {
       seen[j - head] = true;
       at[j - head] = stack;
@@ -388,10 +450,24 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
     std::vector<Kind> stack = at[j - head];
     const int op = inst.base_opcode;
     auto target = [&] { return decoded_.IndexAt(inst.jump_target); };
-    if (op == FOR_ITER) {
-      if (j != head || inside(target())) return false;
+    if (op == FOR_ITER && j != head) {
+      // An inner range loop: its iterator made by a range() call in the loop (below).
+      if (stack.empty() || stack.back() != Kind::kRangeIter || !inside(target())) return false;
+      stack.pop_back();
+      if (!flow(target(), stack, false)) return false;  // exhausted: the iterator goes
+      stack.push_back(Kind::kRangeIter);
+      stack.push_back(Kind::kInt);
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == FOR_ITER) {
+      if (inside(target())) return false;
       if (!flow(target(), stack, false)) return false;  // exhausted: the iterator goes too
       stack.push_back(Kind::kInt);
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == PUSH_NULL) {
+      stack.push_back(Kind::kNull);
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == GET_ITER) {  // of range(...): its iterator
+      if (stack.empty() || stack.back() != Kind::kRangeIter) return false;
       if (!flow(j + 1, stack, false)) return false;
     } else if (op == LOAD_FAST || op == STORE_FAST) {
       if (inst.oparg < 0 || inst.oparg >= nlocalsplus_) return false;
@@ -402,13 +478,25 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
       if (op == LOAD_FAST) {
         stack.push_back(k);
       } else {
-        if (stack.empty() || stack.back() != k) return false;
+        if (stack.empty()) return false;
+        if (stack.back() != k) {
+          // An open local (`dx = x[i] - x[j]`) takes the kind stored: start again with it.
+          if (open_local_[inst.oparg] && IsNumber(stack.back()) &&
+              loop_kinds_.count(inst.oparg) == 0) {
+            loop_kinds_[inst.oparg] = stack.back();
+            *again = true;
+          }
+          return false;
+        }
         stack.pop_back();
         (*stored)[inst.oparg] = true;
       }
       if (!flow(j + 1, stack, false)) return false;
     } else if (op == LOAD_CONST) {
-      const Kind k = ConstantKind(PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg));
+      PyObject* constant = PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg);
+      const Kind k = constant == reinterpret_cast<PyObject*>(&PyRange_Type)
+                         ? Kind::kRange
+                         : ConstantKind(constant);
       if (k == Kind::kOther) return false;
       stack.push_back(k);
       if (!flow(j + 1, stack, false)) return false;
@@ -431,6 +519,27 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
       } else {
         if (stack.size() < 2 || stack[stack.size() - 2] != Kind::kNull) return false;
         stack.back() = Kind::kSqrt;
+      }
+      if (!flow(j + 1, stack, false)) return false;
+    } else if ((op == PRECALL || op == CALL) && inst.oparg >= 1 && inst.oparg <= 3 &&
+               static_cast<int>(stack.size()) >= inst.oparg + 2 &&
+               stack[stack.size() - inst.oparg - 1] == Kind::kRange) {
+      // range(stop), range(start, stop[, step]) of ints, iterated at once by an inner loop
+      // (GET_ITER, then its FOR_ITER): its iterator.
+      const int argc = inst.oparg;
+      const int size = static_cast<int>(stack.size());
+      if (stack[size - argc - 2] != Kind::kNull) return false;
+      for (int a = size - argc; a < size; ++a) {
+        if (stack[a] != Kind::kInt) return false;
+      }
+      if (op == CALL) {
+        if (j + 2 >= end || insts[j + 1].base_opcode != GET_ITER || jump_target_[j + 1] ||
+            insts[j + 2].base_opcode != FOR_ITER) {
+          return false;
+        }
+        stack.resize(size - argc - 2);
+        stack.push_back(Kind::kRangeIter);
+        ++operations;
       }
       if (!flow(j + 1, stack, false)) return false;
     } else if ((op == PRECALL || op == CALL) && inst.oparg == 1 && stack.size() >= 3 &&
@@ -553,9 +662,13 @@ bool FunctionCompiler::NumericLoopShape(int head, int end,
       if (!flow(jump_target, stack, backward) || !flow(jump + 1, stack, false)) return false;
     } else if (op == JUMP_FORWARD) {
       if (!flow(target(), stack, false)) return false;
-    } else if (op == JUMP_BACKWARD) {
-      if (target() != head || !flow(head, stack, true)) return false;
+    } else if (op == JUMP_BACKWARD) {  // to the head, or to an inner range loop's FOR_ITER
+      if (!inside(target()) || !flow(target(), stack, true)) return false;
     } else if (op == NOP) {
+      if (!flow(j + 1, stack, false)) return false;
+    } else if (op == POP_TOP && !stack.empty() && stack.back() == Kind::kRangeIter) {
+      // `break` out of an inner range loop: its iterator popped, then a jump past the loop.
+      stack.pop_back();
       if (!flow(j + 1, stack, false)) return false;
     } else if (op == POP_TOP) {
       // `break` out of a range loop: the iterator popped, then a jump out of the loop.
@@ -617,6 +730,16 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   for (const auto& s : stacks) max_stack = std::max(max_stack, s.size() + 1);
   std::vector<Value> stack_slots;
   for (size_t k = 0; k < max_stack; ++k) stack_slots.push_back(e_.StackSlot());
+  // An inner range loop's iterator, by its stack slot (loops one after the other share it).
+  struct InnerRange {
+    Value index, start, step, len;  // stack slots
+  };
+  std::map<int, InnerRange> inner_ranges;
+  auto inner_range = [&](int depth) -> const InnerRange& {
+    auto found = inner_ranges.find(depth);
+    if (found != inner_ranges.end()) return found->second;
+    return inner_ranges[depth] = {e_.StackSlot(), e_.StackSlot(), e_.StackSlot(), e_.StackSlot()};
+  };
   struct LocalState {
     Value old_object;  // the frame's object at entry: the frame is not written until a commit
     Value value, dirty;  // stack slots (dirty: only if stored)
@@ -728,6 +851,8 @@ void FunctionCompiler::LowerNumericLoop(int head) {
     Enter(found);
     if (kind == Kind::kSqrt) {  // bound to math.sqrt itself
       is_object(value, sqrt);
+    } else if (kind == Kind::kRange) {
+      is_object(value, reinterpret_cast<PyObject*>(&PyRange_Type));
     } else if (kind == Kind::kModule) {  // the same module, whose attribute is still math.sqrt
       is_object(value, GlobalNow(name));
       PyObject* attribute = PyTuple_GET_ITEM(request_.compiled->co_names, insts[j + 1].oparg);
@@ -842,15 +967,27 @@ void FunctionCompiler::LowerNumericLoop(int head) {
   // frame, each value as k's translation expects it (an operand it borrows is the local's or
   // co_consts' object, without a reference of its own; a constant, co_consts' object; a number,
   // boxed; a list or a callee, the object, with a new reference; a NULL, null).
+  // Every such way out records its instruction and goes to one block that commits, then to the
+  // instruction's own block that writes the value stack (one commit in the IR, not one per
+  // instruction: the loop's IR, and its compile time, stay small).
   std::map<int, Block> fail_blocks;
+  Value leave_site = e_.StackSlot();
+  Block commit_and_leave = -1;  // made with the first way out
   auto fail_at = [&](int k) {
     auto found = fail_blocks.find(k);
     if (found != fail_blocks.end()) return found->second;
+    if (commit_and_leave < 0) commit_and_leave = e_.NewBlock("loop_leave_commit");
     Block exit = e_.NewBlock("loop_leave_at");
     fail_blocks[k] = exit;
     const Block resume = current_;
     Enter(exit);
-    commit();
+    e_.Store(leave_site, 0, e_.Imm(k));
+    e_.Jump(commit_and_leave);
+    Enter(resume);
+    return exit;
+  };
+  // The value stack as instruction k's own translation expects it, then on to it.
+  auto write_stack_for = [&](int k) {
     const std::vector<Kind>& kinds = stacks[k - head];
     const Instruction& inst = insts[k];
     for (int d = 0; d < static_cast<int>(kinds.size()); ++d) {
@@ -875,6 +1012,16 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         case Kind::kNull:
           StoreSlot(slot, e_.Imm(0));
           break;
+        case Kind::kRangeIter: {  // an inner range loop's iterator, as an object now
+          const InnerRange& range = inner_range(d);
+          Value object = e_.Call(kNewRangeIter, {e_.Load(range.start, 0), e_.Load(range.step, 0),
+                                                 e_.Load(range.len, 0), e_.Load(range.index, 0)});
+          Block made = e_.NewBlock("loop_leave_range_iter");
+          e_.BranchUnlikely(e_.Compare(Cmp::kEq, object, e_.Imm(0)), ErrorExit(slot, inst), made);
+          Enter(made);
+          StoreSlot(slot, object);
+          break;
+        }
         case Kind::kInt:
           StoreSlot(slot, BoxInt(v, inst, slot));
           break;
@@ -893,8 +1040,6 @@ void FunctionCompiler::LowerNumericLoop(int head) {
       }
     }
     e_.Jump(blocks_[k]);
-    Enter(resume);
-    return exit;
   };
   // Leaving the loop for instruction `target` (outside it), committing the current values.
   auto leave_to = [&](int target) {
@@ -922,6 +1067,19 @@ void FunctionCompiler::LowerNumericLoop(int head) {
     Enter(resume);
     return edge;
   };
+  // A back edge to an inner range loop's FOR_ITER: when the eval breaker is set, the loop
+  // leaves at the jump (the iterator made an object), whose own translation handles it.
+  auto inner_back_edge = [&](int latch, int inner_head) {
+    Block edge = e_.NewBlock("loop_inner_back_edge");
+    const Block resume = current_;
+    Enter(edge);
+    Value interp = e_.Load(tstate_, kInterp);
+    Value breaker = e_.LoadVolatile(interp, kEvalBreakerFlag, Width::k32);
+    e_.BranchUnlikely(e_.Compare(Cmp::kNe, breaker, e_.Imm(0)), fail_at(latch),
+                      body_block(inner_head));
+    Enter(resume);
+    return edge;
+  };
   auto successor = [&](int j) {  // a fall through or forward jump from inside the loop
     return j >= head && j < end ? body_block(j) : leave_to(j);
   };
@@ -939,11 +1097,24 @@ void FunctionCompiler::LowerNumericLoop(int head) {
     auto push = [&](Value v) { e_.Store(stack_slots[depth++], 0, v); };
     auto jump_of = [&](const Instruction& jump_inst) {
       const int target = decoded_.IndexAt(jump_inst.jump_target);
-      return jump_inst.jump_target <= jump_inst.offset ? back_edge(&jump_inst - insts.data())
-                                                       : successor(target);
+      const int latch = static_cast<int>(&jump_inst - insts.data());
+      if (jump_inst.jump_target > jump_inst.offset) return successor(target);
+      return target == head ? back_edge(latch) : inner_back_edge(latch, target);
     };
     switch (inst.base_opcode) {
       case FOR_ITER: {
+        if (j != head) {  // an inner range loop's: its state is held unboxed
+          const InnerRange& range = inner_range(depth - 1);
+          Value index = e_.Load(range.index, 0);
+          Block next_value = e_.NewBlock("loop_inner_next");
+          e_.Branch(e_.Compare(Cmp::kSlt, index, e_.Load(range.len, 0)), next_value,
+                    body_block(decoded_.IndexAt(inst.jump_target)));  // exhausted: popped
+          Enter(next_value);
+          e_.Store(range.index, 0, e_.Add(index, e_.Imm(1)));
+          push(e_.Add(e_.Load(range.start, 0), e_.Mul(index, e_.Load(range.step, 0))));
+          e_.Jump(successor(j + 1));
+          break;
+        }
         Value index = e_.Load(index_slot, 0);
         Block next_value = e_.NewBlock("loop_range_next");
         Block exhausted = e_.NewBlock("loop_range_exhausted");
@@ -972,6 +1143,13 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         }
         e_.Jump(successor(j + 1));
         break;
+      case PUSH_NULL:
+        push(e_.Imm(0));
+        e_.Jump(successor(j + 1));
+        break;
+      case GET_ITER:  // of the range just made: the iterator is its state
+        e_.Jump(successor(j + 1));
+        break;
       case LOAD_METHOD:  // math's sqrt (the entry checked it), after a NULL
       case LOAD_ATTR:    // the same, the NULL pushed already
         --depth;
@@ -983,6 +1161,42 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         e_.Jump(successor(j + 1));
         break;
       case CALL: {
+        if (kinds[depth - inst.oparg - 1] == Kind::kRange) {
+          // range()'s iterator, as range_iter makes it: start, step and the length
+          // get_len_of_range computes. Arguments within +-2^62 (so that no difference below
+          // overflows) and a step other than 0; else range's own call (ValueError for 0).
+          std::vector<Value> args;
+          for (int a = depth - inst.oparg; a < depth; ++a) {
+            args.push_back(e_.Load(stack_slots[a], 0));
+          }
+          depth -= inst.oparg + 2;
+          Value start = args.size() == 1 ? e_.Imm(0) : args[0];
+          Value stop = args.size() == 1 ? args[0] : args[1];
+          Value step = args.size() == 3 ? args[2] : e_.Imm(1);
+          Value fits = e_.Compare(Cmp::kNe, step, e_.Imm(0));
+          for (Value v : args) {
+            fits = e_.And(fits, e_.Compare(Cmp::kUlt, e_.Add(v, e_.Imm(int64_t{1} << 62)),
+                                           e_.Imm(static_cast<int64_t>(uint64_t{1} << 63))));
+          }
+          Block made = e_.NewBlock("loop_range_made");
+          e_.Branch(fits, made, fail_at(j - 1));
+          Enter(made);
+          Value up = e_.Compare(Cmp::kSgt, step, e_.Imm(0));
+          // The values' span less one (negative when empty), and the step's magnitude.
+          Value span = e_.Select(up, e_.Sub(e_.Sub(stop, e_.Imm(1)), start),
+                                 e_.Sub(e_.Sub(start, e_.Imm(1)), stop));
+          Value magnitude = e_.Select(up, step, e_.Sub(e_.Imm(0), step));
+          Value len = e_.Select(e_.Compare(Cmp::kSge, span, e_.Imm(0)),
+                                e_.Add(e_.SDiv(span, magnitude), e_.Imm(1)), e_.Imm(0));
+          const InnerRange& range = inner_range(depth);
+          e_.Store(range.index, 0, e_.Imm(0));
+          e_.Store(range.start, 0, start);
+          e_.Store(range.step, 0, step);
+          e_.Store(range.len, 0, len);
+          push(e_.Imm(0));  // the iterator: its state above
+          e_.Jump(successor(j + 1));
+          break;
+        }
         if (kinds[depth - 2] == Kind::kSqrt) {  // math.sqrt(x): ValueError below -0.0
           const Num x = pop();
           depth -= 2;
@@ -1095,7 +1309,9 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         break;
       }
       case LOAD_CONST: {
-        push(NumericConstant(PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg)));
+        PyObject* constant = PyTuple_GET_ITEM(request_.compiled->co_consts, inst.oparg);
+        push(constant == reinterpret_cast<PyObject*>(&PyRange_Type) ? e_.Ptr(constant)
+                                                                    : NumericConstant(constant));
         e_.Jump(successor(j + 1));
         break;
       }
@@ -1117,6 +1333,11 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         e_.Jump(successor(j + 1));
         break;
       case POP_TOP: {  // a break out of the range loop: the iterator goes, then the jump out
+        if (!kinds.empty() && kinds.back() == Kind::kRangeIter) {  // an inner one: nothing to free
+          --depth;
+          e_.Jump(successor(j + 1));
+          break;
+        }
         commit();
         Decref(iter);  // a range iterator: runs no code
         JumpTo(insts[j + 1].jump_target);
@@ -1146,6 +1367,24 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         e_.Branch(condition, if_true ? taken : next, if_true ? next : taken);
         if (jump != j) ++j;  // the POP_JUMP was lowered with its COMPARE_OP
         break;
+      }
+    }
+  }
+  if (!fail_blocks.empty()) {
+    Enter(commit_and_leave);
+    commit();
+    Value site = e_.Load(leave_site, 0);
+    for (auto it = fail_blocks.begin(); it != fail_blocks.end(); ++it) {
+      const int k = it->first;
+      if (std::next(it) != fail_blocks.end()) {
+        Block here = e_.NewBlock("loop_leave_here");
+        Block other = e_.NewBlock("loop_leave_other");
+        e_.Branch(e_.Compare(Cmp::kEq, site, e_.Imm(k)), here, other);
+        Enter(here);
+        write_stack_for(k);
+        Enter(other);
+      } else {
+        write_stack_for(k);
       }
     }
   }

@@ -1079,3 +1079,104 @@ def test_rebinding_math_sqrt_or_the_globals_is_seen_at_the_next_entry():
     finally:
         fatjit.unspecialize(native.lengths)
         fatjit.unspecialize(native.lengths_bound)
+
+
+# Inner range loops: a loop nested in a numeric loop, over range() made in the loop, runs inside
+# it, its iterator held unboxed; leaving mid-iteration makes the iterator an object (at its
+# position) for the generic code to go on with.
+NESTED = """
+def pairs(x, n, lo, step):
+    s = 0.0
+    for i in range(n):
+        for j in range(lo, i, step):
+            s += x[i] / x[j]
+    return s
+
+def first_over(x, n, limit):
+    found = 0
+    for i in range(n):
+        for j in range(i):
+            if x[i] + x[j] > limit:
+                found += 1
+                break
+            if j % 3 == 1:
+                continue
+            found += 0
+    return found
+
+def grid(n, m, k):
+    t = 0
+    for a in range(n):
+        for b in range(m, -1, -k):
+            for c in range(a, b):
+                t += a * b - c
+    return t
+
+def spin_nested(n):
+    total = 0
+    for i in range(n):
+        for j in range(1000):
+            total = (total + i * j) % 1000003
+    return total
+"""
+
+
+@pytest.fixture(scope="module")
+def nested_pair():
+    plain, native = new_module(NESTED), new_module(NESTED)
+    for name in ("pairs", "first_over", "grid", "spin_nested"):
+        fatjit.jit(getattr(native, name))
+    native.pairs([1.0, 2.0, 3.0], 3, 0, 1)  # compiled here: a list of floats
+    native.first_over([1.0, 2.0], 2, 0.5)
+    native.grid(3, 3, 1)
+    native.spin_nested(2)
+    yield plain, native
+    for name in ("pairs", "first_over", "grid", "spin_nested"):
+        fatjit.unspecialize(getattr(native, name))
+
+
+def test_nested_range_loops_run_as_one_numeric_loop(nested_pair):
+    plain, native = nested_pair
+    x = [0.5 + k for k in range(40)]
+    agree(plain, native, "pairs", x, 40, 0, 1)
+    agree(plain, native, "pairs", x, 40, 39, -2)
+    agree(plain, native, "first_over", x, 40, 30.0)
+    agree(plain, native, "grid", 12, 20, 3)
+    for name in ("pairs", "first_over", "grid"):
+        ir = fatjit.explain(getattr(native, name), ir=True)
+        assert "loop_inner_next" in ir, name      # an inner loop lowered inside the outer one
+        # (one or two a call: the inner loops' targets are unbound before the first iteration)
+        assert failed_entries(getattr(native, name)) <= 8, name
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.lists(items, max_size=8), n=st.integers(-1, 9), lo=st.integers(-10, 10),
+       step=st.one_of(st.integers(-3, 3), st.sampled_from([2**62, -(2**63), 2**70, 0.5])),
+       limit=st.one_of(st.floats(allow_nan=True), st.integers(-5, 20)))
+def test_nested_loops_match_the_interpreter(nested_pair, x, n, lo, step, limit):
+    # A zero step (ValueError from range), bounds past 2**62, items of any kind and zero
+    # divisors inside the inner loop: the loop leaves where the operation is, its inner iterator
+    # an object at its position, and the generic code goes on (or raises) as the interpreter's.
+    plain, native = nested_pair
+    agree(plain, native, "pairs", x, n, lo, step)
+    agree(plain, native, "first_over", x, n, limit)
+    if isinstance(step, int) and abs(step) < 2**62:
+        agree(plain, native, "grid", n, lo, step)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_a_signal_interrupts_an_inner_loop(nested_pair):
+    plain, native = nested_pair
+    signal.signal(signal.SIGALRM, signal.default_int_handler)
+    try:
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt) as raised:
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            native.spin_nested(10**12)
+        assert time.perf_counter() - start < 10
+        frame = list(traceback.walk_tb(raised.value.__traceback__))[-1][0]
+        assert frame.f_code.co_name == "spin_nested"
+        assert 0 <= frame.f_locals["j"] < 1000 and frame.f_locals["i"] > 0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
