@@ -360,7 +360,9 @@ class FunctionCompiler {
   void FindSubscriptedLocals();
   // What the global a LOAD_GLOBAL at `index` reads is taken to be in a numeric loop, from its
   // value now: without a NULL, kModule (a module whose attribute the next LOAD_METHOD takes is
-  // math.sqrt), kFloat or kInt; with one, kSqrt (math.sqrt itself) or kCallee.
+  // math.sqrt), kFloat, kInt (also when unbound now) or kOther (no numeric loop); with one,
+  // kModule (math, whose attribute the next LOAD_ATTR takes is math.sqrt), kSqrt (math.sqrt
+  // itself), kRange (the range type) or kCallee.
   NumKind LoopGlobalKind(int index) const;
   PyObject* GlobalNow(PyObject* name) const;  // borrowed, or null; runs no code
   // The function bound to global `name` now, if its code qualifies for inlining with arguments

@@ -251,7 +251,8 @@ FunctionCompiler::NumKind FunctionCompiler::LoopGlobalKind(int index) const {
     return Kind::kRange;
   }
   if (with_null) return value != nullptr && value == sqrt ? Kind::kSqrt : Kind::kCallee;
-  return value != nullptr && PyFloat_CheckExact(value) ? Kind::kFloat : Kind::kInt;
+  if (value == nullptr || PyLong_CheckExact(value)) return Kind::kInt;  // unbound yet: a guess
+  return PyFloat_CheckExact(value) ? Kind::kFloat : Kind::kOther;
 }
 
 // Inlined callees: a Python function bound to a global, whose code takes exactly the arguments
@@ -506,6 +507,7 @@ bool FunctionCompiler::NumericLoopShapeOnce(int head, int end,
       // (oparg & 1): a function to call, math.sqrt or one the CALL inlines (the entry tests that
       // the global still is that function, or still runs the same code).
       const Kind k = LoopGlobalKind(j);
+      if (k == Kind::kOther) return false;  // no number now: no numeric loop
       if ((inst.oparg & 1) != 0) stack.push_back(Kind::kNull);
       stack.push_back(k);
       if (!flow(j + 1, stack, false)) return false;

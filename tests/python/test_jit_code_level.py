@@ -379,7 +379,7 @@ assert unchanged(times) == "nothing_entry_stable"
 first = times([1.0] * 10, 10)
 fatjit.wait_for_compiles()
 text = fatjit.explain(times)
-assert "optimized" in text and "in 1 numeric loop" in text, text
+assert "optimized" in text and "in 2 numeric loops" in text, text  # the inner one, and both
 assert times([1.0] * 10, 10) == first
 print("ok")
 """
