@@ -1082,6 +1082,16 @@ void FunctionCompiler::LowerNumericLoop(int head) {
     Enter(resume);
     return edge;
   };
+  // The address of a list's item at an int index, as list's subscript finds it (a negative
+  // index counts from the end); past the end (IndexError) to `fail`.
+  auto item_address = [&](Value list, Value index, Block fail) {
+    Value size = Field(list, kObSize);
+    Value wrapped = e_.Select(e_.Compare(Cmp::kSlt, index, e_.Imm(0)), e_.Add(index, size), index);
+    Block in_range = e_.NewBlock("loop_item_in_range");
+    e_.Branch(e_.Compare(Cmp::kUlt, wrapped, size), in_range, fail);
+    Enter(in_range);
+    return e_.Add(Field(list, offsetof(PyListObject, ob_item)), e_.Mul(wrapped, e_.Imm(8)));
+  };
   auto successor = [&](int j) {  // a fall through or forward jump from inside the loop
     return j >= head && j < end ? body_block(j) : leave_to(j);
   };
@@ -1219,18 +1229,11 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         e_.Jump(successor(j + 1));
         break;
       }
-      case BINARY_SUBSCR: {  // list[int]: a negative index counts from the end, as list's does
+      case BINARY_SUBSCR: {  // list[int]
         const Num index = pop();
         const Kind list_kind = kinds[depth - 1];
         Value list = e_.Load(stack_slots[--depth], 0);
-        Value size = Field(list, kObSize);
-        Value wrapped = e_.Select(e_.Compare(Cmp::kSlt, index.value, e_.Imm(0)),
-                                  e_.Add(index.value, size), index.value);
-        Block in_range = e_.NewBlock("loop_item_in_range");
-        e_.Branch(e_.Compare(Cmp::kUlt, wrapped, size), in_range, fail_at(j));  // IndexError
-        Enter(in_range);
-        Value items = Field(list, offsetof(PyListObject, ob_item));
-        Value item = e_.Load(e_.Add(items, e_.Mul(wrapped, e_.Imm(8))), 0);
+        Value item = e_.Load(item_address(list, index.value, fail_at(j)), 0);
         push(UnboxNumber(item, list_kind == Kind::kIntList ? Kind::kInt : Kind::kFloat,
                          fail_at(j)));
         e_.Jump(successor(j + 1));
@@ -1241,14 +1244,7 @@ void FunctionCompiler::LowerNumericLoop(int head) {
         const Kind list_kind = kinds[depth - 1];
         Value list = e_.Load(stack_slots[--depth], 0);
         const Num v = pop();
-        Value size = Field(list, kObSize);
-        Value wrapped = e_.Select(e_.Compare(Cmp::kSlt, index.value, e_.Imm(0)),
-                                  e_.Add(index.value, size), index.value);
-        Block in_range = e_.NewBlock("loop_store_in_range");
-        e_.Branch(e_.Compare(Cmp::kUlt, wrapped, size), in_range, fail_at(j));  // IndexError
-        Enter(in_range);
-        Value address = e_.Add(Field(list, offsetof(PyListObject, ob_item)),
-                               e_.Mul(wrapped, e_.Imm(8)));
+        Value address = item_address(list, index.value, fail_at(j));
         Value old = e_.Load(address, 0);
         // The item replaced is released here: only an exact int or float, whose deallocation
         // runs no code; anything else is left to k's own translation.
