@@ -352,8 +352,12 @@ void AppendNumericStatus(std::string& text, const jit::NativeCode& native, int k
         l >= static_cast<size_t>(code->co_nlocalsplus)) {
       continue;
     }
-    absl::StrAppend(&kinds, kinds.empty() ? "" : ", ",
-                    PyUnicode_AsUTF8(PyTuple_GET_ITEM(code->co_localsplusnames, l)), ": ",
+    const char* name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(code->co_localsplusnames, l));
+    if (name == nullptr) {  // a name that is no valid UTF-8 (code.replace can make one)
+      PyErr_Clear();
+      name = "?";
+    }
+    absl::StrAppend(&kinds, kinds.empty() ? "" : ", ", name, ": ",
                     KindName(native.local_kinds[l]));
   }
   absl::StrAppendFormat(&text, "; recompiled %d time%s for the kinds its loops met, now (%s)",
