@@ -194,7 +194,7 @@ bool TierUpEnabled() {
 enum class Recompile { kTierUp, kKinds };
 
 const char* RecompileText(Recompile why) {
-  return why == Recompile::kTierUp ? "optimized" : "recompiled for the parameter kinds seen";
+  return why == Recompile::kTierUp ? "optimized" : "recompiled for the kinds its loops met";
 }
 
 // On the compiler thread with the GIL: the optimized code replaces the code running so far.

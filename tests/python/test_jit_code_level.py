@@ -354,7 +354,7 @@ print("ok")
 """
     done = run(program, FATJIT_LOG="compile")
     check(done)
-    assert any("[code level]: recompiled for the parameter kinds seen:" in line
+    assert any("[code level]: recompiled for the kinds its loops met:" in line
                for line in done.stderr.splitlines()), done.stderr
 
 
