@@ -1218,8 +1218,9 @@ def test_a_tracer_a_signal_handler_sets_inside_an_inner_loop_sees_the_committed_
         sys.settrace(None)
         frames = [(f, line) for f, line in traceback.walk_tb(raised.value.__traceback__)
                   if f.f_code.co_name == "spin_nested"]
-        assert len(frames) == 1
-        frame, line = frames[0]
+        # (Debian's 3.11.2 lists the frame twice: a trace function's exception adds an entry.)
+        assert frames and all(f is frames[0][0] for f, _ in frames)
+        frame, line = frames[-1]
         i, j = frame.f_locals["i"], frame.f_locals["j"]
         assert i > 0 and 0 <= j < 1000
         # Stopped at `total = ...` (j just stored, its iteration not done), or at a `for` line
